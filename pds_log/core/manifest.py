@@ -1,0 +1,347 @@
+"""Plugin manifests: PQUIC ``.plugin`` files and xBGP ``manifest.json`` (DESIGN.md "Plugin formats").
+
+A plugin lives in ``plugins/<name>/`` of the Plugin Repository. Its directory holds exactly one
+top-level manifest:
+
+* PQUIC: a ``<x>.plugin`` file whose first line is ``<plugin name> [flags]`` (the name must be
+  the directory name); then lines ``protoop_name [param 0xNN] anchor file.o`` with anchor in
+  ``replace|pre|post|extern``, and lines ``other.plugin include`` that pull in fragments
+  (``.plugin`` files without a name line). Blank lines are ignored.
+* xBGP: ``manifest.json`` = ``{"jit_all": bool, "plugins": {<insertion point>: {"extra_mem": n,
+  "shared_mem": n, "replace"|"pre"|"post": {"<seq>": {"path": "x.o"}}}}}``.
+
+All paths in a manifest are relative to the plugin directory. Parsing is pure: the caller passes
+the plugin's files as a mapping of relative POSIX path -> bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .errors import FormatError
+from .names import validate_name
+
+PQUIC_FLAGS = frozenset({"dynamic_memory", "negotiate", "rate_unlimited"})
+PQUIC_ANCHORS = frozenset({"replace", "pre", "post", "extern"})
+XBGP_ANCHORS = ("replace", "pre", "post")
+XBGP_MANIFEST = "manifest.json"
+MAX_INCLUDE_DEPTH = 8
+MAX_MANIFEST_BYTES = 1 << 20
+
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAM_RE = re.compile(r"0x[0-9A-Fa-f]{1,4}")
+_SEQ_RE = re.compile(r"0|[1-9][0-9]{0,8}")
+_PATH_PART_RE = re.compile(r"[A-Za-z0-9_.+-]+")
+
+EM_BPF = 247
+ET_REL = 1
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One pluglet attachment: where (protoop/insertion point, param, anchor) and which object."""
+
+    point: str
+    anchor: str
+    pluglet: str
+    param: int | None = None
+    seq: int | None = None  # xBGP order within an anchor
+    source: str = ""  # "file:line" (PQUIC) or JSON path (xBGP), for messages
+
+
+@dataclass(frozen=True)
+class Manifest:
+    kind: str  # "pquic" | "xbgp"
+    path: str  # manifest file, relative to the plugin directory
+    name: str  # plugin name (PQUIC: from the name line; xBGP: the directory name)
+    hooks: tuple[Hook, ...]
+    flags: tuple[str, ...] = ()
+    fragments: tuple[str, ...] = ()  # PQUIC included files, in include order
+    options: Mapping[str, object] = field(default_factory=dict)  # xBGP jit_all / memory sizes
+
+    @property
+    def pluglets(self) -> tuple[str, ...]:
+        """Every object file the manifest names, sorted, without duplicates."""
+        return tuple(sorted({h.pluglet for h in self.hooks}))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Manifest files (top level + fragments)."""
+        return (self.path, *self.fragments)
+
+
+def validate_relative_path(path: str, where: str) -> str:
+    """A safe path inside the plugin directory: relative, no ``..``/``.``/empty parts,
+    no backslashes, only ``[A-Za-z0-9_.+-]`` in each part."""
+    if not isinstance(path, str) or not path:
+        raise FormatError(f"{where}: empty path")
+    if path.startswith("/"):
+        raise FormatError(f"{where}: absolute path {path!r} not allowed")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise FormatError(f"{where}: unsafe path {path!r} (empty, '.' or '..' component)")
+        if not _PATH_PART_RE.fullmatch(part):
+            raise FormatError(f"{where}: unsafe characters in path {path!r}")
+    return path
+
+
+def ebpf_object_problem(data: bytes) -> str | None:
+    """Why `data` is not a relocatable 64-bit eBPF ELF object, or None when it is one.
+
+    A header check only (magic, class, byte order, type, machine); the bytecode verifiers
+    decode the rest."""
+    if len(data) < 64:
+        return "too short to be an ELF object"
+    if data[:4] != b"\x7fELF":
+        return "not an ELF file (bad magic)"
+    if data[4] != 2:
+        return "not a 64-bit ELF (eBPF objects are ELFCLASS64)"
+    if data[5] not in (1, 2):
+        return "bad ELF byte order"
+    endian = "<" if data[5] == 1 else ">"
+    e_type, e_machine = struct.unpack_from(endian + "HH", data, 16)
+    if e_machine != EM_BPF:
+        return f"ELF machine is {e_machine}, not eBPF ({EM_BPF})"
+    if e_type != ET_REL:
+        return f"ELF type is {e_type}, not a relocatable object ({ET_REL})"
+    return None
+
+
+def _decode_text(data: bytes, path: str) -> str:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise FormatError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    if "\r" in text or "\x00" in text:
+        raise FormatError(f"{path}: contains CR or NUL characters")
+    return text
+
+
+def _parse_pquic_lines(
+    files: Mapping[str, bytes],
+    path: str,
+    top: bool,
+    stack: tuple[str, ...],
+    hooks: list[Hook],
+    fragments: list[str],
+) -> tuple[str, tuple[str, ...]]:
+    if path in stack:
+        raise FormatError(f"{stack[-1]}: include cycle through {path}")
+    if len(stack) >= MAX_INCLUDE_DEPTH:
+        raise FormatError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
+    if path not in files:
+        where = stack[-1] if stack else path
+        raise FormatError(f"{where}: included file {path} is missing")
+    text = _decode_text(files[path], path)
+    name, flags = "", ()
+    expect_name = top
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        where = f"{path}:{lineno}"
+        tokens = raw.split()
+        if not tokens:
+            continue
+        if raw != raw.strip() or "  " in raw or "\t" in raw:
+            raise FormatError(f"{where}: tokens must be separated by single spaces")
+        if expect_name:
+            expect_name = False
+            name = validate_name_at(tokens[0], where)
+            flags = tuple(tokens[1:])
+            for flag in flags:
+                if flag not in PQUIC_FLAGS:
+                    raise FormatError(
+                        f"{where}: unknown flag {flag!r} (allowed: {', '.join(sorted(PQUIC_FLAGS))})"
+                    )
+            if len(set(flags)) != len(flags):
+                raise FormatError(f"{where}: duplicate flag")
+            continue
+        if len(tokens) == 2 and tokens[1] == "include":
+            target = validate_relative_path(tokens[0], where)
+            if not target.endswith(".plugin"):
+                raise FormatError(f"{where}: included file {target!r} must end in .plugin")
+            if target not in fragments:
+                fragments.append(target)
+            _parse_pquic_lines(files, target, False, stack + (path,), hooks, fragments)
+            continue
+        if len(tokens) == 3:
+            point, anchor, obj = tokens
+            param = None
+        elif len(tokens) == 5 and tokens[1] == "param":
+            point, _, param_text, anchor, obj = tokens
+            if not _PARAM_RE.fullmatch(param_text):
+                raise FormatError(f"{where}: param {param_text!r} is not hex like 0x1f")
+            param = int(param_text, 16)
+        else:
+            raise FormatError(
+                f"{where}: expected 'protoop [param 0xNN] anchor file.o' or 'file.plugin include'"
+            )
+        if not _IDENT_RE.fullmatch(point):
+            raise FormatError(f"{where}: invalid protoop name {point!r}")
+        if anchor not in PQUIC_ANCHORS:
+            raise FormatError(
+                f"{where}: anchor {anchor!r} not one of {', '.join(sorted(PQUIC_ANCHORS))}"
+            )
+        validate_relative_path(obj, where)
+        if not obj.endswith(".o"):
+            raise FormatError(f"{where}: pluglet {obj!r} must be an object file ending in .o")
+        hooks.append(Hook(point=point, anchor=anchor, pluglet=obj, param=param, source=where))
+    if top and not name:
+        raise FormatError(f"{path}: empty manifest (first line must be '<plugin name> [flags]')")
+    return name, flags
+
+
+def validate_name_at(name: str, where: str) -> str:
+    try:
+        return validate_name(name)
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+
+
+def parse_pquic(files: Mapping[str, bytes], path: str, dir_name: str | None = None) -> Manifest:
+    """Parse the PQUIC manifest at `path` (with its includes) from `files`."""
+    validate_relative_path(path, path)
+    hooks: list[Hook] = []
+    fragments: list[str] = []
+    name, flags = _parse_pquic_lines(files, path, True, (), hooks, fragments)
+    if dir_name is not None and name != dir_name:
+        raise FormatError(f"{path}:1: plugin name {name!r} differs from its directory {dir_name!r}")
+    if not hooks:
+        raise FormatError(f"{path}: names no pluglet")
+    seen: dict[tuple[str, int | None], str] = {}
+    for hook in hooks:
+        if hook.anchor == "replace":
+            key = (hook.point, hook.param)
+            if key in seen:
+                raise FormatError(
+                    f"{hook.source}: second 'replace' for {hook.point}"
+                    f"{'' if hook.param is None else f' param {hook.param:#x}'} (first at {seen[key]})"
+                )
+            seen[key] = hook.source
+    return Manifest(kind="pquic", path=path, name=name, hooks=tuple(hooks), flags=flags,
+                    fragments=tuple(fragments))
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise FormatError(f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def _nonneg_int(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1 << 32:
+        raise FormatError(f"{where}: must be an integer in 0..2^32")
+    return value
+
+
+def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_MANIFEST) -> Manifest:
+    """Parse an xBGP ``manifest.json``; `name` is the plugin's directory name."""
+    validate_name(name)
+    text = _decode_text(files[path], path)
+    try:
+        doc = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"{path}: top level must be an object")
+    extra = set(doc) - {"jit_all", "plugins"}
+    if extra:
+        raise FormatError(f"{path}: unknown top-level key(s) {', '.join(sorted(extra))}")
+    if not isinstance(doc.get("jit_all"), bool):
+        raise FormatError(f"{path}: 'jit_all' must be true or false")
+    points = doc.get("plugins")
+    if not isinstance(points, dict) or not points:
+        raise FormatError(f"{path}: 'plugins' must be a non-empty object")
+    hooks: list[Hook] = []
+    options: dict[str, object] = {"jit_all": doc["jit_all"]}
+    for point, spec in points.items():
+        where = f"{path}: plugins.{point}"
+        if not _IDENT_RE.fullmatch(point):
+            raise FormatError(f"{where}: invalid insertion point name")
+        if not isinstance(spec, dict):
+            raise FormatError(f"{where}: must be an object")
+        extra = set(spec) - {"extra_mem", "shared_mem", *XBGP_ANCHORS}
+        if extra:
+            raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        for mem in ("extra_mem", "shared_mem"):
+            if mem in spec:
+                options[f"{point}.{mem}"] = _nonneg_int(spec[mem], f"{where}.{mem}")
+        anchors = [a for a in XBGP_ANCHORS if a in spec]
+        if not anchors:
+            raise FormatError(f"{where}: needs at least one of replace, pre, post")
+        for anchor in anchors:
+            seqs = spec[anchor]
+            if not isinstance(seqs, dict) or not seqs:
+                raise FormatError(f"{where}.{anchor}: must be a non-empty object of '<seq>': {{...}}")
+            for seq, entry in seqs.items():
+                ewhere = f"{where}.{anchor}.{seq}"
+                if not _SEQ_RE.fullmatch(seq):
+                    raise FormatError(f"{ewhere}: sequence key must be a decimal number")
+                if not isinstance(entry, dict) or set(entry) != {"path"}:
+                    raise FormatError(f"{ewhere}: must be exactly {{\"path\": \"x.o\"}}")
+                obj = validate_relative_path(entry["path"], ewhere)
+                if not obj.endswith(".o"):
+                    raise FormatError(f"{ewhere}: pluglet {obj!r} must end in .o")
+                hooks.append(Hook(point=point, anchor=anchor, pluglet=obj, seq=int(seq), source=ewhere))
+    return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
+
+
+def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
+    """Which file of a plugin directory is its top-level manifest.
+
+    ``manifest.json`` means xBGP. Otherwise the PQUIC manifest is the one top-level ``.plugin``
+    file whose first non-blank line starts with the plugin's name (fragments start with a
+    protoop line). Exactly one manifest is allowed."""
+    candidates = []
+    if XBGP_MANIFEST in files:
+        candidates.append(XBGP_MANIFEST)
+    for path in sorted(files):
+        if "/" in path or not path.endswith(".plugin"):
+            continue
+        try:
+            first = next((ln for ln in files[path].decode("utf-8", "replace").split("\n") if ln.strip()), "")
+        except Exception:  # pragma: no cover - decode with "replace" cannot fail
+            first = ""
+        if first.split()[:1] == [name]:
+            candidates.append(path)
+    if not candidates:
+        raise FormatError(
+            f"plugins/{name}: no manifest (need manifest.json or a .plugin file starting with {name!r})"
+        )
+    if len(candidates) > 1:
+        raise FormatError(f"plugins/{name}: more than one manifest: {', '.join(candidates)}")
+    return candidates[0]
+
+
+def parse_plugin_manifest(files: Mapping[str, bytes], name: str) -> Manifest:
+    """Find and parse the manifest of plugin `name` whose files are `files` (relative paths)."""
+    validate_name(name)
+    path = find_manifest_path(files, name)
+    if path == XBGP_MANIFEST:
+        return parse_xbgp(files, name, path)
+    return parse_pquic(files, path, dir_name=name)
+
+
+def check_pluglets(manifest: Manifest, files: Mapping[str, bytes], prefix: str = "") -> list[str]:
+    """Problems with the objects a manifest names: missing, or not eBPF ELF objects.
+
+    Returns one message per problem (empty list = fine); `prefix` is prepended to paths."""
+    problems = []
+    for obj in manifest.pluglets:
+        hook = next(h for h in manifest.hooks if h.pluglet == obj)
+        if obj not in files:
+            problems.append(f"{prefix}{obj}: missing pluglet named at {prefix}{hook.source}")
+            continue
+        why = ebpf_object_problem(files[obj])
+        if why:
+            problems.append(f"{prefix}{obj}: not an eBPF object: {why}")
+    return problems

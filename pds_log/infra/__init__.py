@@ -1,0 +1,1 @@
+"""Shared I/O helpers used by several roles (files, git, HTTP). No role logic lives here."""

@@ -134,3 +134,11 @@ class Binding:
         if binding.encode() != data:
             raise FormatError(f"{where}: not in canonical form (sorted keys, no spaces)")
         return binding
+
+
+def plugin_files_digest(files: Mapping[str, bytes]) -> str:
+    """Content hash of a plugin directory: SHA-256 of the canonical JSON object mapping each
+    relative path to the SHA-256 of its bytes. Keys verifier-result caches: unchanged bytes are
+    never verified twice, whatever commit they come from."""
+    listing = {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+    return hashlib.sha256(canonical_json(listing)).hexdigest()

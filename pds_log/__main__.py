@@ -1,0 +1,3 @@
+from pds_log.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""The PV log repository format (log v1): paths and records, shared by PVs and auditors.
+
+A PV's log repo is a git repository whose branch ``main`` has exactly one commit per epoch
+(message ``epoch <E>``; the commit of epoch E has the commit of epoch E-1 as its only parent).
+The tree of the epoch-E commit is the complete state after epoch E:
+
+    pv.json                                  the PV descriptor (origin, verifier key, PR, acceptance)
+    latest.note                              the STR of epoch E
+    epochs/<E // 1000>/<E>.note              the STR of every epoch so far
+    epochs/<E // 1000>/<E>.json              the epoch record of every epoch so far
+    bindings/<k0>/<k1>/<name>.json           canonical binding of every plugin in the tree
+    results/<k0>/<k1>/<name>.json            the latest verification record of every plugin seen
+    tiles/<level>/<h0>/<hash hex>            the tiles of the current tree (core.tiles format)
+    bytecode/<h0>/<sha256 hex>               validated objects and manifests, content-addressed
+    logs/<h0>/<sha256 hex>                   verifier logs, content-addressed
+
+where k0/k1 are the first two and next two hex digits of SHA-256(name) and h0 the first two hex
+digits of the file's own hash. Sharding keeps git tree objects small, so an epoch that changes
+k plugins writes O(k) new objects whatever the number of plugins.
+
+The static publication (``pds pv publish``) uses the same relative paths for the files it
+serves, plus ``proofs/<E>/<name>.json`` one-file proofs; only ``latest.note`` ever changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .binding import canonical_json
+from .errors import FormatError
+from .names import name_key, validate_name
+
+LOG_VERSION = 1
+PV_DESCRIPTOR = "pv.json"
+LATEST_STR = "latest.note"
+EPOCH_SHARD = 1000
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def epoch_dir(epoch: int) -> str:
+    return f"epochs/{epoch // EPOCH_SHARD}"
+
+
+def str_path(epoch: int) -> str:
+    return f"{epoch_dir(epoch)}/{epoch}.note"
+
+
+def epoch_record_path(epoch: int) -> str:
+    return f"{epoch_dir(epoch)}/{epoch}.json"
+
+
+def _name_shard(name: str) -> str:
+    k = name_key(validate_name(name)).hex()
+    return f"{k[:2]}/{k[2:4]}"
+
+
+def binding_path(name: str) -> str:
+    return f"bindings/{_name_shard(name)}/{name}.json"
+
+
+def result_path(name: str) -> str:
+    return f"results/{_name_shard(name)}/{name}.json"
+
+
+def tile_path(level: int, tile_hash: bytes) -> str:
+    h = tile_hash.hex()
+    return f"tiles/{level}/{h[:2]}/{h}"
+
+
+def blob_path(kind: str, sha256_hex: str) -> str:
+    """Content-addressed file under `kind` ("bytecode" or "logs")."""
+    if kind not in ("bytecode", "logs") or not _HEX64.fullmatch(sha256_hex):
+        raise FormatError(f"bad content-addressed path {kind}/{sha256_hex}")
+    return f"{kind}/{sha256_hex[:2]}/{sha256_hex}"
+
+
+def proof_path(epoch: int, name: str) -> str:
+    return f"proofs/{epoch}/{validate_name(name)}.json"
+
+
+def name_from_record_path(path: str) -> str:
+    """The plugin name of a bindings/ or results/ path (checked against its shard)."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[0] not in ("bindings", "results") or not parts[3].endswith(".json"):
+        raise FormatError(f"{path}: not a bindings/ or results/ record path")
+    name = parts[3][:-5]
+    expected = binding_path(name) if parts[0] == "bindings" else result_path(name)
+    if expected != path:
+        raise FormatError(f"{path}: file is in the wrong shard for {name}")
+    return name
+
+
+@dataclass
+class EpochRecord:
+    """What an epoch did: the PR range, the tree changes, and why things were left out.
+
+    added/updated: names whose binding entered or changed in the tree; removed: names whose
+    leaf left the tree, each with a reason ("deleted from the PR" or the rejection reason);
+    rejected: names verified this epoch and not accepted (absent from the tree after it);
+    commits: the PR commits checked this epoch with the verdict of the policy re-check."""
+
+    epoch: int
+    origin: str
+    pr_from: str | None
+    pr_to: str
+    time: int
+    root: str
+    size: int
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    policy: str = ""
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "v": LOG_VERSION, "epoch": self.epoch, "origin": self.origin,
+            "pr": {"from": self.pr_from, "to": self.pr_to}, "time": self.time,
+            "root": self.root, "size": self.size, "policy": self.policy,
+            "added": sorted(self.added), "updated": sorted(self.updated),
+            "removed": sorted(self.removed, key=lambda r: r["name"]),
+            "rejected": sorted(self.rejected, key=lambda r: r["name"]),
+            "commits": self.commits,
+        }
+
+    def encode(self) -> bytes:
+        return canonical_json(self.to_obj()) + b"\n"
+
+    @classmethod
+    def decode(cls, data: bytes, where: str = "epoch record") -> "EpochRecord":
+        try:
+            obj = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FormatError(f"{where}: invalid JSON ({exc})") from None
+        if not isinstance(obj, dict) or obj.get("v") != LOG_VERSION:
+            raise FormatError(f"{where}: not a v{LOG_VERSION} epoch record")
+        try:
+            rec = cls(epoch=obj["epoch"], origin=obj["origin"], pr_from=obj["pr"]["from"], pr_to=obj["pr"]["to"],
+                      time=obj["time"], root=obj["root"], size=obj["size"], added=list(obj["added"]),
+                      updated=list(obj["updated"]), removed=list(obj["removed"]), rejected=list(obj["rejected"]),
+                      commits=list(obj["commits"]), policy=obj.get("policy", ""))
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"{where}: missing or bad field {exc}") from None
+        for entry in rec.removed + rec.rejected:
+            if not isinstance(entry, dict) or "name" not in entry or "reason" not in entry:
+                raise FormatError(f"{where}: removed/rejected entries need a name and a reason")
+        return rec

@@ -123,8 +123,14 @@ def make_proof(tree: PrefixTree, name: str, epoch: int, binding_of: Callable[[st
     """Build the proof for `name` from a tree; `binding_of(name)` returns the binding whose
     value is at the leaf (called only for inclusion)."""
     validate_name(name)
-    key = name_key(name)
-    siblings, leaf = tree.prove(key)
+    siblings, leaf = tree.prove(name_key(name))
+    return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+
+
+def make_proof_from_leaf(name: str, epoch: int, siblings: list[bytes | None], leaf: tuple[bytes, bytes] | None,
+                         binding_of: Callable[[str], Binding]) -> Proof:
+    """A proof from a path found by `PrefixTree.prove` or `tiles.prove_from_tiles`."""
+    key = name_key(validate_name(name))
     binding = other = None
     if leaf is not None:
         if leaf[0] == key:

@@ -1,0 +1,64 @@
+"""The static publication of a PV (static v1): what a peer fetches, from any HTTP mirror.
+
+    latest.note                              the newest STR                  (the only mutable file)
+    pv.json                                  PV descriptor                   (changes only with its config)
+    epochs/<E // 1000>/<E>.note              STR of epoch E                  immutable
+    epochs/<E // 1000>/<E>.json              epoch record of epoch E         immutable
+    tiles/<level>/<h0>/<hash hex>            tree tiles, named by the hash   immutable
+    bindings/<v0>/<value hex>.json           binding bytes, named by SHA-256 immutable
+    proofs/<E>/<name>.json                   one-file proofs of the names    immutable
+                                             changed or rejected at epoch E
+    results/<E>/<name>.json                  verification record of <name>   immutable
+                                             made at epoch E
+    bytecode/<h0>/<sha256 hex>               validated objects/manifests     immutable
+    logs/<h0>/<sha256 hex>                   verifier logs                   immutable
+    status/<name>.json                       latest status of <name> at this PV (mutable, short
+                                             cache; explanatory only: {"epoch", "status",
+                                             "reason", "result": path of its results file})
+    site/...                                 the human site (HTML)
+
+A peer verifying plugin n: GET latest.note (verify, check chain/freshness), then walk the tiles
+from the root named in the STR down to n's position (each tile is checked against the hash its
+parent gave), then GET bindings/<v0>/<value>.json for the value found at the leaf and check it
+hashes to that value. Publishing epoch E writes only files that did not exist before.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .log_layout import epoch_record_path, str_path, tile_path  # noqa: F401  (same paths in both)
+from .names import validate_name
+
+LATEST = "latest.note"
+DESCRIPTOR = "pv.json"
+SITE_DIR = "site"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def binding_by_value_path(value: bytes) -> str:
+    h = value.hex()
+    return f"bindings/{h[:2]}/{h}.json"
+
+
+def proof_path(epoch: int, name: str) -> str:
+    return f"proofs/{epoch}/{validate_name(name)}.json"
+
+
+def result_path(epoch: int, name: str) -> str:
+    return f"results/{epoch}/{validate_name(name)}.json"
+
+
+def status_path(name: str) -> str:
+    return f"status/{validate_name(name)}.json"
+
+
+def content_path(kind: str, sha256_hex: str) -> str:
+    if kind not in ("bytecode", "logs") or not _HEX64.fullmatch(sha256_hex):
+        raise ValueError(f"bad content path {kind}/{sha256_hex}")
+    return f"{kind}/{sha256_hex[:2]}/{sha256_hex}"
+
+
+def is_mutable(path: str) -> bool:
+    """Files a publisher may replace (serve with a short max-age); all others never change."""
+    return path in (LATEST, DESCRIPTOR) or path.startswith((SITE_DIR + "/", "status/"))

@@ -1,0 +1,1 @@
+"""The Plugin Validator: configuration, epoch job, log repository, publication."""

@@ -1,0 +1,172 @@
+"""A PV's configuration file (pv.yaml) and its public descriptor (pv.json in the log repo).
+
+    version: 1
+    origin: pv1.example               # the STR origin = the note key name
+    pr:
+      url: /srv/pr.git                # or ssh://git@host/pr
+      branch: main
+      root: <commit id>               # the PR's root commit, pinned at init (trust on first use)
+    keys:
+      note: keys/note.key             # Ed25519 note signer (PRIVATE+KEY+...), mode 0600
+      ssh: keys/ssh_ed25519           # SSH key: signs the PV's commits to its PR area
+    log_repo: log.git                 # bare git repo, one commit per epoch
+    state_dir: state                  # lock, PR mirror, caches, pending epoch
+    verifiers:                        # name -> runner config (see verifier_runners)
+      reproducible: {runner: reproducible}
+    acceptance: reproducible          # formula over verifier names: & | ( )
+    epoch_interval: 600               # seconds; peers should allow a few intervals of age
+    jobs: 0                           # parallel verifier runs; 0 = number of CPUs
+    mirrors: []                       # git URLs the log repo is pushed to after each epoch
+    report_to_pr: true                # push STRs and failure reports to pvs/<origin> on the PR
+
+Relative paths are relative to the directory of pv.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pds_log.core.binding import canonical_json
+from pds_log.core.errors import FormatError, PdsError
+from pds_log.core.formula import Formula
+from pds_log.core.note import NoteSigner, validate_key_name
+
+_VERIFIER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+@dataclass
+class PvConfig:
+    path: Path
+    origin: str
+    pr_url: str
+    pr_branch: str
+    pr_root: str | None
+    note_key: Path
+    ssh_key: Path | None
+    log_repo: Path
+    state_dir: Path
+    verifiers: dict[str, dict[str, Any]]
+    acceptance: str
+    epoch_interval: int = 600
+    jobs: int = 0
+    mirrors: list[str] = field(default_factory=list)
+    report_to_pr: bool = True
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    def signer(self) -> NoteSigner:
+        try:
+            text = self.note_key.read_text()
+        except OSError as exc:
+            raise PdsError(f"{self.note_key}: cannot read the PV note key ({exc.strerror})") from None
+        signer = NoteSigner.from_string(text)
+        if signer.name != self.origin:
+            raise PdsError(f"{self.note_key}: key is for {signer.name!r}, but origin is {self.origin!r}")
+        return signer
+
+    def acceptance_formula(self) -> Formula:
+        """The acceptance expression: a monotone formula whose atoms are verifier names."""
+        formula = Formula.parse(self.acceptance, known_pvs=list(self.verifiers))
+        dotted = [str(a) for a in formula.atoms if a.prop is not None]
+        if dotted:
+            raise FormatError(f"acceptance {self.acceptance!r}: atoms must be verifier names, not {dotted[0]!r}")
+        return formula
+
+    def policy_obj(self) -> dict[str, Any]:
+        """What the STR `policy` line hashes: the acceptance formula and the verifier configs."""
+        return {"acceptance": self.acceptance, "verifiers": self.verifiers}
+
+    def policy_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.policy_obj())).hexdigest()
+
+    def descriptor(self) -> dict[str, Any]:
+        """pv.json: what auditors and peers need to know about this PV (no secrets)."""
+        return {
+            "v": 1,
+            "origin": self.origin,
+            "vkey": str(self.signer().verifier()),
+            "pr": {"url": self.pr_url, "branch": self.pr_branch, "root": self.pr_root},
+            "acceptance": self.acceptance,
+            "verifiers": self.verifiers,
+            "policy": self.policy_hash(),
+            "epoch_interval": self.epoch_interval,
+        }
+
+
+def _require(doc: dict, key: str, kind: type, where: str):
+    if key not in doc:
+        raise FormatError(f"{where}: missing '{key}'")
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise FormatError(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def load_config(path: str | os.PathLike) -> PvConfig:
+    path = Path(path).resolve()
+    where = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PdsError(f"{where}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{where}: invalid YAML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise FormatError(f"{where}: must be a mapping")
+    if doc.get("version") != 1:
+        raise FormatError(f"{where}: 'version' must be 1")
+    known = {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers", "acceptance",
+             "epoch_interval", "jobs", "mirrors", "report_to_pr"}
+    extra = set(doc) - known
+    if extra:
+        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    origin = validate_key_name(_require(doc, "origin", str, where))
+    pr = _require(doc, "pr", dict, where)
+    keys = _require(doc, "keys", dict, where)
+    base = path.parent
+    resolve = lambda p: (base / p).resolve() if not os.path.isabs(p) else Path(p)  # noqa: E731
+    verifiers = _require(doc, "verifiers", dict, where)
+    if not verifiers:
+        raise FormatError(f"{where}: 'verifiers' must name at least one verifier")
+    for name, conf in verifiers.items():
+        if not isinstance(name, str) or not name or set(name) - _VERIFIER_NAME_CHARS or name[0].isdigit():
+            raise FormatError(f"{where}: verifier name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        if not isinstance(conf, dict) or "runner" not in conf:
+            raise FormatError(f"{where}: verifiers.{name} must be a mapping with a 'runner'")
+    pr_url = _require(pr, "url", str, f"{where}: pr")
+    if "://" not in pr_url and not pr_url.startswith("/") and ":" not in pr_url:
+        pr_url = str(resolve(pr_url))
+    config = PvConfig(
+        path=path,
+        origin=origin,
+        pr_url=pr_url,
+        pr_branch=str(pr.get("branch", "main")),
+        pr_root=pr.get("root"),
+        note_key=resolve(_require(keys, "note", str, f"{where}: keys")),
+        ssh_key=resolve(keys["ssh"]) if keys.get("ssh") else None,
+        log_repo=resolve(str(doc.get("log_repo", "log.git"))),
+        state_dir=resolve(str(doc.get("state_dir", "state"))),
+        verifiers=verifiers,
+        acceptance=_require(doc, "acceptance", str, where),
+        epoch_interval=int(doc.get("epoch_interval", 600)),
+        jobs=int(doc.get("jobs", 0)),
+        mirrors=[str(m) for m in doc.get("mirrors", []) or []],
+        report_to_pr=bool(doc.get("report_to_pr", True)),
+    )
+    try:
+        config.acceptance_formula()
+    except FormatError as exc:
+        raise FormatError(f"{where}: acceptance: {exc}") from None
+    return config
+
+
+def dump_config(doc: dict[str, Any]) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)

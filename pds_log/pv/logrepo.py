@@ -1,0 +1,90 @@
+"""The PV's log repository (format: pds_log.core.log_layout): read state, write one commit per
+epoch, and move the branch with a compare-and-swap so a concurrent job loses cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import pygit2
+
+from pds_log.core import log_layout as layout
+from pds_log.core.binding import Binding
+from pds_log.core.errors import PdsError
+from pds_log.core.note import NoteVerifier
+from pds_log.core.signed_root import SignedTreeRoot, open_str
+from pds_log.infra.gittree import read_path, update_tree, walk_blobs
+
+BRANCH = "refs/heads/main"
+ZERO_OID = "0" * 40
+
+
+class RaceLost(PdsError):
+    """Another epoch job moved the log branch first; this job committed nothing."""
+
+
+class LogRepo:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.repo = pygit2.Repository(str(self.path))
+        except pygit2.GitError:
+            raise PdsError(f"{self.path}: not a git repository (create the PV with `pds pv init`)") from None
+
+    @classmethod
+    def init(cls, path: str | Path) -> "LogRepo":
+        repo = pygit2.init_repository(str(path), bare=True, initial_head="main")
+        repo.config["core.fsyncObjectFiles"] = True
+        return cls(path)
+
+    # ------------------------------------------------------------------ reading
+    def head(self) -> pygit2.Commit | None:
+        try:
+            ref = self.repo.references[BRANCH]
+        except KeyError:
+            return None
+        return self.repo[ref.target]
+
+    def read(self, commit: pygit2.Commit, path: str) -> bytes | None:
+        return read_path(self.repo, commit.tree, path)
+
+    def latest_str(self, commit: pygit2.Commit, verifier: NoteVerifier) -> SignedTreeRoot:
+        data = self.read(commit, layout.LATEST_STR)
+        if data is None:
+            raise PdsError(f"{self.path}: commit {commit.id} has no {layout.LATEST_STR}")
+        return open_str(data, verifier)
+
+    def bindings(self, commit: pygit2.Commit) -> Iterator[Binding]:
+        """Every binding in the epoch's tree (reads one blob per plugin)."""
+        try:
+            entry = commit.tree["bindings"]
+        except KeyError:
+            return
+        for path, oid in walk_blobs(self.repo, self.repo[entry.id], "bindings/"):
+            name = layout.name_from_record_path(path)
+            binding = Binding.decode(self.repo[oid].data, path)
+            if binding.name != name:
+                raise PdsError(f"{path}: holds the binding of {binding.name}")
+            yield binding
+
+    # ------------------------------------------------------------------ writing
+    def write_epoch_commit(self, parent: pygit2.Commit | None, changes: Mapping[str, bytes | None],
+                           epoch: int, origin: str, when: int, message: str) -> pygit2.Oid:
+        """Write the epoch's objects and commit (not yet on the branch: see `advance`)."""
+        tree_id = update_tree(self.repo, parent.tree if parent else None, changes)
+        sig = pygit2.Signature(origin, f"{origin}@pds.invalid", when, 0)
+        parents = [parent.id] if parent else []
+        return self.repo.create_commit(None, sig, sig, message, tree_id, parents)
+
+    def advance(self, old: pygit2.Oid | None, new: pygit2.Oid, epoch: int) -> None:
+        """Move the branch from `old` to `new` atomically, only if it is still at `old`."""
+        result = subprocess.run(
+            ["git", "--git-dir", str(self.path), "update-ref", "-m", f"epoch {epoch}", BRANCH, str(new),
+             str(old) if old else ZERO_OID],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            now = self.head()
+            raise RaceLost(
+                f"log branch moved (now at {now.id if now else 'nothing'}, expected {old or 'nothing'}): "
+                f"another epoch job committed first; this epoch committed nothing ({result.stderr.strip()})")

@@ -1,0 +1,162 @@
+"""The PV's view of the Plugin Repository: a local mirror fetched with pygit2.
+
+The PV never trusts the PR: the new head must descend from the last head it processed,
+every new commit is re-checked against the PR's policy (pds_log.infra.commit_check), and
+plugin files are read from git blobs only (a symlink or submodule entry makes the plugin
+invalid; nothing is ever checked out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from pds_log.core.errors import PdsError
+
+PLUGINS_DIR = "plugins"
+MAX_PLUGIN_BYTES = 64 << 20
+
+
+class HistoryRewritten(PdsError):
+    """The PR's branch no longer contains the last head this PV processed."""
+
+
+@dataclass
+class PluginSnapshot:
+    """A plugin's files at one PR commit (regular files only), or why they are unusable."""
+
+    name: str
+    commit: str
+    files: dict[str, bytes]
+    problem: str | None = None
+
+
+class PrMirror:
+    """A bare mirror of the PR under the PV's state dir."""
+
+    def __init__(self, path: Path, url: str, branch: str, ssh_key: Path | None = None) -> None:
+        self.path = path
+        self.url = url
+        self.branch = branch
+        self.ssh_key = ssh_key
+        if not (path / "HEAD").exists():
+            pygit2.init_repository(str(path), bare=True)
+        self.repo = pygit2.Repository(str(path))
+
+    def _callbacks(self) -> pygit2.RemoteCallbacks | None:
+        if not self.ssh_key:
+            return None
+        pub = str(self.ssh_key) + ".pub"
+        return pygit2.RemoteCallbacks(credentials=pygit2.Keypair("git", pub, str(self.ssh_key), ""))
+
+    def fetch(self) -> pygit2.Commit:
+        """Fetch the PR's main branch and every PV area; return the new head commit."""
+        remote = self.repo.remotes.create_anonymous(self.url)
+        refspecs = [f"+refs/heads/{self.branch}:refs/remotes/pr/{self.branch}",
+                    "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
+        try:
+            remote.fetch(refspecs, callbacks=self._callbacks())
+        except pygit2.GitError as exc:
+            raise PdsError(f"cannot fetch the PR from {self.url}: {exc}") from None
+        head = self.head()
+        if head is None:
+            raise PdsError(f"the PR at {self.url} has no branch {self.branch}")
+        return head
+
+    def head(self) -> pygit2.Commit | None:
+        try:
+            return self.repo[self.repo.references[f"refs/remotes/pr/{self.branch}"].target]
+        except KeyError:
+            return None
+
+    def commit(self, oid: str) -> pygit2.Commit:
+        try:
+            obj = self.repo[oid]
+        except (KeyError, ValueError):
+            raise PdsError(f"PR commit {oid} is not in the mirror (history rewritten?)") from None
+        if not isinstance(obj, pygit2.Commit):
+            raise PdsError(f"{oid} is not a commit")
+        return obj
+
+    def check_descends(self, new: pygit2.Commit, last: str | None) -> None:
+        """Refuse a PR head that does not descend from the last processed one."""
+        if last is None or str(new.id) == last:
+            return
+        try:
+            last_oid = pygit2.Oid(hex=last)
+            self.repo[last_oid]
+        except (KeyError, ValueError):
+            raise HistoryRewritten(
+                f"PR history rewritten: the last processed head {last} is gone from {self.branch}; "
+                f"refusing to sign anything") from None
+        if not self.repo.descendant_of(new.id, last_oid):
+            raise HistoryRewritten(
+                f"PR history rewritten: new head {new.id} does not descend from the last processed head "
+                f"{last}; refusing to sign anything")
+
+    def new_commits(self, new: pygit2.Commit, last: str | None) -> list[pygit2.Commit]:
+        """Commits in (last, new], oldest first."""
+        walker = self.repo.walk(new.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        if last is not None:
+            walker.hide(pygit2.Oid(hex=last))
+        return list(walker)
+
+    def touched_plugins(self, commit: pygit2.Commit) -> set[str]:
+        """Plugin names whose directory a commit changes (against its first parent)."""
+        old = self._plugins_tree(commit.parents[0]) if commit.parents else None
+        return changed_plugin_names(old, self._plugins_tree(commit))
+
+    def changed_plugins(self, old: pygit2.Commit | None, new: pygit2.Commit) -> set[str]:
+        return changed_plugin_names(self._plugins_tree(old) if old else None, self._plugins_tree(new))
+
+    def plugin_names(self, commit: pygit2.Commit) -> list[str]:
+        tree = self._plugins_tree(commit)
+        return sorted(e.name for e in tree) if tree is not None else []
+
+    def _plugins_tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
+        try:
+            entry = commit.tree[PLUGINS_DIR]
+        except KeyError:
+            return None
+        return self.repo[entry.id] if entry.type_str == "tree" else None
+
+    def plugin(self, commit: pygit2.Commit, name: str) -> PluginSnapshot | None:
+        """The plugin's files at `commit`, or None if its directory does not exist there."""
+        tree = self._plugins_tree(commit)
+        if tree is None or name not in tree:
+            return None
+        snap = PluginSnapshot(name, str(commit.id), {})
+        entry = tree[name]
+        if entry.type_str != "tree":
+            snap.problem = f"plugins/{name} is not a directory"
+            return snap
+        total = 0
+        stack = [("", self.repo[entry.id])]
+        while stack:
+            prefix, sub = stack.pop()
+            for item in sub:
+                path = prefix + item.name
+                if item.filemode == pygit2.GIT_FILEMODE_TREE:
+                    stack.append((path + "/", self.repo[item.id]))
+                elif item.filemode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE):
+                    data = self.repo[item.id].data
+                    total += len(data)
+                    if total > MAX_PLUGIN_BYTES:
+                        snap.problem = f"plugins/{name}: larger than {MAX_PLUGIN_BYTES} bytes"
+                        return snap
+                    snap.files[path] = data
+                else:
+                    kind = "symlink" if item.filemode == pygit2.GIT_FILEMODE_LINK else "submodule"
+                    snap.problem = f"plugins/{name}/{path}: {kind} not allowed"
+                    return snap
+        return snap
+
+
+def changed_plugin_names(old: pygit2.Tree | None, new: pygit2.Tree | None) -> set[str]:
+    """Names whose `plugins/<name>` entry differs between two `plugins/` trees (by object id:
+    git trees are content-addressed, so unchanged directories compare equal in O(1))."""
+    old_entries = {e.name: e.id for e in old} if old is not None else {}
+    new_entries = {e.name: e.id for e in new} if new is not None else {}
+    return {n for n in old_entries.keys() | new_entries.keys() if old_entries.get(n) != new_entries.get(n)}

@@ -1,0 +1,170 @@
+"""`pds pv publish`: turn a PV log repo into the static directory peers and mirrors serve
+(layout: pds_log.core.static_layout).
+
+Anyone holding a clone of the log repo can publish it: the publisher trusts nothing but the
+STRs it verifies against the key in pv.json of the log (and, if given, the expected key).
+Epochs are published in order; for each, only the files that epoch added are written, each
+atomically, and `latest.note` is replaced last, so a reader never sees an STR whose tiles,
+bindings or proofs are not there yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from pds_log.core import log_layout as logl
+from pds_log.core import static_layout as site
+from pds_log.core.binding import Binding
+from pds_log.core.errors import PdsError
+from pds_log.core.names import is_valid_name, name_key
+from pds_log.core.note import NoteVerifier
+from pds_log.core.proof import make_proof_from_leaf
+from pds_log.core.signed_root import open_str
+from pds_log.core.tiles import prove_from_tiles
+from pds_log.infra.files import atomic_write_bytes
+
+from .logrepo import LogRepo
+
+STATE_FILE = ".pds-publish.json"
+_COPIED_PREFIXES = ("tiles/", "bytecode/", "logs/")
+
+
+@dataclass
+class PublishSummary:
+    out: str
+    epochs: list[int] = field(default_factory=list)
+    files_written: int = 0
+    bytes_written: int = 0
+    latest_epoch: int = 0
+
+
+class Publisher:
+    def __init__(self, log_repo: str | Path, out: str | Path, vkey: str | None = None) -> None:
+        self.log = LogRepo(log_repo)
+        self.out = Path(out)
+        self.summary = PublishSummary(out=str(self.out))
+        head = self.log.head()
+        if head is None:
+            raise PdsError(f"{log_repo}: the log has no epoch yet; nothing to publish")
+        self.head = head
+        descriptor = self.log.read(head, logl.PV_DESCRIPTOR)
+        if descriptor is None:
+            raise PdsError(f"{log_repo}: no {logl.PV_DESCRIPTOR} in the log")
+        self.descriptor_bytes = descriptor
+        desc = json.loads(descriptor)
+        if vkey is not None and desc.get("vkey") != vkey:
+            raise PdsError(f"{log_repo}: pv.json names key {desc.get('vkey')}, expected {vkey}")
+        self.verifier = NoteVerifier.from_string(vkey or desc["vkey"])
+
+    def write(self, path: str, data: bytes, replace: bool = False) -> None:
+        target = self.out / path
+        if target.exists():
+            if not replace or target.read_bytes() == data:
+                return
+        atomic_write_bytes(target, data)
+        self.summary.files_written += 1
+        self.summary.bytes_written += len(data)
+
+    def published_epoch(self) -> int:
+        try:
+            return int(json.loads((self.out / STATE_FILE).read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def epoch_commits(self, after: int) -> list[tuple[int, pygit2.Commit]]:
+        """(epoch, commit) for every epoch newer than `after`, oldest first."""
+        out = []
+        commit = self.head
+        while True:
+            signed = self.log.latest_str(commit, self.verifier)
+            if signed.head.epoch <= after:
+                break
+            out.append((signed.head.epoch, commit))
+            if not commit.parents:
+                break
+            commit = commit.parents[0]
+        out.reverse()
+        return out
+
+    def publish(self) -> PublishSummary:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for epoch, commit in self.epoch_commits(self.published_epoch()):
+            self.publish_epoch(epoch, commit)
+            self.summary.epochs.append(epoch)
+        self.write(site.DESCRIPTOR, self.descriptor_bytes, replace=True)
+        latest = self.log.read(self.head, logl.LATEST_STR)
+        self.summary.latest_epoch = open_str(latest, self.verifier).head.epoch
+        self.write(site.LATEST, latest, replace=True)  # last: everything it names is in place
+        atomic_write_bytes(self.out / STATE_FILE, json.dumps(
+            {"epoch": self.summary.latest_epoch, "commit": str(self.head.id)}).encode())
+        return self.summary
+
+    def publish_epoch(self, epoch: int, commit: pygit2.Commit) -> None:
+        repo = self.log.repo
+        note = self.log.read(commit, logl.str_path(epoch))
+        signed = open_str(note, self.verifier)
+        record = logl.EpochRecord.decode(self.log.read(commit, logl.epoch_record_path(epoch)))
+        parent = commit.parents[0] if commit.parents else None
+        changed = _added_or_modified(repo, parent, commit)
+        for path, oid in changed:
+            if path.startswith(_COPIED_PREFIXES):
+                self.write(path, repo[oid].data)
+            elif path.startswith("bindings/"):
+                data = repo[oid].data
+                self.write(site.binding_by_value_path(hashlib.sha256(data).digest()), data)
+            elif path.startswith("results/"):
+                name = logl.name_from_record_path(path)
+                data = repo[oid].data
+                self.write(site.result_path(epoch, name), data)
+                result = json.loads(data)
+                self.write(site.status_path(name), json.dumps(
+                    {"name": name, "epoch": epoch, "status": result.get("status"), "reason": result.get("reason"),
+                     "result": site.result_path(epoch, name)}, sort_keys=True).encode() + b"\n", replace=True)
+        self.write(logl.epoch_record_path(epoch), self.log.read(commit, logl.epoch_record_path(epoch)))
+        names = set(record.added) | set(record.updated)
+        names |= {e["name"] for e in record.removed} | {e["name"] for e in record.rejected}
+        for name in sorted(n for n in names if is_valid_name(n)):
+            proof = self.proof_at(commit, signed.head.root, epoch, name)
+            self.write(site.proof_path(epoch, name), proof.to_json() + b"\n")
+        self.write(logl.str_path(epoch), note)
+
+    def proof_at(self, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
+        """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
+        def fetch(level: int, tile_hash: bytes) -> bytes:
+            data = self.log.read(commit, logl.tile_path(level, tile_hash))
+            if data is None:
+                raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
+            return data
+
+        siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
+
+        def binding_of(n: str) -> Binding:
+            data = self.log.read(commit, logl.binding_path(n))
+            if data is None:
+                raise PdsError(f"log epoch {epoch}: binding of {n} missing")
+            return Binding.decode(data)
+
+        return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+
+
+def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, commit: pygit2.Commit):
+    """(path, blob id) of every file added or changed by `commit`."""
+    if parent is None:
+        from pds_log.infra.gittree import walk_blobs
+
+        return list(walk_blobs(repo, commit.tree))
+    diff = repo.diff(parent.tree, commit.tree)
+    out = []
+    for delta in diff.deltas:
+        if delta.status in (pygit2.enums.DeltaStatus.ADDED, pygit2.enums.DeltaStatus.MODIFIED):
+            out.append((delta.new_file.path, delta.new_file.id))
+    return out
+
+
+def publish(log_repo: str | Path, out: str | Path, vkey: str | None = None) -> PublishSummary:
+    return Publisher(log_repo, out, vkey).publish()

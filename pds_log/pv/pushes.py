@@ -1,0 +1,133 @@
+"""After an epoch: send the STRs and failure reports to the PV's area on the PR, and the log
+repo to its mirrors. Each push sends everything still missing, so a failed push is simply
+retried by the next epoch; a failure never undoes or blocks an epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pygit2
+
+from pds_log.core import log_layout as layout
+from pds_log.core.binding import canonical_json
+from pds_log.core.signed_root import TreeHead
+from pds_log.core import note as notes
+from pds_log.infra.gittree import read_path, update_tree
+
+from .config import PvConfig
+from .logrepo import BRANCH, LogRepo
+
+
+def area_ref(origin: str) -> str:
+    return f"refs/heads/pvs/{origin}"
+
+
+def area_paths(origin: str, epoch: int) -> tuple[str, str]:
+    base = f"pvs/{origin}"
+    return f"{base}/str/{epoch}.note", f"{base}/reports/{epoch}.json"
+
+
+def git_env(config: PvConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    if config.ssh_key:
+        env["GIT_SSH_COMMAND"] = (f"ssh -i {config.ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes "
+                                  f"-o StrictHostKeyChecking=accept-new")
+    return env
+
+
+def failure_report(record: layout.EpochRecord, str_sha256: str) -> bytes:
+    """The report a PV sends the PR for one epoch: what it rejected or removed, and why."""
+    return canonical_json({
+        "v": 1, "origin": record.origin, "epoch": record.epoch, "str_sha256": str_sha256,
+        "pr": {"from": record.pr_from, "to": record.pr_to},
+        "rejected": sorted(record.rejected, key=lambda r: r["name"]),
+        "removed": sorted(record.removed, key=lambda r: r["name"]),
+        "refused_commits": [c for c in record.commits if not c.get("ok", True)],
+    }) + b"\n"
+
+
+def _last_epoch_in(repo: pygit2.Repository, commit: pygit2.Commit | None, origin: str) -> int:
+    if commit is None:
+        return 0
+    data = read_path(repo, commit.tree, f"pvs/{origin}/latest.note")
+    if data is None:
+        return 0
+    text = notes.parse(data).text
+    return TreeHead.parse_text(text).epoch
+
+
+def push_pr_area(config: PvConfig) -> str:
+    """Commit the missing STRs and reports to refs/heads/pvs/<origin> and push it."""
+    try:
+        log = LogRepo(config.log_repo)
+        head = log.head()
+        if head is None:
+            return "nothing to push"
+        mirror = pygit2.Repository(str(config.state_dir / "pr.git"))
+        ref = area_ref(config.origin)
+        local = mirror.references.get(ref)
+        remote = mirror.references.get(f"refs/remotes/pr/pvs/{config.origin}")
+        base = None
+        if local is not None:
+            base = mirror[local.target]
+            if remote is not None and not (remote.target == local.target
+                                           or mirror.descendant_of(local.target, remote.target)):
+                base = mirror[remote.target]  # our local tip is stale: restart from what the PR has
+        elif remote is not None:
+            base = mirror[remote.target]
+        done = _last_epoch_in(mirror, base, config.origin)
+        latest = TreeHead.parse_text(notes.parse(log.read(head, layout.LATEST_STR)).text).epoch
+        if done < latest:
+            changes: dict[str, bytes | None] = {}
+            for epoch in range(done + 1, latest + 1):
+                note = log.read(head, layout.str_path(epoch))
+                record = layout.EpochRecord.decode(log.read(head, layout.epoch_record_path(epoch)))
+                str_file, report_file = area_paths(config.origin, epoch)
+                changes[str_file] = note
+                import hashlib
+                changes[report_file] = failure_report(record, hashlib.sha256(note).hexdigest())
+            changes[f"pvs/{config.origin}/latest.note"] = log.read(head, layout.LATEST_STR)
+            tree = update_tree(mirror, base.tree if base else None, changes)
+            commit = _signed_commit(config, mirror, tree, base, f"{config.origin}: epochs {done + 1}..{latest}")
+            mirror.references.create(ref, commit, force=True)
+        result = subprocess.run(["git", "--git-dir", str(mirror.path), "push", "--quiet", config.pr_url,
+                                 f"{ref}:{ref}"], capture_output=True, text=True, env=git_env(config), timeout=120)
+        if result.returncode != 0:
+            return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed'}"
+        return "ok"
+    except Exception as exc:  # a failed push must never undo or block the epoch
+        return f"failed: {exc}"
+
+
+def _signed_commit(config: PvConfig, repo: pygit2.Repository, tree: pygit2.Oid,
+                   parent: pygit2.Commit | None, message: str) -> pygit2.Oid:
+    """A commit signed with the PV's SSH key (the PR accepts nothing else on its area)."""
+    args = ["git", "--git-dir", str(repo.path), "-c", "gpg.format=ssh"]
+    if config.ssh_key:
+        args += ["-c", f"user.signingkey={config.ssh_key}"]
+    args += ["commit-tree", str(tree), "-m", message]
+    if config.ssh_key:
+        args.insert(-3, "-S")
+    if parent is not None:
+        args += ["-p", str(parent.id)]
+    env = dict(os.environ, GIT_AUTHOR_NAME=config.origin, GIT_AUTHOR_EMAIL=f"{config.origin}@pds.invalid",
+               GIT_COMMITTER_NAME=config.origin, GIT_COMMITTER_EMAIL=f"{config.origin}@pds.invalid")
+    out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=60)
+    return pygit2.Oid(hex=out.stdout.strip())
+
+
+def push_mirrors(config: PvConfig) -> dict[str, str]:
+    results = {}
+    for url in config.mirrors:
+        result = subprocess.run(["git", "--git-dir", str(config.log_repo), "push", "--quiet", url,
+                                 f"{BRANCH}:{BRANCH}"], capture_output=True, text=True, env=git_env(config),
+                                timeout=300)
+        if result.returncode == 0:
+            results[url] = "ok"
+        else:
+            lines = result.stderr.strip().splitlines()
+            results[url] = f"failed: {lines[-1] if lines else 'git push failed'}"
+    return results

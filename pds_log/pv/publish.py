@@ -44,7 +44,8 @@ class PublishSummary:
 
 
 class Publisher:
-    def __init__(self, log_repo: str | Path, out: str | Path, vkey: str | None = None) -> None:
+    def __init__(self, log_repo: str | Path, out: str | Path, vkey: str | None = None,
+                 human_site: bool = True) -> None:
         self.log = LogRepo(log_repo)
         self.out = Path(out)
         self.summary = PublishSummary(out=str(self.out))
@@ -60,6 +61,11 @@ class Publisher:
         if vkey is not None and desc.get("vkey") != vkey:
             raise PdsError(f"{log_repo}: pv.json names key {desc.get('vkey')}, expected {vkey}")
         self.verifier = NoteVerifier.from_string(vkey or desc["vkey"])
+        self.site = None
+        if human_site:
+            from .human_site import HumanSite
+
+            self.site = HumanSite(self.out, desc)
 
     def write(self, path: str, data: bytes, replace: bool = False) -> None:
         target = self.out / path
@@ -97,6 +103,8 @@ class Publisher:
             self.publish_epoch(epoch, commit)
             self.summary.epochs.append(epoch)
         self.write(site.DESCRIPTOR, self.descriptor_bytes, replace=True)
+        if self.site is not None:
+            self.summary.files_written += self.site.build()
         latest = self.log.read(self.head, logl.LATEST_STR)
         self.summary.latest_epoch = open_str(latest, self.verifier).head.epoch
         self.write(site.LATEST, latest, replace=True)  # last: everything it names is in place
@@ -111,6 +119,7 @@ class Publisher:
         record = logl.EpochRecord.decode(self.log.read(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
         changed = _added_or_modified(repo, parent, commit)
+        results: dict[str, dict] = {}
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
                 self.write(path, repo[oid].data)
@@ -122,6 +131,7 @@ class Publisher:
                 data = repo[oid].data
                 self.write(site.result_path(epoch, name), data)
                 result = json.loads(data)
+                results[name] = result
                 self.write(site.status_path(name), json.dumps(
                     {"name": name, "epoch": epoch, "status": result.get("status"), "reason": result.get("reason"),
                      "result": site.result_path(epoch, name)}, sort_keys=True).encode() + b"\n", replace=True)
@@ -132,6 +142,12 @@ class Publisher:
             proof = self.proof_at(commit, signed.head.root, epoch, name)
             self.write(site.proof_path(epoch, name), proof.to_json() + b"\n")
         self.write(logl.str_path(epoch), note)
+        if self.site is not None:
+            bindings = {}
+            for name, result in results.items():
+                data = self.log.read(commit, logl.binding_path(name)) if result.get("status") == "accepted" else None
+                bindings[name] = Binding.decode(data) if data else None
+            self.site.record_epoch(epoch, record.to_obj(), results, bindings)
 
     def proof_at(self, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
         """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
@@ -166,5 +182,5 @@ def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, co
     return out
 
 
-def publish(log_repo: str | Path, out: str | Path, vkey: str | None = None) -> PublishSummary:
-    return Publisher(log_repo, out, vkey).publish()
+def publish(log_repo: str | Path, out: str | Path, vkey: str | None = None, human_site: bool = True) -> PublishSummary:
+    return Publisher(log_repo, out, vkey, human_site).publish()

@@ -4,11 +4,9 @@ retried by the next epoch; a failure never undoes or blocks an epoch."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import subprocess
-from pathlib import Path
-
 import pygit2
 
 from pds_log.core import log_layout as layout
@@ -87,7 +85,6 @@ def push_pr_area(config: PvConfig) -> str:
                 record = layout.EpochRecord.decode(log.read(head, layout.epoch_record_path(epoch)))
                 str_file, report_file = area_paths(config.origin, epoch)
                 changes[str_file] = note
-                import hashlib
                 changes[report_file] = failure_report(record, hashlib.sha256(note).hexdigest())
             changes[f"pvs/{config.origin}/latest.note"] = log.read(head, layout.LATEST_STR)
             tree = update_tree(mirror, base.tree if base else None, changes)

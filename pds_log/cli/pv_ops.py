@@ -1,0 +1,70 @@
+"""`pds pv init|epoch|plan|run-one|seal`: the PV operator's commands (added to the `pv` group)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+
+def _config(path: str):
+    from pds_log.pv.config import load_config
+
+    return load_config(path)
+
+
+def _print_summary(summary, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.to_obj(), indent=1, sort_keys=True))
+        return
+    click.echo(f"epoch {summary.epoch} of {summary.origin}: root {summary.root[:16]}..., {summary.size} plugins, "
+               f"PR {summary.pr_to[:12]}")
+    for label, names in (("added", summary.added), ("updated", summary.updated)):
+        for name in names:
+            click.echo(f"  {label:8} {name}")
+    for entry in summary.removed:
+        click.echo(f"  removed  {entry['name']}: {entry['reason']}")
+    for entry in summary.rejected:
+        click.echo(f"  rejected {entry['name']}: {entry['reason']}")
+    for target, status in summary.pushes.items():
+        click.echo(f"  push {target}: {status}")
+
+
+def register(group: click.Group) -> None:
+    @group.command("init")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--origin", required=True, help="PV name: the STR origin and note key name, e.g. pv1.example.org")
+    @click.option("--pr", "pr_url", required=True, help="URL or path of the Plugin Repository")
+    @click.option("--branch", default="main", show_default=True)
+    @click.option("--acceptance", default=None, help="Acceptance expression over verifier names")
+    @click.option("--mirror", "mirrors", multiple=True, help="Git URL the log repo is pushed to (repeatable)")
+    @click.option("--no-pin", is_flag=True, help="Do not pin the PR's root commit now (it is then not checked)")
+    def init_cmd(directory, origin, pr_url, branch, acceptance, mirrors, no_pin):
+        """Create a PV in DIRECTORY: pv.yaml, signing keys, an empty log repo, state."""
+        from pds_log.pv.config import load_config
+        from pds_log.pv.setup import init_pv
+
+        path = init_pv(directory, origin, pr_url, branch=branch, acceptance=acceptance, mirrors=list(mirrors),
+                       pin_root=not no_pin)
+        config = load_config(path)
+        click.echo(f"created PV {origin} in {config.base}")
+        click.echo(f"  config:        {path}")
+        click.echo(f"  verifier key:  {config.signer().verifier()}")
+        click.echo(f"  SSH key:       {config.ssh_key}.pub (add it to the PR policy as the area key of {origin})")
+        click.echo(f"  log repo:      {config.log_repo}")
+
+    @group.command("epoch")
+    @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+    @click.option("--wait", is_flag=True, help="Wait for a running epoch job instead of failing at once.")
+    @click.option("--no-push", is_flag=True, help="Do not push to the PR area or mirrors this time.")
+    @click.option("--now", type=int, default=None, hidden=True, help="STR time (tests).")
+    def epoch_cmd(config_path, as_json, wait, no_push, now):
+        """Run one epoch: fetch, re-check, verify, update the tree, sign, commit, push."""
+        from pds_log.pv.epoch import EpochOptions, default_progress, run_epoch
+
+        config = _config(config_path)
+        summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push,
+                                                 progress=None if as_json else default_progress()))
+        _print_summary(summary, as_json)

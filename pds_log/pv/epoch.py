@@ -1,0 +1,408 @@
+"""The PV epoch job: fetch, re-check, verify, update the tree, sign, commit once.
+
+Safety properties, and what provides each:
+
+* One STR per epoch. An exclusive lock on the state dir serialises jobs on one machine; the
+  log branch moves by compare-and-swap (`git update-ref NEW OLD`), so a job that raced with
+  another (e.g. on another CI runner) loses cleanly and publishes nothing. Once an STR is
+  signed, the finished commit is recorded in ``state/pending.json`` before the branch moves;
+  a job killed after that point is completed by the next run with the *same* STR, never a
+  second one.
+* Atomic epochs. Objects are written first; the branch update is the single commit point. A
+  job killed at any moment leaves the log at the previous epoch or at the new complete one.
+* History. The new PR head must descend from the last processed head, else nothing is signed.
+* Independence. Every new PR commit is re-checked against the PR's policy; a plugin touched
+  by a refused commit is rejected (and stays so until a later valid commit touches it).
+* Isolation. A malformed plugin is rejected alone, with its reason; it never stops the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pygit2
+
+from pds_log.core import log_layout as layout
+from pds_log.core.binding import Binding, canonical_json, plugin_files_digest, sha256_hex
+from pds_log.core.errors import FormatError, PdsError
+from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
+from pds_log.core.names import is_valid_name, name_key
+from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
+from pds_log.core.tiles import tiles_on_paths
+from pds_log.infra.files import atomic_write_bytes, exclusive_lock
+
+from . import verification
+from .config import PvConfig
+from .logrepo import LogRepo, RaceLost
+from .prsource import PluginSnapshot, PrMirror
+from .treestate import TreeState
+
+PENDING = "pending.json"
+TREE_CACHE = "tree.cache"
+
+
+@dataclass
+class EpochOptions:
+    now: int | None = None  # STR time (tests); default: the clock
+    wait_lock: bool = False
+    progress: Callable[[str], None] | None = None
+    pr_head: str | None = None  # process exactly this PR commit (seal of a plan)
+    require_cached: bool = False  # every verifier result must come from the cache (seal)
+    push: bool = True
+
+
+@dataclass
+class EpochSummary:
+    epoch: int
+    origin: str
+    root: str
+    size: int
+    str_sha256: str
+    pr_from: str | None
+    pr_to: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    pushes: dict[str, str] = field(default_factory=dict)
+    recovered: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_obj(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# ---------------------------------------------------------------------- recovery
+def recover_pending(log: LogRepo, state_dir: Path) -> int | None:
+    """Finish an epoch whose STR was signed and whose commit was written, but whose branch
+    update did not happen (the job died). Returns the recovered epoch, or None."""
+    path = state_dir / PENDING
+    try:
+        pending = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PdsError(f"{path}: unreadable pending epoch record ({exc}); inspect it by hand") from None
+    head = log.head()
+    head_id = str(head.id) if head else None
+    if head_id == pending["commit"]:
+        path.unlink()
+        return None
+    if head_id == pending["parent"]:
+        try:
+            log.repo[pending["commit"]]
+        except KeyError:
+            path.unlink()  # the commit never reached the object store: nothing was signed durably
+            return None
+        parent = pygit2.Oid(hex=pending["parent"]) if pending["parent"] else None
+        log.advance(parent, pygit2.Oid(hex=pending["commit"]), pending["epoch"])
+        path.unlink()
+        return int(pending["epoch"])
+    # The branch moved elsewhere (another job won): this STR was never published.
+    path.unlink()
+    return None
+
+
+def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
+                    state_dir: Path) -> TreeState:
+    if head is None or prev is None:
+        return TreeState.from_values({})
+    cached = TreeState.load(state_dir / TREE_CACHE, str(head.id), prev.head.root)
+    if cached is not None:
+        return cached
+    state = TreeState.from_values({b.name: b.value() for b in log.bindings(head)})
+    if state.tree.root() != prev.head.root:
+        raise PdsError(
+            f"log repo {log.path}: the bindings of epoch {prev.head.epoch} hash to "
+            f"{state.tree.root().hex()}, but its STR signed {prev.head.root.hex()}; refusing to continue")
+    return state
+
+
+# ---------------------------------------------------------------------- the job
+class EpochJob:
+    def __init__(self, config: PvConfig, options: EpochOptions) -> None:
+        self.config = config
+        self.options = options
+        self.changes: dict[str, bytes | None] = {}
+        self.timings: dict[str, float] = {}
+
+    def say(self, line: str) -> None:
+        if self.options.progress:
+            self.options.progress(line)
+
+    def _tick(self, label: str, start: float) -> float:
+        now = time.perf_counter()
+        self.timings[label] = round(now - start, 4)
+        return now
+
+    def run(self) -> EpochSummary:
+        config = self.config
+        pygit2.settings.enable_fsync_gitdir(True)  # objects and refs survive a crash, not just a kill
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
+            summary = self._run_locked()
+        if self.options.push:
+            summary.pushes = publish_pushes(config, summary)
+        return summary
+
+    def _run_locked(self) -> EpochSummary:
+        config, opts = self.config, self.options
+        t0 = time.perf_counter()
+        log = LogRepo(config.log_repo)
+        recovered = recover_pending(log, config.state_dir)
+        if recovered:
+            self.say(f"recovered epoch {recovered} from an interrupted run")
+        signer = config.signer()
+        verifier = signer.verifier()
+        head = log.head()
+        prev = log.latest_str(head, verifier) if head else None
+        epoch = prev.head.epoch + 1 if prev else 1
+        state = load_tree_state(log, head, prev, config.state_dir)
+        t = self._tick("load", t0)
+
+        mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key)
+        fetched = mirror.fetch()
+        pr_head = mirror.commit(opts.pr_head) if opts.pr_head else fetched
+        last = prev.head.pr if prev else None
+        mirror.check_descends(pr_head, last)
+        if opts.pr_head:
+            mirror.check_descends(fetched, str(pr_head.id))
+        commits = mirror.new_commits(pr_head, last)
+        if last is None:
+            self._check_root(mirror, pr_head)
+        t = self._tick("fetch", t)
+
+        now = opts.now if opts.now is not None else int(time.time())
+        checks, tainted, source_of = self._check_commits(mirror, commits, now)
+        t = self._tick("commit_checks", t)
+
+        policy = config.policy_hash()
+        changed = mirror.changed_plugins(mirror.commit(last) if last else None, pr_head)
+        if prev is not None and prev.head.policy != policy:
+            self.say("acceptance policy changed: re-verifying every plugin")
+            changed |= set(mirror.plugin_names(pr_head)) | set(state.values)
+        record = layout.EpochRecord(epoch=epoch, origin=config.origin, pr_from=last, pr_to=str(pr_head.id),
+                                    time=now, root="", size=0, commits=checks, policy=policy)
+        old_keys = [name_key(n) for n in changed if is_valid_name(n)]
+        old_tiles = tiles_on_paths(state.tree, old_keys)
+        self._process_plugins(log, head, mirror, pr_head, sorted(changed), tainted, source_of, state, record, epoch)
+        t = self._tick("verify", t)
+
+        root = state.tree.root()
+        new_tiles = tiles_on_paths(state.tree, old_keys)
+        for h, tile in old_tiles.items():
+            if h not in new_tiles:
+                self.changes[layout.tile_path(tile.level, h)] = None
+        for h, tile in new_tiles.items():
+            if h not in old_tiles:
+                self.changes[layout.tile_path(tile.level, h)] = tile.encode()
+        record.root, record.size = root.hex(), len(state.tree)
+        head_str = TreeHead(config.origin, epoch, root, prev.hash if prev else ZERO_HASH, now,
+                            str(pr_head.id), len(state.tree), policy)
+        t = self._tick("tree", t)
+
+        signed = sign_str(head_str, signer)
+        self.changes[layout.LATEST_STR] = signed.note
+        self.changes[layout.str_path(epoch)] = signed.note
+        self.changes[layout.epoch_record_path(epoch)] = record.encode()
+        descriptor = json.dumps(config.descriptor(), indent=1, sort_keys=True).encode() + b"\n"
+        if head is None or log.read(head, layout.PV_DESCRIPTOR) != descriptor:
+            self.changes[layout.PV_DESCRIPTOR] = descriptor
+        message = (f"epoch {epoch}\n\nroot {root.hex()}\npr {pr_head.id}\nsize {len(state.tree)}\n"
+                   f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
+                   f"rejected {len(record.rejected)}\n")
+        commit_id = log.write_epoch_commit(head, self.changes, epoch, config.origin, now, message)
+        pending = config.state_dir / PENDING
+        atomic_write_bytes(pending, json.dumps(
+            {"epoch": epoch, "parent": str(head.id) if head else None, "commit": str(commit_id)}).encode())
+        try:
+            log.advance(head.id if head else None, commit_id, epoch)
+        except RaceLost:
+            pending.unlink(missing_ok=True)
+            raise
+        pending.unlink(missing_ok=True)
+        state.save(config.state_dir / TREE_CACHE, str(commit_id))
+        self._tick("commit", t)
+        return EpochSummary(
+            epoch=epoch, origin=config.origin, root=root.hex(), size=len(state.tree),
+            str_sha256=signed.hash.hex(), pr_from=last, pr_to=str(pr_head.id), added=sorted(record.added),
+            updated=sorted(record.updated), removed=record.to_obj()["removed"], rejected=record.to_obj()["rejected"],
+            recovered=bool(recovered), seconds=self.timings)
+
+    # ------------------------------------------------------------------ steps
+    def _check_root(self, mirror: PrMirror, pr_head: pygit2.Commit) -> None:
+        """On the first epoch, the PR's root commit must be the one pinned at init."""
+        pinned = self.config.pr_root
+        if not pinned:
+            return
+        roots = [c for c in mirror.new_commits(pr_head, None) if not c.parents]
+        if [str(c.id) for c in roots] != [pinned]:
+            raise PdsError(f"the PR's root commit is {', '.join(str(c.id) for c in roots)}, "
+                           f"not the pinned {pinned}: wrong or rewritten PR; refusing to sign anything")
+
+    def _check_commits(self, mirror: PrMirror, commits: list[pygit2.Commit], now: int):
+        """Re-check every new commit; returns (records, tainted name -> reason, name -> source commit)."""
+        from pds_log.infra import commit_check
+
+        records: list[dict[str, Any]] = []
+        tainted: dict[str, str] = {}
+        source_of: dict[str, str] = {}
+        for commit in commits:
+            touched = sorted(mirror.touched_plugins(commit))
+            verdict = commit_check.check_commit(mirror.repo, commit, when=now)
+            entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
+                     "reasons": verdict.reasons, "plugins": touched}
+            records.append(entry)
+            for name in touched:
+                if verdict.ok:
+                    tainted.pop(name, None)
+                    source_of[name] = str(commit.id)
+                else:
+                    tainted[name] = f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+            if not verdict.ok:
+                self.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
+        return records, tainted, source_of
+
+    def _process_plugins(self, log, head, mirror, pr_head, names, tainted, source_of, state, record, epoch):
+        prev_results = {}
+        to_verify: list[tuple[PluginSnapshot, Any]] = []
+        for name in names:
+            if not is_valid_name(name):
+                record.rejected.append({"name": name, "reason": "invalid plugin directory name"})
+                continue
+            snap = mirror.plugin(pr_head, name)
+            if snap is None:
+                if name in state.values:
+                    state.delete(name)
+                    record.removed.append({"name": name, "reason": "deleted from the PR"})
+                    self.changes[layout.binding_path(name)] = None
+                self._write_result(name, epoch, "removed", "deleted from the PR", None, {}, None)
+                self.say(f"  {name}: removed (deleted from the PR)")
+                continue
+            previous = self._previous_result(log, head, name, prev_results)
+            reason = tainted.get(name)
+            if reason is None and name not in source_of and previous and previous.get("taint"):
+                reason = previous["taint"]
+            if reason is not None:
+                self._reject(state, record, epoch, name, reason, snap, {}, source=None, taint=reason)
+                continue
+            source = source_of.get(name) or (previous or {}).get("commit")
+            if source is None:
+                source = last_touching_commit(mirror, pr_head, name)
+            if snap.problem:
+                self._reject(state, record, epoch, name, snap.problem, snap, {}, source)
+                continue
+            try:
+                manifest = parse_plugin_manifest(snap.files, name)
+            except FormatError as exc:
+                self._reject(state, record, epoch, name, f"malformed manifest: {exc}", snap, {}, source)
+                continue
+            problems = check_pluglets(manifest, snap.files)
+            if problems:
+                self._reject(state, record, epoch, name, "; ".join(problems), snap, {}, source)
+                continue
+            to_verify.append((snap, manifest, source))
+
+        results = verification.run_all(self.config, [(s, m) for s, m, _ in to_verify],
+                                       require_cached=self.options.require_cached, progress=self.say)
+        formula = self.config.acceptance_formula()
+        for snap, manifest, source in to_verify:
+            outcome = results[snap.name]
+            truth = {v: r.status == "pass" for v, r in outcome.items()}
+            if formula.evaluate(truth):
+                binding = Binding.create(
+                    snap.name, manifest.path, sha256_hex(snap.files[manifest.path]),
+                    {p: sha256_hex(snap.files[p]) for p in manifest.pluglets}, source,
+                    [v for v, ok in truth.items() if ok])
+                self._accept(state, record, epoch, snap, manifest, binding, outcome)
+            else:
+                failing = [f"{v}: {r.status}: {r.reason}" for v, r in sorted(outcome.items()) if r.status != "pass"]
+                self._reject(state, record, epoch, snap.name, "not accepted (" + "; ".join(failing) + ")",
+                             snap, outcome, source)
+
+    def _previous_result(self, log, head, name, memo) -> dict | None:
+        if head is None:
+            return None
+        data = log.read(head, layout.result_path(name))
+        return json.loads(data) if data else None
+
+    def _accept(self, state, record, epoch, snap, manifest, binding, outcome) -> None:
+        name = snap.name
+        value = binding.value()
+        old = state.values.get(name)
+        if old != value:
+            (record.updated if old is not None else record.added).append(name)
+            state.set(name, value)
+            self.changes[layout.binding_path(name)] = binding.encode()
+        for path in (*manifest.files, *manifest.pluglets):
+            data = snap.files[path]
+            self.changes[layout.blob_path("bytecode", sha256_hex(data))] = data
+        self._write_result(name, epoch, "accepted", "", binding.source, outcome, snap, value)
+        self.say(f"  {name}: accepted ({', '.join(binding.properties)})")
+
+    def _reject(self, state, record, epoch, name, reason, snap, outcome, source, taint=None) -> None:
+        record.rejected.append({"name": name, "reason": reason})
+        if name in state.values:
+            state.delete(name)
+            record.removed.append({"name": name, "reason": reason})
+            self.changes[layout.binding_path(name)] = None
+        self._write_result(name, epoch, "rejected", reason, source, outcome, snap, taint=taint)
+        self.say(f"  {name}: rejected: {reason}")
+
+    def _write_result(self, name, epoch, status, reason, source, outcome, snap, value=None, taint=None) -> None:
+        verifiers = {}
+        for vname, res in sorted(outcome.items()):
+            obj = res.to_obj()
+            log_text = obj.pop("log", "") or ""
+            log_bytes = log_text.encode("utf-8", "replace")
+            digest = sha256_hex(log_bytes)
+            self.changes[layout.blob_path("logs", digest)] = log_bytes
+            obj["log_sha256"] = digest
+            verifiers[vname] = obj
+        doc = {
+            "v": 1, "name": name, "epoch": epoch, "status": status, "reason": reason,
+            "commit": source, "files_sha256": plugin_files_digest(snap.files) if snap else None,
+            "binding_value": value.hex() if value else None, "verifiers": verifiers, "taint": taint,
+        }
+        self.changes[layout.result_path(name)] = canonical_json(doc) + b"\n"
+
+
+def last_touching_commit(mirror: PrMirror, head: pygit2.Commit, name: str) -> str:
+    """The newest commit at or before `head` that changed plugins/<name> (first-parent walk)."""
+    commit = head
+    while True:
+        if mirror.touched_plugins(commit) & {name}:
+            return str(commit.id)
+        if not commit.parents:
+            return str(commit.id)
+        commit = commit.parents[0]
+
+
+# ---------------------------------------------------------------------- after the commit
+def publish_pushes(config: PvConfig, summary: EpochSummary) -> dict[str, str]:
+    """Push the STR + failure report to the PR area and the log to its mirrors.
+
+    Failures are reported, never raised: the epoch is committed, and the next epoch pushes
+    everything that is still missing."""
+    from .pushes import push_mirrors, push_pr_area
+
+    results: dict[str, str] = {}
+    if config.report_to_pr:
+        results["pr"] = push_pr_area(config)
+    results.update(push_mirrors(config))
+    return results
+
+
+def run_epoch(config: PvConfig, options: EpochOptions | None = None) -> EpochSummary:
+    return EpochJob(config, options or EpochOptions()).run()
+
+
+def default_progress() -> Callable[[str], None] | None:
+    if sys.stderr.isatty():
+        return lambda line: print(line, file=sys.stderr, flush=True)
+    return None

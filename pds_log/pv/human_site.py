@@ -1,0 +1,172 @@
+"""The human side of a PV's publication: jinja2 pages (site/templates) built with mkdocs.
+
+Per plugin (status, properties, reasons for absence, bytecode hashes, verifier results with
+logs, history), per epoch (what changed and why), and the PV's key and policy. The page data
+kept between runs lives in ``<out>/.pds-site/`` (history per plugin, epoch summaries), so an
+epoch only re-renders the pages of what it changed plus the indexes. mkdocs renders into a
+scratch directory and only files whose bytes changed are (atomically) replaced under
+``<out>/site/``.
+
+Everything shown that comes from plugins or tools (names are restricted, but reasons and logs
+are free text) is HTML-escaped: the site must not become a way to inject script.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from pds_log.core import static_layout as site
+from pds_log.core.names import is_valid_name
+from pds_log.infra.files import atomic_write_bytes, atomic_write_text
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "site" / "templates"
+DATA_DIR = ".pds-site"
+RECENT = 10
+
+
+def _cell(value: Any) -> str:
+    """Safe inside a Markdown table cell: HTML-escaped, no pipes or newlines."""
+    text = html.escape(str(value if value is not None else ""))
+    return text.replace("|", "&#124;").replace("\n", " ").replace("\r", " ")
+
+
+def _utc(ts: int) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class HumanSite:
+    def __init__(self, out: Path, descriptor: dict[str, Any]) -> None:
+        self.out = out
+        self.data = out / DATA_DIR
+        self.docs = self.data / "docs"
+        self.descriptor = descriptor
+        if not TEMPLATES.is_dir():
+            raise FileNotFoundError(f"site templates not found at {TEMPLATES}")
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self.env.filters["e"] = _cell
+        self.changed_plugins: set[str] = set()
+        self.new_epochs: list[int] = []
+
+    # ------------------------------------------------------------------ data
+    def _load(self, rel: str, default):
+        try:
+            return json.loads((self.data / rel).read_text())
+        except (OSError, ValueError):
+            return default
+
+    def _save(self, rel: str, obj) -> None:
+        atomic_write_text(self.data / rel, json.dumps(obj, sort_keys=True, indent=1) + "\n")
+
+    def record_epoch(self, epoch: int, record: dict[str, Any], results: dict[str, dict], bindings: dict[str, Any]) -> None:
+        """Remember what epoch `epoch` did (called by the publisher for each new epoch)."""
+        epochs = self._load("epochs.json", [])
+        entry = {
+            "epoch": epoch, "time": record["time"], "time_utc": _utc(record["time"]), "root": record["root"],
+            "size": record["size"], "pr_from": record["pr"]["from"], "pr_to": record["pr"]["to"],
+            "added": record["added"], "updated": record["updated"],
+            "removed": [dict(r, linkable=is_valid_name(r["name"])) for r in record["removed"]],
+            "rejected": [dict(r, linkable=is_valid_name(r["name"])) for r in record["rejected"]],
+            "commits": record.get("commits", []),
+            "str_path": site.str_path(epoch),
+        }
+        epochs = [e for e in epochs if e["epoch"] != epoch] + [entry]
+        self._save("epochs.json", sorted(epochs, key=lambda e: e["epoch"]))
+        self.new_epochs.append(epoch)
+        status = self._load("plugins.json", {})
+        for name, result in results.items():
+            binding = bindings.get(name)
+            files = []
+            if binding is not None:
+                files = [{"path": binding.manifest_path, "sha256": binding.manifest_sha256}]
+                files += [{"path": p, "sha256": d} for p, d in binding.pluglets.items()]
+            current = {
+                "epoch": epoch, "status": result.get("status"), "reason": result.get("reason") or "",
+                "commit": result.get("commit"), "properties": list(binding.properties) if binding else [],
+                "files": files,
+                "verifiers": [{"name": v, "status": r.get("status"), "reason": r.get("reason", ""),
+                               "log_sha256": r.get("log_sha256", "")} for v, r in sorted((result.get("verifiers") or {}).items())],
+            }
+            history = self._load(f"history/{name}.json", [])
+            history.append({k: current[k] for k in ("epoch", "status", "reason", "commit")})
+            self._save(f"history/{name}.json", history)
+            self._save(f"current/{name}.json", current)
+            status[name] = {"status": current["status"], "epoch": epoch, "reason": current["reason"]}
+            self.changed_plugins.add(name)
+        self._save("plugins.json", status)
+
+    # ------------------------------------------------------------------ pages
+    def _render(self, template: str, target: str, **ctx) -> None:
+        text = self.env.get_template(template).render(origin=self.descriptor["origin"], **ctx)
+        path = self.docs / target
+        if not path.exists() or path.read_text() != text:
+            atomic_write_text(path, text)
+
+    @staticmethod
+    def _badge(status: str | None) -> str:
+        return {"accepted": "ACCEPTED", "rejected": "REJECTED", "removed": "REMOVED"}.get(status or "", status or "?")
+
+    def render(self) -> None:
+        epochs = self._load("epochs.json", [])
+        if not epochs:
+            return
+        latest = epochs[-1]
+        plugins = self._load("plugins.json", {})
+        d = self.descriptor
+        self._render("mkdocs.yml.j2", "../mkdocs.yml")
+        self._render("index.md.j2", "index.md", latest={**latest, "pr": latest["pr_to"]},
+                     acceptance=d["acceptance"], recent_epochs=list(reversed(epochs[-RECENT:])))
+        self._render("pv.md.j2", "pv.md", vkey=d["vkey"], acceptance=d["acceptance"], policy=d["policy"],
+                     verifiers=d["verifiers"], pr=d["pr"], epoch_interval=d.get("epoch_interval", "?"))
+        rows = [{"name": n, "badge": self._badge(s["status"]), "epoch": s["epoch"], "reason": s["reason"]}
+                for n, s in sorted(plugins.items())]
+        self._render("plugins_index.md.j2", "plugins/index.md", plugins=rows, latest_epoch=latest["epoch"])
+        self._render("epochs_index.md.j2", "epochs/index.md", epochs=list(reversed(epochs)))
+        by_epoch = {e["epoch"]: e for e in epochs}
+        for epoch in self.new_epochs:
+            self._render("epoch.md.j2", f"epochs/{epoch}.md", e=by_epoch[epoch])
+        for name in sorted(self.changed_plugins):
+            current = self._load(f"current/{name}.json", None)
+            if current is None:
+                continue
+            self._render("plugin.md.j2", f"plugins/{name}.md", name=name, current=current,
+                         badge=self._badge(current["status"]),
+                         history=list(reversed(self._load(f"history/{name}.json", []))))
+
+    def build(self) -> int:
+        """Render pages and run mkdocs; returns how many served files changed."""
+        self.render()
+        if not (self.data / "mkdocs.yml").exists():
+            return 0
+        with tempfile.TemporaryDirectory(prefix="pds-site-") as tmp:
+            result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--quiet", "-f",
+                                     str(self.data / "mkdocs.yml"), "-d", tmp], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"mkdocs build failed: {result.stderr.strip()[-2000:]}")
+            changed = 0
+            target_root = self.out / site.SITE_DIR
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_dir():
+                    continue
+                rel = path.relative_to(tmp)
+                target = target_root / rel
+                data = path.read_bytes()
+                if target.exists() and target.read_bytes() == data:
+                    continue
+                atomic_write_bytes(target, data)
+                changed += 1
+        return changed
+
+
+def clean(out: Path) -> None:  # pragma: no cover - maintenance helper
+    shutil.rmtree(out / DATA_DIR, ignore_errors=True)

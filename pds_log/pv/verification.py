@@ -1,0 +1,71 @@
+"""Running a PV's verifiers over the plugins of an epoch: cached, in parallel, never fatal.
+
+Results are cached by (verifier config digest, content hash of the plugin's files): unchanged
+bytes are never verified twice, and a CI fan-out (`pds pv run-one`) fills the same cache that
+`pds pv seal` then reads. A verifier that raises is an `error` result, never a crash of the
+epoch and never a pass.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from typing import Callable, Iterable
+
+from pds_log.core.binding import plugin_files_digest
+from pds_log.core.errors import PdsError
+from pds_log.core.manifest import Manifest
+
+from .config import PvConfig
+from .prsource import PluginSnapshot
+
+import verifier_runners as vr
+
+
+class MissingResult(PdsError):
+    """A sealed epoch needs a verifier result that no fan-out job produced."""
+
+
+def build(config: PvConfig) -> dict:
+    return vr.build_verifiers(config.verifiers, base_dir=config.base)
+
+
+def cache_for(config: PvConfig) -> "vr.ResultCache":
+    return vr.ResultCache(config.state_dir / "results-cache")
+
+
+def plugin_input(snap: PluginSnapshot, manifest: Manifest) -> "vr.PluginInput":
+    return vr.PluginInput(name=snap.name, commit=snap.commit, files=snap.files, manifest=manifest)
+
+
+def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]], *, require_cached: bool = False,
+            progress: Callable[[str], None] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
+    """name -> verifier name -> result, for every plugin and every configured verifier."""
+    verifiers = build(config)
+    cache = cache_for(config)
+    out: dict[str, dict[str, vr.VerifierResult]] = {}
+    work = []
+    for snap, manifest in plugins:
+        digest = plugin_files_digest(snap.files)
+        out[snap.name] = {}
+        for vname, verifier in verifiers.items():
+            hit = cache.get(verifier, digest)
+            if hit is not None:
+                out[snap.name][vname] = hit
+            elif require_cached:
+                raise MissingResult(f"no result for {snap.name} x {vname} (files {digest[:12]}): "
+                                    f"run `pds pv run-one` for it before sealing")
+            else:
+                work.append((snap, manifest, vname, verifier, digest))
+    jobs = config.jobs or os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(vr.run_verifier, verifier, plugin_input(snap, manifest)): (snap.name, vname, verifier, digest)
+                   for snap, manifest, vname, verifier, digest in work}
+        for future in concurrent.futures.as_completed(futures):
+            name, vname, verifier, digest = futures[future]
+            result = future.result()
+            cache.put(verifier, digest, result)
+            out[name][vname] = result
+            if progress:
+                progress(f"    {name} x {vname}: {result.status} {result.reason}")
+    return out

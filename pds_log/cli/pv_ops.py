@@ -68,3 +68,76 @@ def register(group: click.Group) -> None:
         summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push,
                                                  progress=None if as_json else default_progress()))
         _print_summary(summary, as_json)
+
+    @group.command("plan")
+    @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Where to write plan.json")
+    def plan_cmd(config_path, out):
+        """List the plugin x verifier runs the next epoch needs (for a CI matrix)."""
+        from pds_log.pv.fanout import make_plan, write_json
+
+        plan = make_plan(_config(config_path))
+        write_json(out, plan)
+        click.echo(f"epoch {plan['epoch']}: {len(plan['items'])} verifier runs, PR {plan['pr_to'][:12]} -> {out}")
+
+    @group.command("run-one")
+    @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--plan", "plan_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--item", "item_id", required=True, help="Item id from the plan")
+    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False))
+    def run_one_cmd(config_path, plan_path, item_id, out):
+        """Run one plugin x verifier item of a plan and write its result file."""
+        from pds_log.pv.fanout import load_plan, run_one, write_json
+
+        doc = run_one(_config(config_path), load_plan(plan_path), item_id)
+        write_json(out, doc)
+        click.echo(f"{doc['plugin']} x {doc['verifier']}: {doc['result']['status']} {doc['result']['reason']}")
+
+    @group.command("seal")
+    @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--plan", "plan_path", required=True, type=click.Path(exists=True, dir_okay=False))
+    @click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False))
+    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--no-push", is_flag=True)
+    def seal_cmd(config_path, plan_path, results_dir, as_json, no_push):
+        """Gather a plan's results, then sign and commit the epoch."""
+        from pds_log.pv.epoch import EpochOptions, default_progress
+        from pds_log.pv.fanout import load_plan, seal
+
+        summary = seal(_config(config_path), load_plan(plan_path), results_dir,
+                       EpochOptions(push=not no_push, progress=None if as_json else default_progress()))
+        _print_summary(summary, as_json)
+
+    @group.command("publish")
+    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                  help="PV config (its log repo is published)")
+    @click.option("--log", "log_repo", type=click.Path(exists=True, file_okay=False),
+                  help="Or any clone of a PV log repo")
+    @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+    @click.option("--vkey", default=None, help="Expected verifier key (default: the one in the log's pv.json)")
+    @click.option("--no-site", is_flag=True, help="Only the machine-readable files, no HTML site")
+    def publish_cmd(config_path, log_repo, out, vkey, no_site):
+        """Write the static files peers and mirrors serve (only what is new since last time)."""
+        from pds_log.pv.publish import publish
+
+        if bool(config_path) == bool(log_repo):
+            raise click.UsageError("give exactly one of --config or --log")
+        repo = _config(config_path).log_repo if config_path else log_repo
+        summary = publish(repo, out, vkey=vkey, human_site=not no_site)
+        click.echo(f"published epochs {summary.epochs[0] if summary.epochs else '-'}..{summary.latest_epoch} to {out}: "
+                   f"{summary.files_written} files, {summary.bytes_written} bytes written")
+
+    @group.command("prove")
+    @click.argument("name")
+    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--log", "log_repo", type=click.Path(exists=True, file_okay=False))
+    def prove_cmd(name, config_path, log_repo):
+        """Print the one-file proof (inclusion or absence) for NAME at the log's latest epoch."""
+        from pds_log.pv.publish import Publisher
+
+        if bool(config_path) == bool(log_repo):
+            raise click.UsageError("give exactly one of --config or --log")
+        repo = _config(config_path).log_repo if config_path else log_repo
+        pub = Publisher(repo, "/nonexistent", human_site=False)
+        signed = pub.log.latest_str(pub.head, pub.verifier)
+        click.echo(pub.proof_at(pub.head, signed.head.root, signed.head.epoch, name).to_json().decode())

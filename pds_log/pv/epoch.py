@@ -4,10 +4,11 @@ Safety properties, and what provides each:
 
 * One STR per epoch. An exclusive lock on the state dir serialises jobs on one machine; the
   log branch moves by compare-and-swap (`git update-ref NEW OLD`), so a job that raced with
-  another (e.g. on another CI runner) loses cleanly and publishes nothing. Once an STR is
-  signed, the finished commit is recorded in ``state/pending.json`` before the branch moves;
-  a job killed after that point is completed by the next run with the *same* STR, never a
-  second one.
+  another (e.g. on another CI runner) loses cleanly and publishes nothing. The moment an STR
+  is signed it is written to ``state/pending.json`` (then the commit id, once written); a job
+  killed after that is completed by the next run with the *same* STR (the commit is moved into
+  place, or the epoch is replayed with the same PR head and time, and Ed25519 being
+  deterministic yields the same bytes) -- or, if that cannot be reproduced, nothing is signed.
 * Atomic epochs. Objects are written first; the branch update is the single commit point. A
   job killed at any moment leaves the log at the previous epoch or at the new complete one.
 * History. The new PR head must descend from the last processed head, else nothing is signed.
@@ -78,34 +79,49 @@ class EpochSummary:
 
 
 # ---------------------------------------------------------------------- recovery
-def recover_pending(log: LogRepo, state_dir: Path) -> int | None:
-    """Finish an epoch whose STR was signed and whose commit was written, but whose branch
-    update did not happen (the job died). Returns the recovered epoch, or None."""
+@dataclass
+class Replay:
+    """An STR was signed for the next epoch but the epoch never committed: the next run must
+    reproduce exactly that STR (same PR head, same time) or sign nothing."""
+
+    epoch: int
+    note: bytes
+    time: int
+    pr: str
+
+
+def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay | None]:
+    """Deal with an epoch interrupted after its STR was signed.
+
+    Returns (epoch completed now, or None; replay constraint for this run, or None)."""
     path = state_dir / PENDING
     try:
         pending = json.loads(path.read_text())
     except FileNotFoundError:
-        return None
+        return None, None
     except (OSError, json.JSONDecodeError) as exc:
         raise PdsError(f"{path}: unreadable pending epoch record ({exc}); inspect it by hand") from None
     head = log.head()
     head_id = str(head.id) if head else None
-    if head_id == pending["commit"]:
+    if pending.get("commit") and head_id == pending["commit"]:
         path.unlink()
-        return None
+        return None, None
     if head_id == pending["parent"]:
-        try:
-            log.repo[pending["commit"]]
-        except KeyError:
-            path.unlink()  # the commit never reached the object store: nothing was signed durably
-            return None
-        parent = pygit2.Oid(hex=pending["parent"]) if pending["parent"] else None
-        log.advance(parent, pygit2.Oid(hex=pending["commit"]), pending["epoch"])
-        path.unlink()
-        return int(pending["epoch"])
-    # The branch moved elsewhere (another job won): this STR was never published.
+        commit = pending.get("commit")
+        if commit:
+            try:
+                log.repo[commit]
+            except KeyError:
+                commit = None
+        if commit:
+            parent = pygit2.Oid(hex=pending["parent"]) if pending["parent"] else None
+            log.advance(parent, pygit2.Oid(hex=commit), pending["epoch"])
+            path.unlink()
+            return int(pending["epoch"]), None
+        return None, Replay(int(pending["epoch"]), pending["note"].encode(), int(pending["time"]), pending["pr"])
+    # The branch moved on without this STR (another job won the race): it was never published.
     path.unlink()
-    return None
+    return None, None
 
 
 def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
@@ -154,9 +170,12 @@ class EpochJob:
         config, opts = self.config, self.options
         t0 = time.perf_counter()
         log = LogRepo(config.log_repo)
-        recovered = recover_pending(log, config.state_dir)
+        recovered, replay = recover_pending(log, config.state_dir)
         if recovered:
             self.say(f"recovered epoch {recovered} from an interrupted run")
+        if replay is not None:
+            self.say(f"replaying epoch {replay.epoch}: its STR was signed by an interrupted run")
+            opts.now, opts.pr_head = replay.time, replay.pr
         signer = config.signer()
         verifier = signer.verifier()
         head = log.head()
@@ -206,7 +225,19 @@ class EpochJob:
                             str(pr_head.id), len(state.tree), policy)
         t = self._tick("tree", t)
 
+        pending = config.state_dir / PENDING
+        parent_id = str(head.id) if head else None
+        if replay is not None:
+            if replay.epoch != epoch or replay.note.split(b"\n\n")[0] + b"\n" != head_str.text().encode():
+                raise PdsError(
+                    f"an interrupted run signed an STR for epoch {replay.epoch} that this run cannot reproduce "
+                    f"(see {pending}); refusing to sign a second, different STR for that epoch")
         signed = sign_str(head_str, signer)
+        # Persist the signature before anything can publish it: a run that dies from here on is
+        # completed or replayed with this very STR, never replaced by a second one.
+        pending_doc = {"epoch": epoch, "parent": parent_id, "note": signed.note.decode(), "time": now,
+                       "pr": str(pr_head.id), "commit": None}
+        atomic_write_bytes(pending, json.dumps(pending_doc).encode())
         self.changes[layout.LATEST_STR] = signed.note
         self.changes[layout.str_path(epoch)] = signed.note
         self.changes[layout.epoch_record_path(epoch)] = record.encode()
@@ -217,9 +248,8 @@ class EpochJob:
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")
         commit_id = log.write_epoch_commit(head, self.changes, epoch, config.origin, now, message)
-        pending = config.state_dir / PENDING
-        atomic_write_bytes(pending, json.dumps(
-            {"epoch": epoch, "parent": str(head.id) if head else None, "commit": str(commit_id)}).encode())
+        pending_doc["commit"] = str(commit_id)
+        atomic_write_bytes(pending, json.dumps(pending_doc).encode())
         try:
             log.advance(head.id if head else None, commit_id, epoch)
         except RaceLost:

@@ -69,3 +69,11 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
             if progress:
                 progress(f"    {name} x {vname}: {result.status} {result.reason}")
     return out
+
+
+def run_one(verifier, snap: PluginSnapshot, manifest: Manifest) -> "vr.VerifierResult":
+    return vr.run_verifier(verifier, plugin_input(snap, manifest))
+
+
+def result_from_obj(obj: dict) -> "vr.VerifierResult":
+    return vr.VerifierResult.from_obj(obj)

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from pds_log.core import equivocation
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.note import NoteVerifier, open_note
 from pds_log.core.signed_root import TreeHead
@@ -36,9 +37,20 @@ def note() -> None:
 @click.argument("vkey", metavar="VKEY")
 def verify_cmd(note_file: str, vkey: str) -> None:
     """Check that NOTE carries a valid signature by VKEY (a verifier key string or a file
-    holding one). Prints the signed text; exit 0 when valid, 1 otherwise."""
+    holding one). Prints the signed text; exit 0 when valid, 1 otherwise.
+
+    NOTE may also be a proof of equivocation written by `pds gossip` (two different STRs for
+    one epoch): it is valid when both notes verify and differ."""
     verifier = load_verifier(vkey)
     data = read_input(note_file)
+    if equivocation.is_evidence(data):
+        try:
+            found = equivocation.check(data, verifier)
+        except (FormatError, VerificationError) as exc:
+            click.echo(f"invalid: {exc}")
+            sys.exit(1)
+        click.echo(f"valid: proof of equivocation: {found.describe()}")
+        return
     try:
         signed, _ = open_note(data, [verifier])
     except (FormatError, VerificationError) as exc:

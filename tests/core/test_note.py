@@ -171,3 +171,28 @@ def test_reordered_missing_or_bad_str_lines_rejected(mutate, message):
         text += "\n"
     with pytest.raises(FormatError, match=message):
         open_str(notes.sign(text, [signer]), signer.verifier())
+
+
+def test_equivocation_evidence(tmp_path):
+    from pds_log.core import equivocation
+
+    signer = notes.NoteSigner.generate("pv1.example")
+    a = sign_str(make_head(epoch=1), signer)
+    b = sign_str(make_head(epoch=1, root=b"\x33" * 32), signer)
+    found = equivocation.detect(a.note, b.note, signer.verifier())
+    assert found is not None and found.epoch == 1
+    assert equivocation.detect(a.note, a.note, signer.verifier()) is None
+    evidence = found.to_json()
+    assert equivocation.check(evidence, signer.verifier()).epoch == 1
+    other = notes.NoteSigner.generate("pv1.example")
+    with pytest.raises(VerificationError):
+        equivocation.check(evidence, other.verifier())
+    same = equivocation.Equivocation(signer.verifier(), a, a).to_json()
+    with pytest.raises(VerificationError, match="not different STRs"):
+        equivocation.check(same, signer.verifier())
+    import subprocess, sys
+    path = tmp_path / "evidence.json"
+    path.write_bytes(evidence)
+    out = subprocess.run([sys.executable, "-m", "pds_log", "note", "verify", str(path), str(signer.verifier())],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "proof of equivocation" in out.stdout

@@ -141,3 +141,46 @@ def register(group: click.Group) -> None:
         pub = Publisher(repo, "/nonexistent", human_site=False)
         signed = pub.log.latest_str(pub.head, pub.verifier)
         click.echo(pub.proof_at(pub.head, signed.head.root, signed.head.epoch, name).to_json().decode())
+
+    @group.command("check")
+    @click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False))
+    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                  help="A PV's pv.yaml: run its verifiers (default: the default verifier set)")
+    @click.option("--name", default=None, help="Plugin name (default: the directory name)")
+    @click.option("--json", "as_json", is_flag=True)
+    def check_cmd(plugin_dir, config_path, name, as_json):
+        """Run a PV's verifiers on a local plugin directory (before you push). Exit 0 if all pass."""
+        from pathlib import Path
+
+        import verifier_runners as vr
+        from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
+        from pds_log.core.errors import PdsError
+        from pds_log.developer.build import read_plugin_dir
+        from pds_log.pv.setup import DEFAULT_VERIFIERS
+
+        directory = Path(plugin_dir).resolve()
+        name = name or directory.name
+        files = read_plugin_dir(directory)
+        manifest = parse_plugin_manifest(files, name)
+        problems = check_pluglets(manifest, files)
+        if problems:
+            raise PdsError(f"{name}: " + "; ".join(problems) + " (run `pds dev build` first?)")
+        if config_path:
+            config = _config(config_path)
+            verifiers = vr.build_verifiers(config.verifiers, base_dir=config.base)
+        else:
+            verifiers = vr.build_verifiers(DEFAULT_VERIFIERS)
+        plugin = vr.PluginInput(name, "0" * 40, files, manifest)
+        results = [vr.run_verifier(v, plugin) for v in verifiers.values()]
+        if as_json:
+            click.echo(json.dumps([r.to_obj() for r in results], indent=1))
+        else:
+            width = max(len(r.verifier) for r in results)
+            click.echo(f"{'verifier':{width}}  status  time    reason")
+            for r in results:
+                click.echo(f"{r.verifier:{width}}  {r.status:6}  {r.duration_s:5.2f}s  {r.reason}")
+        bad = [r for r in results if r.status != "pass"]
+        if not as_json:
+            click.echo(f"{name}: " + ("all verifiers pass" if not bad else f"{len(bad)} verifier(s) do not pass"))
+        if bad:
+            raise SystemExit(1)

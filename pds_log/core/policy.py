@@ -1,0 +1,260 @@
+"""The Plugin Repository's policy (``pds/policy.yaml`` in the PR): who may write what, when.
+
+    version: 1
+    branch: main                        # the plugin branch
+    max_blob_bytes: 1048576             # any larger file is refused
+    admins:                             # may change pds/ (this policy) and files outside plugins/
+      - name: alice-admin
+        key: ssh-ed25519 AAAA... alice@example
+    developers:
+      - name: alice
+        key: ssh-ed25519 AAAA...
+        namespaces: ["be.example.*"]    # plugin names this key may write (plugins/<name>/...)
+        valid_after: 2026-01-01T00:00:00Z    # optional, ISO 8601 or unix seconds
+        valid_before: 2027-01-01T00:00:00Z   # optional
+    revoked:                            # keys refused whatever else says
+      - key: ssh-ed25519 AAAA...
+        reason: laptop stolen
+    pvs:                                # each PV writes only refs/heads/pvs/<origin>, pvs/<origin>/...
+      - origin: pv1.example
+        key: ssh-ed25519 AAAA...
+
+Keys are compared by algorithm and key data (the comment is ignored). A key may appear in
+several roles. Validity is judged at a time the caller passes (the PR hook: the time of the
+push; a PV: the time it observes the commit), never at the committer date, which the signer
+chooses. Parsing is strict: unknown keys, bad patterns and malformed keys are errors naming
+the entry.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import FormatError
+from .names import in_namespace, validate_name, validate_namespace
+from .note import validate_key_name
+
+POLICY_PATH = "pds/policy.yaml"
+PLUGINS_DIR = "plugins"
+PV_AREA_DIR = "pvs"
+DEFAULT_MAX_BLOB = 1 << 20
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def key_id(openssh: str) -> str:
+    """`<type> <base64>` of an OpenSSH public key line (the comment dropped)."""
+    parts = str(openssh).split()
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES:
+        raise FormatError(f"not an OpenSSH public key: {str(openssh)[:50]!r}")
+    return f"{parts[0]} {parts[1]}"
+
+
+def _timestamp(value: object, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise FormatError(f"{where}: expected a timestamp")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return int(value.timestamp())
+    if isinstance(value, datetime.date):
+        return int(datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc).timestamp())
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise FormatError(f"{where}: {value!r} is not an ISO 8601 time") from None
+        return _timestamp(parsed, where)
+    raise FormatError(f"{where}: expected a timestamp, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    key: str  # key_id form
+    role: str  # "admin" | "developer" | "pv"
+    namespaces: tuple[str, ...] = ()
+    valid_after: int | None = None
+    valid_before: int | None = None
+    origin: str | None = None  # for PVs
+
+
+@dataclass
+class Policy:
+    branch: str = "main"
+    max_blob_bytes: int = DEFAULT_MAX_BLOB
+    admins: list[Principal] = field(default_factory=list)
+    developers: list[Principal] = field(default_factory=list)
+    pvs: list[Principal] = field(default_factory=list)
+    revoked: dict[str, str] = field(default_factory=dict)  # key id -> reason
+
+    # ------------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, text: str | bytes, where: str = POLICY_PATH) -> "Policy":
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise FormatError(f"{where}: invalid YAML ({exc})") from None
+        if not isinstance(doc, dict):
+            raise FormatError(f"{where}: must be a mapping")
+        allowed = {"version", "branch", "max_blob_bytes", "admins", "developers", "revoked", "pvs"}
+        extra = set(doc) - allowed
+        if extra:
+            raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        if doc.get("version") != 1:
+            raise FormatError(f"{where}: version must be 1")
+        policy = cls(branch=str(doc.get("branch", "main")))
+        mbb = doc.get("max_blob_bytes", DEFAULT_MAX_BLOB)
+        if isinstance(mbb, bool) or not isinstance(mbb, int) or mbb <= 0:
+            raise FormatError(f"{where}: max_blob_bytes must be a positive integer")
+        policy.max_blob_bytes = mbb
+        for i, entry in enumerate(_list(doc, "admins", where)):
+            w = f"{where}: admins[{i}]"
+            _only(entry, {"name", "key"}, w)
+            policy.admins.append(Principal(_str(entry, "name", w), _key(entry, w), "admin"))
+        for i, entry in enumerate(_list(doc, "developers", where)):
+            w = f"{where}: developers[{i}]"
+            _only(entry, {"name", "key", "namespaces", "valid_after", "valid_before"}, w)
+            spaces = entry.get("namespaces")
+            if not isinstance(spaces, list) or not spaces:
+                raise FormatError(f"{w}: namespaces must be a non-empty list like ['be.example.*']")
+            for ns in spaces:
+                try:
+                    validate_namespace(ns)
+                except FormatError as exc:
+                    raise FormatError(f"{w}: {exc}") from None
+            after = _timestamp(entry.get("valid_after"), f"{w}.valid_after")
+            before = _timestamp(entry.get("valid_before"), f"{w}.valid_before")
+            if after is not None and before is not None and after >= before:
+                raise FormatError(f"{w}: valid_after must be before valid_before")
+            policy.developers.append(Principal(_str(entry, "name", w), _key(entry, w), "developer",
+                                               tuple(spaces), after, before))
+        for i, entry in enumerate(_list(doc, "revoked", where)):
+            w = f"{where}: revoked[{i}]"
+            _only(entry, {"key", "reason", "name"}, w)
+            policy.revoked[_key(entry, w)] = str(entry.get("reason", "revoked"))
+        for i, entry in enumerate(_list(doc, "pvs", where)):
+            w = f"{where}: pvs[{i}]"
+            _only(entry, {"origin", "key"}, w)
+            origin = _str(entry, "origin", w)
+            try:
+                validate_key_name(origin)
+            except FormatError as exc:
+                raise FormatError(f"{w}: {exc}") from None
+            if "/" in origin:
+                raise FormatError(f"{w}: origin {origin!r} must not contain '/' (it names a branch)")
+            policy.pvs.append(Principal(origin, _key(entry, w), "pv", origin=origin))
+        if not policy.admins:
+            raise FormatError(f"{where}: at least one admin is required")
+        return policy
+
+    def to_yaml(self) -> str:
+        def dev(p: Principal) -> dict:
+            d = {"name": p.name, "key": p.key, "namespaces": list(p.namespaces)}
+            if p.valid_after is not None:
+                d["valid_after"] = p.valid_after
+            if p.valid_before is not None:
+                d["valid_before"] = p.valid_before
+            return d
+
+        doc = {
+            "version": 1, "branch": self.branch, "max_blob_bytes": self.max_blob_bytes,
+            "admins": [{"name": p.name, "key": p.key} for p in self.admins],
+            "developers": [dev(p) for p in self.developers],
+            "revoked": [{"key": k, "reason": r} for k, r in self.revoked.items()],
+            "pvs": [{"origin": p.origin, "key": p.key} for p in self.pvs],
+        }
+        return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+    # ------------------------------------------------------------------ decisions
+    def principals_for(self, key: str) -> list[Principal]:
+        kid = key_id(key)
+        return [p for p in (*self.admins, *self.developers, *self.pvs) if p.key == kid]
+
+    def key_problem(self, key: str, when: int) -> str | None:
+        """Why a key may not sign at time `when` (unknown, revoked), or None."""
+        kid = key_id(key)
+        if kid in self.revoked:
+            return f"key {short_key(kid)} is revoked ({self.revoked[kid]})"
+        if not self.principals_for(kid):
+            return f"key {short_key(kid)} is not in the policy"
+        return None
+
+    def may_write_plugin(self, key: str, name: str, when: int) -> str | None:
+        """None if `key` may write plugins/<name>/ at `when`, else the reason."""
+        validate_name(name)
+        devs = [p for p in self.principals_for(key) if p.role == "developer"]
+        if not devs:
+            return f"key {short_key(key_id(key))} is not a developer key"
+        reasons = []
+        for dev in devs:
+            if dev.valid_after is not None and when < dev.valid_after:
+                reasons.append(f"{dev.name}'s key is not valid before {_iso(dev.valid_after)}")
+                continue
+            if dev.valid_before is not None and when >= dev.valid_before:
+                reasons.append(f"{dev.name}'s key expired at {_iso(dev.valid_before)}")
+                continue
+            if any(in_namespace(name, ns) for ns in dev.namespaces):
+                return None
+            reasons.append(f"signer {dev.name} may not write outside {', '.join(dev.namespaces)}")
+        return "; ".join(reasons)
+
+    def is_admin(self, key: str) -> str | None:
+        admins = [p for p in self.principals_for(key) if p.role == "admin"]
+        return admins[0].name if admins else None
+
+    def pv_origin(self, key: str) -> list[str]:
+        return [p.origin for p in self.principals_for(key) if p.role == "pv"]
+
+    def name_of(self, key: str) -> str | None:
+        found = self.principals_for(key)
+        return found[0].name if found else None
+
+
+def short_key(kid: str) -> str:
+    import base64
+    import hashlib
+
+    blob = base64.b64decode(kid.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _iso(ts: int) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _list(doc: dict, key: str, where: str) -> list:
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise FormatError(f"{where}: {key} must be a list")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise FormatError(f"{where}: {key}[{i}] must be a mapping")
+    return value
+
+
+def _only(entry: dict, keys: set[str], where: str) -> None:
+    extra = set(entry) - keys
+    if extra:
+        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _str(entry: dict, key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value:
+        raise FormatError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _key(entry: dict, where: str) -> str:
+    try:
+        return key_id(entry.get("key", ""))
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Developer tooling: keys, plugin skeletons, builds with the pinned recipe, signed submission."""

@@ -1,0 +1,164 @@
+"""The runner interface shared by every verifier.
+
+Input: a plugin's files at a PR commit (read from git blobs by the caller, so never a followed
+symlink) and its parsed manifest. Output: pass | fail | error, a one-line reason, a log, the
+tool versions. A verifier that cannot run (tool missing, crash, timeout, exception) is
+`error` with the reason: never `pass`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from pds_log.core.binding import canonical_json
+from pds_log.core.errors import FormatError
+from pds_log.core.manifest import Manifest, validate_relative_path
+from pds_log.infra.files import atomic_write_bytes
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+STATUSES = (PASS, FAIL, ERROR)
+MAX_LOG = 200_000
+
+
+@dataclass
+class PluginInput:
+    name: str
+    commit: str
+    files: Mapping[str, bytes]
+    manifest: Manifest
+
+
+@dataclass
+class VerifierResult:
+    verifier: str
+    status: str
+    reason: str
+    log: str = ""
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"bad verifier status {self.status!r}")
+        self.reason = " ".join(str(self.reason).split())[:500] or self.status
+        if len(self.log) > MAX_LOG:
+            self.log = self.log[:MAX_LOG] + "\n[log truncated]\n"
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"verifier": self.verifier, "status": self.status, "reason": self.reason, "log": self.log,
+                "tool_versions": dict(sorted(self.tool_versions.items())), "duration_s": round(self.duration_s, 4)}
+
+    @classmethod
+    def from_obj(cls, obj: Mapping[str, Any]) -> "VerifierResult":
+        try:
+            return cls(str(obj["verifier"]), str(obj["status"]), str(obj["reason"]), str(obj.get("log", "")),
+                       {str(k): str(v) for k, v in (obj.get("tool_versions") or {}).items()},
+                       float(obj.get("duration_s", 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"verifier result: bad field {exc}") from None
+
+
+class Verifier:
+    """Base class: subclasses set `runner`, `version` and implement `check`."""
+
+    runner: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    options: ClassVar[dict[str, Any]] = {}  # option name -> default
+    default_timeout: ClassVar[float] = 120.0
+
+    def __init__(self, name: str, config: Mapping[str, Any], base_dir: Path | None = None) -> None:
+        self.name = name
+        extra = set(config) - {"runner", "timeout", *self.options}
+        if extra:
+            raise FormatError(f"verifier {name} ({self.runner}): unknown option(s) {', '.join(sorted(extra))}")
+        self.config = {k: config.get(k, v) for k, v in self.options.items()}
+        self.timeout = float(config.get("timeout", self.default_timeout))
+        self.base_dir = base_dir or Path.cwd()
+        self.setup()
+
+    def setup(self) -> None:
+        """Validate/prepare configuration (raise FormatError on bad config)."""
+
+    def config_digest(self) -> str:
+        """Changes whenever the verdict could: runner, its version, its configuration."""
+        return hashlib.sha256(canonical_json({"runner": self.runner, "version": self.version,
+                                              "config": self.digest_material(), "timeout": self.timeout})).hexdigest()
+
+    def digest_material(self) -> Any:
+        return self.config
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def result(self, status: str, reason: str, log: str = "", **versions: str) -> VerifierResult:
+        return VerifierResult(self.name, status, reason, log, dict(versions))
+
+
+def materialize(files: Mapping[str, bytes], root: Path) -> None:
+    """Write a plugin's files under `root` as regular files (paths validated first)."""
+    for path, data in files.items():
+        validate_relative_path(path, path)
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as handle:  # never follows or overwrites anything
+            handle.write(data)
+
+
+def run_verifier(verifier: Verifier, plugin: PluginInput) -> VerifierResult:
+    """Run one verifier in its own temp dir; any failure to run is an `error` result."""
+    start = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix=f"pds-{verifier.name}-"))
+    try:
+        plugin_dir = workdir / "plugin"
+        plugin_dir.mkdir()
+        materialize(plugin.files, plugin_dir)
+        result = verifier.check(plugin, plugin_dir)
+        if not isinstance(result, VerifierResult):  # pragma: no cover - programming error
+            result = verifier.result(ERROR, f"{verifier.runner} returned no result")
+    except Exception as exc:  # noqa: BLE001 - the verdict of a crashed verifier is `error`
+        result = verifier.result(ERROR, f"{verifier.runner} crashed: {type(exc).__name__}: {exc}",
+                                 traceback.format_exc())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result.verifier = verifier.name
+    result.duration_s = time.perf_counter() - start
+    return result
+
+
+class ResultCache:
+    """Verifier results by (verifier config digest, plugin files digest), one JSON file each."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+
+    def _path(self, verifier: Verifier, files_digest: str) -> Path:
+        digest = verifier.config_digest()
+        return self.directory / digest[:16] / files_digest[:2] / f"{files_digest}.json"
+
+    def get(self, verifier: Verifier, files_digest: str) -> VerifierResult | None:
+        try:
+            obj = json.loads(self._path(verifier, files_digest).read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            result = VerifierResult.from_obj(obj)
+        except FormatError:
+            return None
+        result.verifier = verifier.name
+        return result
+
+    def put(self, verifier: Verifier, files_digest: str, result: VerifierResult) -> None:
+        """Store a verdict. `error` results are not stored: they say the verifier could not run
+        (missing tool, timeout), which the next epoch must retry rather than remember."""
+        if result.status == ERROR:
+            return
+        atomic_write_bytes(self._path(verifier, files_digest), json.dumps(result.to_obj()).encode())

@@ -1,0 +1,469 @@
+"""The built-in verifiers: reproducible build, bytecode safety, termination, side effects,
+static analysis, and the trivial always-pass / always-fail runners (for tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pds_log.core.errors import FormatError
+from pds_log.core.recipe import BuildRecipe
+
+from . import ebpf
+from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
+from .sandbox import run_tool, tool_version
+
+DATA = Path(__file__).resolve().parent / "configs"
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise FormatError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{path}: invalid YAML ({exc})") from None
+
+
+class AlwaysPass(Verifier):
+    runner = "always_pass"
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        return self.result(PASS, "always passes (test runner)")
+
+
+class AlwaysFail(Verifier):
+    runner = "always_fail"
+    options = {"reason": "always fails (test runner)"}
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        return self.result(FAIL, self.config["reason"])
+
+
+# ---------------------------------------------------------------------- reproducible build
+class Reproducible(Verifier):
+    """Rebuild every pluglet from its C source with the pinned recipe; compare bytes."""
+
+    runner = "reproducible"
+    version = "1"
+    options = {"recipe": None}
+
+    def setup(self) -> None:
+        self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        compiler_version = tool_version(self.recipe.compiler)
+        versions = {self.recipe.compiler: compiler_version}
+        if compiler_version == "missing":
+            return self.result(ERROR, f"tool not found: {self.recipe.compiler}", **versions)
+        if not compiler_version.startswith(self.recipe.version_prefix):
+            return self.result(ERROR, f"compiler is {compiler_version!r}, the recipe pins "
+                                      f"{self.recipe.version_prefix!r}", **versions)
+        log: list[str] = []
+        mismatches: list[str] = []
+        for pluglet in plugin.manifest.pluglets:
+            source = self.recipe.source_for(pluglet)
+            if source not in plugin.files:
+                return self.result(FAIL, f"{pluglet}: no source {source} to rebuild it from", "\n".join(log), **versions)
+            out = pluglet + ".rebuilt"
+            argv = self.recipe.argv(pluglet, out)
+            log.append("$ " + " ".join(argv))
+            run = run_tool(argv, workdir, self.timeout)
+            log.append(run.output)
+            if run.missing or run.timed_out or run.returncode != 0:
+                status = ERROR if (run.missing or run.timed_out) else FAIL
+                return self.result(status, f"{pluglet}: rebuild failed: {run.describe()}",
+                                   "\n".join(log), **versions)
+            rebuilt = (workdir / out).read_bytes()
+            submitted = plugin.files[pluglet]
+            if rebuilt != submitted:
+                mismatches.append(f"{pluglet}: {describe_difference(submitted, rebuilt)}")
+        if mismatches:
+            log.extend(mismatches)
+            return self.result(FAIL, "not reproducible: " + "; ".join(mismatches), "\n".join(log), **versions)
+        return self.result(PASS, f"{len(plugin.manifest.pluglets)} pluglet(s) rebuilt byte for byte",
+                           "\n".join(log), **versions)
+
+
+def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
+    """Which ELF sections differ (name, sizes), or the sizes when an object cannot be read."""
+    def sections(data: bytes) -> dict[str, tuple[int, str]] | None:
+        try:
+            from elftools.elf.elffile import ELFFile
+            import io
+
+            elf = ELFFile(io.BytesIO(data))
+            return {s.name: (s["sh_size"], hashlib.sha256(s.data()).hexdigest()[:12])
+                    for s in elf.iter_sections() if s["sh_type"] != "SHT_NOBITS"}
+        except Exception:  # noqa: BLE001 - an unreadable object is itself the difference
+            return None
+
+    a, b = sections(submitted), sections(rebuilt)
+    if a is None or b is None:
+        return f"submitted {len(submitted)} bytes vs rebuilt {len(rebuilt)} bytes (unreadable ELF)"
+    diffs = []
+    for name in sorted(a.keys() | b.keys()):
+        if name not in a:
+            diffs.append(f"section {name} only in the rebuild ({b[name][0]} bytes)")
+        elif name not in b:
+            diffs.append(f"section {name} only in the submitted object ({a[name][0]} bytes)")
+        elif a[name] != b[name]:
+            diffs.append(f"section {name} differs ({a[name][0]} vs {b[name][0]} bytes)")
+    return ", ".join(diffs) or f"same sections, different bytes ({len(submitted)} vs {len(rebuilt)} bytes)"
+
+
+# ---------------------------------------------------------------------- bytecode safety
+def load_helpers(spec: Any, base_dir: Path) -> dict[str, dict]:
+    """Helper allow-list: 'default' (shipped), a YAML file path, or a list of names."""
+    if spec in (None, "default"):
+        doc = _load_yaml(DATA / "pquic_helpers.yaml")
+    elif isinstance(spec, str):
+        doc = _load_yaml((base_dir / spec).resolve())
+    elif isinstance(spec, list):
+        doc = {"helpers": {str(h): {} for h in spec}}
+    else:
+        raise FormatError("helpers: expected 'default', a YAML file or a list of names")
+    helpers = doc.get("helpers") if isinstance(doc, dict) else None
+    if not isinstance(helpers, dict):
+        raise FormatError("helpers spec: expected a mapping 'helpers: {name: {...}}'")
+    return {str(k): (v or {}) for k, v in helpers.items()}
+
+
+class BytecodeSafety(Verifier):
+    runner = "bytecode_safety"
+    version = "1"
+    options = {"helpers": "default", "max_instructions": 16384, "max_object_bytes": 1 << 20}
+
+    def setup(self) -> None:
+        self.helpers = load_helpers(self.config["helpers"], self.base_dir)
+
+    def digest_material(self) -> Any:
+        return {**self.config, "helpers": sorted(self.helpers)}
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        problems: list[str] = []
+        log: list[str] = []
+        for pluglet in plugin.manifest.pluglets:
+            data = plugin.files[pluglet]
+            found = self.check_object(pluglet, data, log)
+            problems.extend(f"{pluglet}: {p}" for p in found)
+        if problems:
+            return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                               "\n".join(log + problems))
+        return self.result(PASS, f"{len(plugin.manifest.pluglets)} pluglet(s): every instruction checked", "\n".join(log))
+
+    def check_object(self, pluglet: str, data: bytes, log: list[str]) -> list[str]:
+        if len(data) > self.config["max_object_bytes"]:
+            return [f"object is {len(data)} bytes, over the {self.config['max_object_bytes']}-byte limit"]
+        try:
+            obj = ebpf.load_object(data)
+        except ebpf.ObjectError as exc:
+            return [str(exc)]
+        problems = []
+        if not obj.sections:
+            return ["no executable section"]
+        if len(obj.sections) > 1:
+            problems.append(f"{len(obj.sections)} executable sections ({', '.join(s.name for s in obj.sections)}); "
+                            f"a pluglet must be one .text")
+        for section in obj.sections:
+            if not section.insns:
+                problems.append(f"empty {section.name} (a failed build? no code to run)")
+                continue
+            if len(section.insns) > self.config["max_instructions"]:
+                problems.append(f"{len(section.insns)} instructions, over the limit of {self.config['max_instructions']}")
+            log.append(f"{pluglet} {section.name}: {len(section.insns)} instructions, "
+                       f"functions {', '.join(section.functions.values()) or '-'}")
+            problems.extend(self.check_section(section))
+        return problems
+
+    def check_section(self, section: ebpf.Section) -> list[str]:
+        problems = []
+        slots = {i.index for i in section.insns}
+        count = section.insns[-1].index + section.insns[-1].width
+        for insn in section.insns:
+            why = ebpf.opcode_problem(insn)
+            if why:
+                problems.append(f"#{insn.index}: {why}")
+                continue
+            if insn.is_jump():
+                target = insn.index + 1 + insn.off
+                if target < 0 or target >= count:
+                    problems.append(f"#{insn.index}: jump out of range (to #{target}, code has {count} slots)")
+                elif target not in slots:
+                    problems.append(f"#{insn.index}: jump into the middle of a 16-byte lddw (#{target})")
+            elif insn.is_call():
+                if insn.reloc is None:
+                    kind = "local call" if insn.src == 1 else f"call to helper id {insn.imm}"
+                    problems.append(f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
+                                    f"helper id {insn.imm})")
+                elif insn.reloc not in self.helpers:
+                    problems.append(f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list")
+        last = section.insns[-1]
+        if not (last.is_exit() or (last.is_jump() and not last.is_cond_jump())):
+            problems.append(f"#{last.index}: code falls off the end of {section.name}")
+        for name, insns in ebpf.function_ranges(section):
+            cfg = ebpf.build_cfg(insns, insns[0].index) if insns else None
+            if cfg is None:
+                continue
+            regs_before = ebpf.constant_registers(insns, cfg)
+            for insn in insns:
+                problems.extend(self._stack_access(name, insn, regs_before.get(insn.index, {})))
+        return problems
+
+    @staticmethod
+    def _stack_access(function: str, insn: ebpf.Insn, regs: dict) -> list[str]:
+        cls = insn.cls
+        if cls not in (ebpf.LDX, ebpf.ST, ebpf.STX):
+            return []
+        base = insn.src if cls == ebpf.LDX else insn.dst
+        value = regs.get(base)
+        if not (isinstance(value, tuple) and value[0] == "fp"):
+            return []
+        offset = value[1] + insn.off
+        size = insn.mem_size()
+        if offset < -ebpf.FRAME_SIZE or offset + size > 0:
+            verb = "read" if cls == ebpf.LDX else "write"
+            return [f"#{insn.index} in {function}: stack {verb} of {size} bytes at r10{offset:+d}, outside the "
+                    f"{ebpf.FRAME_SIZE}-byte frame [r10-{ebpf.FRAME_SIZE}, r10)"]
+        return []
+
+
+# ---------------------------------------------------------------------- termination
+_SCEV_FN = re.compile(r"^Determining loop execution counts for: @(\S+)")
+_SCEV_LOOP = re.compile(r"^Loop %(\S+): (?:(max )?backedge-taken count is (.+)|Unpredictable (max )?backedge-taken count\.?)")
+
+
+class Termination(Verifier):
+    """Loops in the bytecode's CFG need a bound ScalarEvolution proves from the source IR."""
+
+    runner = "termination"
+    version = "1"
+    options = {"max_trip_count": 100_000, "recipe": None}
+
+    def setup(self) -> None:
+        self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        log: list[str] = []
+        loopy: list[str] = []
+        for pluglet in plugin.manifest.pluglets:
+            try:
+                obj = ebpf.load_object(plugin.files[pluglet])
+            except ebpf.ObjectError as exc:
+                return self.result(FAIL, f"{pluglet}: {exc}")
+            loops = []
+            for section in obj.sections:
+                for fname, insns in ebpf.function_ranges(section):
+                    if insns:
+                        cfg = ebpf.build_cfg(insns, insns[0].index)
+                        loops += [f"{fname}: back edge #{a} -> #{b}" for a, b in cfg.back_edges]
+            log.append(f"{pluglet}: {len(loops)} loop(s) in the bytecode " + ("; ".join(loops)))
+            if loops:
+                loopy.append(pluglet)
+        if not loopy:
+            return self.result(PASS, "no loops in any pluglet", "\n".join(log))
+        versions = {"clang": tool_version("clang"), "opt": tool_version("opt")}
+        for pluglet in loopy:
+            verdict = self._prove(plugin, pluglet, workdir, log)
+            if verdict is not None:
+                status, reason = verdict
+                return self.result(status, reason, "\n".join(log), **versions)
+        return self.result(PASS, f"every loop bounded (<= {self.config['max_trip_count']} iterations) "
+                                 f"in {', '.join(loopy)}", "\n".join(log), **versions)
+
+    def _prove(self, plugin, pluglet, workdir, log) -> tuple[str, str] | None:
+        source = self.recipe.source_for(pluglet)
+        if source not in plugin.files:
+            return FAIL, f"unproven loop in {pluglet}: no source {source} to analyse"
+        ir = pluglet + ".ll"
+        argv = [self.recipe.compiler, *self.recipe.flags, "-g", "-emit-llvm", "-S", "-c", source, "-o", ir]
+        run = run_tool(argv, workdir, self.timeout)
+        log.append("$ " + " ".join(argv) + "\n" + run.output)
+        if run.missing or run.timed_out:
+            return ERROR, f"{pluglet}: cannot produce IR: {run.describe()}"
+        if run.returncode != 0:
+            return FAIL, f"unproven loop in {pluglet}: the source does not compile to IR"
+        argv = ["opt", "-passes=print<scalar-evolution>", "-disable-output", ir]
+        run = run_tool(argv, workdir, self.timeout)
+        log.append("$ " + " ".join(argv) + "\n" + "\n".join(
+            line for line in run.output.splitlines() if line.startswith(("Determining", "Loop %"))))
+        if run.missing or run.timed_out or run.returncode != 0:
+            return ERROR, f"{pluglet}: opt failed: {run.describe()}"
+        text = (workdir / ir).read_text(errors="replace")
+        function = "?"
+        bounded = 0
+        limit = self.config["max_trip_count"]
+        for line in run.output.splitlines():
+            m = _SCEV_FN.match(line)
+            if m:
+                function = m.group(1)
+                continue
+            m = _SCEV_LOOP.match(line)
+            if not m:
+                continue
+            loop = m.group(1).rstrip(":")
+            where = f"{function}/{loop}{_source_line(text, function, loop)}"
+            if m.group(3) is None:
+                if m.group(4):  # unpredictable max: nothing proves termination
+                    return FAIL, f"unproven loop at {where}: ScalarEvolution finds no bound"
+                continue  # exact count unknown, the max line decides
+            if m.group(2):  # max backedge-taken count
+                count = m.group(3).strip()
+                if not count.isdigit():
+                    return FAIL, f"unproven loop at {where}: bound {count!r} is not a constant"
+                if int(count) + 1 > limit:
+                    return FAIL, f"unproven loop at {where}: up to {int(count) + 1} iterations, over the maximum {limit}"
+                bounded += 1
+        if bounded == 0:
+            return FAIL, f"unproven loop in {pluglet}: the bytecode loops but no bounded loop was found in the IR"
+        log.append(f"{pluglet}: {bounded} loop(s) bounded by ScalarEvolution")
+        return None
+
+
+def _source_line(ir: str, function: str, block: str) -> str:
+    """' (line N)' of the first instruction with a real source line in `block` of `function`,
+    from the IR's debug info ('' when there is none)."""
+    fn = re.search(rf"^define [^\n]*@{re.escape(function)}\(.*?^}}", ir, re.S | re.M)
+    if not fn:
+        return ""
+    body = fn.group(0)
+    start = re.search(rf"^{re.escape(block)}:", body, re.M)
+    if not start:
+        return ""
+    end = re.search(r"^\S+:", body[start.end():], re.M)
+    text = body[start.end(): start.end() + end.start() if end else None]
+    for ref in re.findall(r"!dbg !(\d+)", text):
+        loc = re.search(rf"^!{ref} = !DILocation\(line: (\d+)", ir, re.M)
+        if loc and loc.group(1) != "0":
+            return f" (line {loc.group(1)})"
+    return ""
+
+
+# ---------------------------------------------------------------------- side effects
+def load_side_effect_specs(spec: Any, base_dir: Path) -> dict:
+    doc = _load_yaml(DATA / "pquic_side_effects.yaml") if spec in (None, "default") else _load_yaml(
+        (base_dir / str(spec)).resolve())
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("protoops"), dict):
+        raise FormatError("side-effect spec: expected 'keys: {set_helper: {KEY: value}}' and 'protoops: {...}'")
+    return doc
+
+
+class SideEffects(Verifier):
+    """Every set_* helper call's constant key must be a field its protoops may write."""
+
+    runner = "side_effects"
+    version = "1"
+    options = {"specs": "default"}
+
+    def setup(self) -> None:
+        self.spec = load_side_effect_specs(self.config["specs"], self.base_dir)
+        # helper -> key value -> field name (e.g. set_cnx -> 0x2a -> cnx.latest_progress_time)
+        self.fields = {helper: {int(v): f for f, v in keys.items()} for helper, keys in self.spec["keys"].items()}
+
+    def digest_material(self) -> Any:
+        return {"spec": self.spec}
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        problems: list[str] = []
+        log: list[str] = []
+        attached: dict[str, set[str]] = {}
+        for hook in plugin.manifest.hooks:
+            attached.setdefault(hook.pluglet, set()).add(hook.point)
+        for pluglet in plugin.manifest.pluglets:
+            try:
+                obj = ebpf.load_object(plugin.files[pluglet])
+            except ebpf.ObjectError as exc:
+                return self.result(FAIL, f"{pluglet}: {exc}")
+            points = sorted(attached.get(pluglet, ()))
+            for section in obj.sections:
+                for fname, insns in ebpf.function_ranges(section):
+                    if not insns:
+                        continue
+                    cfg = ebpf.build_cfg(insns, insns[0].index)
+                    regs = ebpf.constant_registers(insns, cfg)
+                    for insn in insns:
+                        if not insn.is_call() or insn.reloc not in self.fields:
+                            continue
+                        key = regs.get(insn.index, {}).get(2)
+                        where = f"{pluglet} #{insn.index} in {fname}"
+                        if not isinstance(key, int):
+                            problems.append(f"{where}: {insn.reloc} with a non-constant key (r2)")
+                            continue
+                        field = self.fields[insn.reloc].get(key)
+                        if field is None:
+                            problems.append(f"{where}: {insn.reloc} with unknown key {key:#x}")
+                            continue
+                        for point in points:
+                            allowed = (self.spec["protoops"].get(point) or {}).get("writes", [])
+                            if field not in allowed:
+                                problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
+                                                f" (may write: {', '.join(allowed) or 'nothing'})")
+                            else:
+                                log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
+        if problems:
+            return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                               "\n".join(log + problems))
+        return self.result(PASS, "every write is allowed by its protoop's spec", "\n".join(log) or "no writes")
+
+
+# ---------------------------------------------------------------------- static analysis
+_SEVERITY_RANK = {"information": 0, "portability": 1, "performance": 1, "style": 2, "warning": 3, "error": 4}
+_CPPCHECK_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+):(?P<sev>\w+):(?P<id>[\w-]+):(?P<msg>.*)$")
+
+
+class StaticAnalysis(Verifier):
+    """cppcheck on the C sources; findings at or above `severity` fail."""
+
+    runner = "static_analysis"
+    version = "1"
+    options = {"severity": "warning", "tool": "cppcheck", "extra_args": []}
+    default_timeout = 300.0
+
+    def setup(self) -> None:
+        if self.config["severity"] not in _SEVERITY_RANK:
+            raise FormatError(f"verifier {self.name}: severity must be one of {', '.join(_SEVERITY_RANK)}")
+        if self.config["tool"] not in ("cppcheck", "clang-analyzer"):
+            raise FormatError(f"verifier {self.name}: tool must be cppcheck or clang-analyzer")
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        sources = sorted(p for p in plugin.files if p.endswith(".c"))
+        if not sources:
+            return self.result(FAIL, "no C sources to analyse")
+        if self.config["tool"] == "clang-analyzer":
+            return self._clang(sources, workdir)
+        argv = ["cppcheck", "--enable=warning,style,performance,portability", "--inline-suppr", "--quiet",
+                "--language=c", "--std=c11", "-I", ".", "--error-exitcode=0",
+                "--template={file}:{line}:{column}:{severity}:{id}:{message}", *self.config["extra_args"], *sources]
+        run = run_tool(argv, workdir, self.timeout)
+        versions = {"cppcheck": tool_version("cppcheck")}
+        if run.missing or run.timed_out or (run.returncode not in (0, None)):
+            return self.result(ERROR, f"cppcheck could not run: {run.describe()}", run.output, **versions)
+        threshold = _SEVERITY_RANK[self.config["severity"]]
+        findings = []
+        for line in run.stderr.splitlines():
+            m = _CPPCHECK_LINE.match(line.strip())
+            if not m or m.group("id") in ("missingIncludeSystem", "missingInclude", "checkersReport"):
+                continue
+            if _SEVERITY_RANK.get(m.group("sev"), 0) >= threshold:
+                findings.append(f"{m.group('file')}:{m.group('line')}: {m.group('sev')}: {m.group('msg')} "
+                                f"[{m.group('id')}]")
+        if findings:
+            return self.result(FAIL, findings[0] + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""),
+                               run.output, **versions)
+        return self.result(PASS, f"cppcheck: no finding at or above {self.config['severity']} in "
+                                 f"{len(sources)} source(s)", run.output, **versions)
+
+    def _clang(self, sources: list[str], workdir: Path) -> VerifierResult:
+        argv = ["clang", "--analyze", "-Xanalyzer", "-analyzer-output=text", "-target", "bpf", "-I", ".", *sources]
+        run = run_tool(argv, workdir, self.timeout)
+        versions = {"clang": tool_version("clang")}
+        if run.missing or run.timed_out:
+            return self.result(ERROR, f"clang --analyze could not run: {run.describe()}", run.output, **versions)
+        warnings = [ln for ln in run.stderr.splitlines() if ": warning:" in ln or ": error:" in ln]
+        if warnings:
+            return self.result(FAIL, warnings[0].strip(), run.output, **versions)
+        return self.result(PASS, "clang --analyze: no finding", run.output, **versions)

@@ -1,0 +1,342 @@
+"""eBPF objects: ELF reading (pyelftools), instruction decoding, CFG, simple dataflow.
+
+An instruction is 8 bytes: opcode, dst (low nibble) / src (high nibble) registers, a signed
+16-bit offset and a signed 32-bit immediate, little-endian; ``lddw`` (0x18) spans two slots.
+Helper calls in PQUIC-style objects are ``call -1`` with an ``R_BPF_64_32`` relocation to an
+undefined symbol naming the helper; a ``call`` with src = 1 and no relocation is a BPF-to-BPF
+("local") call, which the PQUIC VM would misread as a helper id.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+
+# instruction classes
+LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
+LDDW = 0x18
+CALL, EXIT, JA = 0x85, 0x95, 0x05
+FRAME_SIZE = 512
+R_BPF_64_32 = 10
+
+_ALU_OPS = {0x00: "add", 0x10: "sub", 0x20: "mul", 0x30: "div", 0x40: "or", 0x50: "and", 0x60: "lsh",
+            0x70: "rsh", 0x80: "neg", 0x90: "mod", 0xA0: "xor", 0xB0: "mov", 0xC0: "arsh", 0xD0: "end"}
+_JMP_OPS = {0x00: "ja", 0x10: "jeq", 0x20: "jgt", 0x30: "jge", 0x40: "jset", 0x50: "jne", 0x60: "jsgt",
+            0x70: "jsge", 0x80: "call", 0x90: "exit", 0xA0: "jlt", 0xB0: "jle", 0xC0: "jslt", 0xD0: "jsle"}
+_SIZES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
+
+
+class ObjectError(Exception):
+    """The object cannot be read as an eBPF ELF (a `fail`, with this reason)."""
+
+
+@dataclass
+class Insn:
+    index: int  # slot index within the section
+    opcode: int
+    dst: int
+    src: int
+    off: int
+    imm: int
+    imm64: int | None = None  # lddw
+    reloc: str | None = None  # symbol of a relocation at this slot
+
+    @property
+    def cls(self) -> int:
+        return self.opcode & 7
+
+    @property
+    def op(self) -> int:
+        return self.opcode & 0xF0
+
+    @property
+    def width(self) -> int:
+        return 2 if self.opcode == LDDW else 1
+
+    def is_call(self) -> bool:
+        return self.opcode == CALL
+
+    def is_exit(self) -> bool:
+        return self.opcode == EXIT
+
+    def is_jump(self) -> bool:
+        return self.cls in (JMP, JMP32) and self.op not in (0x80, 0x90)
+
+    def is_cond_jump(self) -> bool:
+        return self.is_jump() and self.op != 0x00
+
+    def mem_size(self) -> int:
+        return _SIZES[self.opcode & 0x18]
+
+    def text(self) -> str:
+        return f"#{self.index}: op {self.opcode:#04x} dst r{self.dst} src r{self.src} off {self.off} imm {self.imm}"
+
+
+@dataclass
+class Section:
+    name: str
+    index: int
+    data: bytes
+    insns: list[Insn] = field(default_factory=list)
+    functions: dict[int, str] = field(default_factory=dict)  # slot -> function name
+
+
+@dataclass
+class EbpfObject:
+    sections: list[Section]  # executable sections
+    undefined: set[str]
+
+
+def load_object(data: bytes) -> EbpfObject:
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] not in ("EM_BPF", 247):
+            raise ObjectError(f"ELF machine {elf['e_machine']} is not eBPF")
+        sections: list[Section] = []
+        for idx, sec in enumerate(elf.iter_sections()):
+            if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
+                sections.append(Section(sec.name, idx, sec.data()))
+        symtab = elf.get_section_by_name(".symtab")
+        undefined: set[str] = set()
+        if symtab is not None:
+            for sym in symtab.iter_symbols():
+                if sym["st_shndx"] == "SHN_UNDEF" and sym.name:
+                    undefined.add(sym.name)
+                for s in sections:
+                    if sym["st_shndx"] == s.index and sym["st_info"]["type"] == "STT_FUNC":
+                        s.functions[sym["st_value"] // 8] = sym.name
+        relocs: dict[int, dict[int, str]] = {}
+        for sec in elf.iter_sections():
+            if isinstance(sec, RelocationSection):
+                target = sec["sh_info"]
+                table = elf.get_section(sec["sh_link"])
+                for rel in sec.iter_relocations():
+                    sym = table.get_symbol(rel["r_info_sym"])
+                    relocs.setdefault(target, {})[rel["r_offset"] // 8] = (sym.name, rel["r_info_type"])
+    except ELFError as exc:
+        raise ObjectError(f"malformed ELF: {exc}") from None
+    except (struct.error, ValueError, KeyError, IndexError) as exc:
+        raise ObjectError(f"malformed ELF: {exc}") from None
+    for s in sections:
+        s.insns = decode(s.data)
+        for slot, (name, rtype) in relocs.get(s.index, {}).items():
+            for insn in s.insns:
+                if insn.index == slot:
+                    insn.reloc = name if rtype == R_BPF_64_32 or insn.opcode == LDDW else f"{name}?type{rtype}"
+    return EbpfObject(sections, undefined)
+
+
+def decode(data: bytes) -> list[Insn]:
+    if len(data) % 8:
+        raise ObjectError(f"code size {len(data)} is not a multiple of 8")
+    out = []
+    n = len(data) // 8
+    i = 0
+    while i < n:
+        opcode, regs, off, imm = struct.unpack_from("<BBhi", data, i * 8)
+        insn = Insn(i, opcode, regs & 0xF, regs >> 4, off, imm)
+        if opcode == LDDW:
+            if i + 1 >= n:
+                raise ObjectError(f"#{i}: lddw truncated at the end of the section")
+            op2, _, _, imm2 = struct.unpack_from("<BBhi", data, (i + 1) * 8)
+            insn.imm64 = (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
+            if op2 != 0:
+                raise ObjectError(f"#{i}: second slot of lddw has opcode {op2:#x}")
+        out.append(insn)
+        i += insn.width
+    return out
+
+
+def opcode_problem(insn: Insn) -> str | None:
+    """Why an instruction is not a valid eBPF instruction, or None."""
+    op, cls = insn.opcode, insn.cls
+    if insn.dst > 10 or insn.src > 10:
+        return f"register out of range ({insn.text()})"
+    if cls in (ALU, ALU64):
+        if insn.op not in _ALU_OPS:
+            return f"invalid ALU operation {op:#04x}"
+        if insn.op == 0xD0 and cls == ALU64:
+            return f"invalid byte swap {op:#04x}"
+        if insn.dst == 10:
+            return f"write to the read-only frame pointer r10 ({insn.text()})"
+        return None
+    if cls in (JMP, JMP32):
+        if insn.op not in _JMP_OPS:
+            return f"invalid jump operation {op:#04x}"
+        if cls == JMP32 and insn.op in (0x00, 0x80, 0x90):
+            return f"invalid 32-bit jump {op:#04x}"
+        if insn.op == 0x80 and insn.src not in (0, 1):
+            return f"call with unsupported src {insn.src}"
+        return None
+    if cls == LD:
+        return None if op == LDDW else f"legacy packet load {op:#04x} not supported"
+    if cls == LDX:
+        if op & 0xE0 != 0x60:
+            return f"invalid load mode {op:#04x}"
+        if insn.dst == 10:
+            return f"load into the read-only frame pointer r10 ({insn.text()})"
+        return None
+    if cls == ST:
+        return None if op & 0xE0 == 0x60 else f"invalid store mode {op:#04x}"
+    if cls == STX:
+        if op & 0xE0 == 0x60:
+            return None
+        if op & 0xE0 == 0xC0 and op & 0x18 in (0x00, 0x18):  # atomic add (xadd) 32/64
+            return None
+        return f"invalid store mode {op:#04x}"
+    return f"unknown opcode {op:#04x}"  # pragma: no cover - all 8 classes handled
+
+
+@dataclass
+class Cfg:
+    leaders: list[int]  # slot index of each block start
+    succ: dict[int, list[int]]  # block leader -> successor leaders
+    back_edges: list[tuple[int, int]]  # (from insn slot, to leader)
+
+
+def build_cfg(insns: list[Insn], entry: int = 0) -> Cfg:
+    """Basic blocks and back edges of one function starting at slot `entry`."""
+    by_slot = {i.index: i for i in insns}
+    order = [i.index for i in insns]
+    position = {slot: k for k, slot in enumerate(order)}
+    leaders = {entry}
+    for insn in insns:
+        if insn.is_jump():
+            leaders.add(insn.index + 1 + insn.off)
+            nxt = position.get(insn.index) + 1
+            if nxt < len(order):
+                leaders.add(order[nxt])
+        elif insn.is_exit():
+            nxt = position.get(insn.index) + 1
+            if nxt < len(order):
+                leaders.add(order[nxt])
+    leaders = sorted(s for s in leaders if s in by_slot)
+    succ: dict[int, list[int]] = {}
+    block_of: dict[int, int] = {}
+    for k, start in enumerate(leaders):
+        end = leaders[k + 1] if k + 1 < len(leaders) else None
+        pos = position[start]
+        last = start
+        while pos < len(order) and (end is None or order[pos] < end):
+            block_of[order[pos]] = start
+            last = order[pos]
+            pos += 1
+        tail = by_slot[last]
+        targets: list[int] = []
+        if tail.is_exit():
+            pass
+        elif tail.is_jump():
+            targets.append(tail.index + 1 + tail.off)
+            if tail.is_cond_jump() and pos < len(order):
+                targets.append(order[pos])
+        elif pos < len(order):
+            targets.append(order[pos])
+        succ[start] = targets
+    # back edges by DFS from the entry
+    back: list[tuple[int, int]] = []
+    state: dict[int, int] = {}
+    stack = [(entry, iter(succ.get(entry, [])))]
+    state[entry] = 1
+    while stack:
+        node, it = stack[-1]
+        child = next(it, None)
+        if child is None:
+            state[node] = 2
+            stack.pop()
+            continue
+        if state.get(child) == 1:
+            last_slot = max(s for s, b in block_of.items() if b == node)
+            back.append((last_slot, child))
+        elif child not in state:
+            state[child] = 1
+            stack.append((child, iter(succ.get(child, []))))
+    return Cfg(leaders, succ, back)
+
+
+def function_ranges(section: Section) -> list[tuple[str, list[Insn]]]:
+    """Split a section's instructions by function symbol (one range if there are no symbols)."""
+    starts = sorted(section.functions) or [0]
+    out = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else None
+        insns = [i for i in section.insns if i.index >= start and (end is None or i.index < end)]
+        out.append((section.functions.get(start, f"{section.name}+{start}"), insns))
+    return out
+
+
+def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int | tuple]]:
+    """For each slot, the registers known before it: int constants or ("fp", offset) for
+    pointers into the frame. A forward dataflow to a fixed point; values that disagree at a
+    join are dropped (so only facts true on every path survive)."""
+    by_slot = {i.index: i for i in insns}
+    order = [i.index for i in insns]
+    position = {slot: k for k, slot in enumerate(order)}
+    entry_state: dict[int, dict[int, object] | None] = {lead: None for lead in cfg.leaders}
+    if not order:
+        return {}
+    first = cfg.leaders[0] if cfg.leaders else 0
+    entry_state[first] = {10: ("fp", 0)}
+    before: dict[int, dict[int, object]] = {}
+    work = [first]
+    rounds = 0
+    while work and rounds < 10000:
+        rounds += 1
+        lead = work.pop()
+        regs = dict(entry_state[lead] or {})
+        pos = position[lead]
+        nxt_leaders = set(cfg.leaders)
+        while True:
+            slot = order[pos]
+            insn = by_slot[slot]
+            before[slot] = dict(regs)
+            _transfer(insn, regs)
+            pos += 1
+            if insn.is_jump() or insn.is_exit() or pos >= len(order) or order[pos] in nxt_leaders:
+                break
+        for target in cfg.succ.get(lead, []):
+            if target not in position:
+                continue  # a jump out of the function: reported by the safety check
+            old = entry_state.get(target)
+            merged = dict(regs) if old is None else {r: v for r, v in old.items() if regs.get(r) == v}
+            if old is None or merged != old:
+                entry_state[target] = merged
+                work.append(target)
+    return before
+
+
+def _transfer(insn: Insn, regs: dict[int, object]) -> None:
+    cls, op = insn.cls, insn.op
+    if insn.opcode == LDDW:
+        regs[insn.dst] = insn.imm64 if insn.reloc is None else ("sym", insn.reloc)
+    elif cls in (ALU, ALU64):
+        use_reg = bool(insn.opcode & 0x08)
+        src_val = regs.get(insn.src) if use_reg else insn.imm
+        dst_val = regs.get(insn.dst)
+        if op == 0xB0:  # mov
+            regs[insn.dst] = src_val if src_val is not None else None
+        elif op == 0x00 and isinstance(dst_val, tuple) and dst_val[0] == "fp" and isinstance(src_val, int):
+            regs[insn.dst] = ("fp", dst_val[1] + src_val)
+        elif op == 0x10 and isinstance(dst_val, tuple) and dst_val[0] == "fp" and isinstance(src_val, int):
+            regs[insn.dst] = ("fp", dst_val[1] - src_val)
+        elif isinstance(dst_val, int) and isinstance(src_val, int) and op in (0x00, 0x10, 0x40, 0x50, 0xA0):
+            fn = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x40: lambda a, b: a | b,
+                  0x50: lambda a, b: a & b, 0xA0: lambda a, b: a ^ b}[op]
+            regs[insn.dst] = fn(dst_val, src_val) & 0xFFFFFFFFFFFFFFFF
+        else:
+            regs[insn.dst] = None
+        if regs.get(insn.dst) is None:
+            regs.pop(insn.dst, None)
+    elif cls == LDX:
+        regs.pop(insn.dst, None)
+    elif insn.is_call():
+        for r in range(0, 6):  # r0 = result, r1-r5 clobbered
+            regs.pop(r, None)
+
+
+def signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value

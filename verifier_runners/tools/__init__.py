@@ -1,0 +1,1 @@
+"""Small pipelines that external verifier configs call (never through a shell)."""

@@ -45,3 +45,72 @@ def plugin_input(directory: Path, name: str | None = None):
     name = name or directory.name
     files = read_plugin_dir(directory)
     return vr.PluginInput(name, "0" * 40, files, parse_plugin_manifest(files, name))
+
+
+# ---------------------------------------------------------------------------- PR helpers
+import os  # noqa: E402
+import subprocess  # noqa: E402
+
+from pds_log.infra.sshkeys import write_ssh_keypair  # noqa: E402
+
+
+def run(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_key(directory: Path, name: str) -> Path:
+    path = directory / name
+    write_ssh_keypair(path, name)
+    return path
+
+
+class Workspace:
+    """A git clone of the PR where tests make (signed or unsigned) commits and push them."""
+
+    def __init__(self, pr_url: str | Path, path: Path, name: str = "tester") -> None:
+        self.url = str(pr_url)
+        self.path = path
+        run("git", "clone", "-q", self.url, path)
+        run("git", "-C", path, "config", "user.name", name)
+        run("git", "-C", path, "config", "user.email", f"{name}@example.org")
+
+    def write(self, rel: str, data: bytes | str) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data.encode() if isinstance(data, str) else data)
+        return target
+
+    def add_plugin(self, plugin_dir: Path, name: str | None = None) -> None:
+        dest = self.path / "plugins" / (name or plugin_dir.name)
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(plugin_dir, dest, ignore=shutil.ignore_patterns("expect.yaml"))
+
+    def remove(self, rel: str) -> None:
+        target = self.path / rel
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+    def commit(self, message: str, key: Path | None, env: dict | None = None) -> str:
+        run("git", "-C", self.path, "add", "-A")
+        signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"] if key else []
+        args = ["git", "-C", self.path, *signing, "commit", "-q", "--allow-empty", "-m", message]
+        if key:
+            args.append("-S")
+        run(*args, env={**os.environ, **(env or {})})
+        return run("git", "-C", self.path, "rev-parse", "HEAD").stdout.strip()
+
+    def push(self, ref: str = "main", *extra: str, ssh_key: Path | None = None) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        if ssh_key:
+            env["GIT_SSH_COMMAND"] = f"ssh -i {ssh_key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no " \
+                                     f"-o UserKnownHostsFile=/dev/null -o BatchMode=yes"
+        return run("git", "-C", self.path, "push", *extra, "origin", f"HEAD:{ref}" if ":" not in ref else ref,
+                   env=env, check=False)
+
+    def reset_to_remote(self) -> None:
+        run("git", "-C", self.path, "fetch", "-q", "origin")
+        run("git", "-C", self.path, "reset", "-q", "--hard", "origin/main")
+        run("git", "-C", self.path, "clean", "-qfdx")

@@ -142,6 +142,7 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     if not commit.parents and not policy.is_admin(key):
         verdict.refuse(f"root commit must be signed by an admin of its own policy, not {verdict.signer}")
     touched_plugins: set[str] = set()
+    namespace_refusals: dict[tuple[str, str], list[str]] = {}
     for change in changes(repo, commit):
         path = change.path
         verdict.paths.append(path)
@@ -169,7 +170,7 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
                 continue
             reason = policy.may_write_plugin(key, name, when)
             if reason:
-                verdict.refuse(f"{path}: {reason}")
+                namespace_refusals.setdefault((name, reason), []).append(path)
             touched_plugins.add(name)
         elif parts[0] == PLUGINS_DIR:
             verdict.refuse(f"{path}: files directly under plugins/ are not allowed (use plugins/<name>/...)")
@@ -178,6 +179,9 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
         elif not policy.is_admin(key):
             what = "the policy" if path.startswith("pds/") else "files outside plugins/"
             verdict.refuse(f"{path}: signer {verdict.signer or short_key(key)} is not an admin and may not change {what}")
+    for (name, reason), paths in namespace_refusals.items():
+        where = paths[0] if len(paths) == 1 else f"plugins/{name}/ ({len(paths)} files)"
+        verdict.refuse(f"{where}: {reason}")
     if POLICY_PATH in verdict.paths:
         try:
             policy_at(repo, commit)

@@ -13,6 +13,8 @@ from pds_log.core import log_layout as layout
 from pds_log.core.binding import canonical_json
 from pds_log.core.signed_root import TreeHead
 from pds_log.core import note as notes
+from pds_log.core.errors import PdsError
+from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
 
 from .config import PvConfig
@@ -102,18 +104,10 @@ def push_pr_area(config: PvConfig) -> str:
 def _signed_commit(config: PvConfig, repo: pygit2.Repository, tree: pygit2.Oid,
                    parent: pygit2.Commit | None, message: str) -> pygit2.Oid:
     """A commit signed with the PV's SSH key (the PR accepts nothing else on its area)."""
-    args = ["git", "--git-dir", str(repo.path), "-c", "gpg.format=ssh"]
-    if config.ssh_key:
-        args += ["-c", f"user.signingkey={config.ssh_key}"]
-    args += ["commit-tree", str(tree), "-m", message]
-    if config.ssh_key:
-        args.insert(-3, "-S")
-    if parent is not None:
-        args += ["-p", str(parent.id)]
-    env = dict(os.environ, GIT_AUTHOR_NAME=config.origin, GIT_AUTHOR_EMAIL=f"{config.origin}@pds.invalid",
-               GIT_COMMITTER_NAME=config.origin, GIT_COMMITTER_EMAIL=f"{config.origin}@pds.invalid")
-    out = subprocess.run(args, capture_output=True, text=True, env=env, check=True, timeout=60)
-    return pygit2.Oid(hex=out.stdout.strip())
+    if not config.ssh_key:
+        raise PdsError("the PV has no SSH key (keys.ssh in pv.yaml) to sign its PR area commits")
+    return signed_commit(repo.path, tree, [str(parent.id)] if parent else [], message, config.ssh_key,
+                         config.origin)
 
 
 def push_mirrors(config: PvConfig) -> dict[str, str]:

@@ -6,12 +6,11 @@ import os
 from pathlib import Path
 
 import pygit2
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from pds_log.core.errors import PdsError
 from pds_log.core.note import NoteSigner, validate_key_name
-from pds_log.infra.files import atomic_write_bytes, atomic_write_text
+from pds_log.infra.files import atomic_write_text
+from pds_log.infra.sshkeys import write_ssh_keypair
 
 from .config import dump_config, load_config
 from .logrepo import LogRepo
@@ -26,15 +25,6 @@ DEFAULT_VERIFIERS = {
     "static": {"runner": "static_analysis"},
 }
 DEFAULT_ACCEPTANCE = "reproducible & safety & termination"
-
-
-def write_ssh_keypair(path: Path, comment: str) -> str:
-    """An Ed25519 OpenSSH key pair at `path` (0600) and `path`.pub; returns the public line."""
-    key = Ed25519PrivateKey.generate()
-    atomic_write_bytes(path, key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()), mode=0o600)
-    public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode() + f" {comment}"
-    atomic_write_text(Path(str(path) + ".pub"), public + "\n")
-    return public
 
 
 def init_pv(directory: str | os.PathLike, origin: str, pr_url: str, *, branch: str = "main",

@@ -1,0 +1,60 @@
+"""`pds dev`: developer tooling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def dev() -> None:
+    """Developer: keys, plugin skeletons, builds, signed submission."""
+
+
+@dev.command("keygen")
+@click.option("--out", default=str(Path.home() / ".pds" / "id_ed25519"), show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--comment", default="pds-developer")
+def keygen(out, comment):
+    """Create an SSH signing key; give the .pub line to the PR admin."""
+    from pds_log.infra.sshkeys import write_ssh_keypair
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    click.echo(write_ssh_keypair(out, comment))
+
+
+@dev.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", type=click.Path(file_okay=False))
+def new(name, parent):
+    """Create a plugin skeleton NAME/ (PQUIC manifest, a pluglet, the helper header)."""
+    from pds_log.developer.skeleton import new_plugin
+
+    click.echo(f"created {new_plugin(name, parent)}")
+
+
+@dev.command("build")
+@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
+def build(directory):
+    """Compile every pluglet the manifest names with the pinned recipe (clang -target bpf)."""
+    from pds_log.developer.build import build_plugin
+
+    for obj in build_plugin(directory):
+        click.echo(f"built {obj}")
+
+
+@dev.command("submit")
+@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", required=True, help="PR URL or path")
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False), help="Your SSH private key")
+@click.option("--name", default=None, help="Plugin name (default: the directory name)")
+@click.option("-m", "--message", default=None)
+@click.option("--author", default="developer")
+@click.option("--delete", is_flag=True, help="Remove the plugin from the PR instead")
+def submit(directory, repo, key, name, message, author, delete):
+    """Commit the plugin to plugins/<name>/ signed with your key, and push it."""
+    from pds_log.developer.submit import submit_plugin
+
+    commit = submit_plugin(directory, repo, key, name, message, author, delete)
+    click.echo(f"pushed {commit[:12]} to {repo}")

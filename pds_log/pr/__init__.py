@@ -1,0 +1,1 @@
+"""The Plugin Repository: creation, receive hooks, policy administration, notifications."""

@@ -1,0 +1,61 @@
+"""Post-receive notifications: tell PVs a new PR head exists, so they can run an epoch now.
+
+Webhooks are listed in ``<bare repo>/pds-notify.yaml`` (outside git history: it may hold CI
+tokens):
+
+    webhooks:
+      - url: https://api.github.com/repos/ORG/pv1/dispatches
+        headers: {Authorization: "Bearer ..."}      # optional
+        body: {event_type: pds-pr-push}              # optional; default: {repo, ref, old, new}
+      - url: http://127.0.0.1:8080/hook
+
+Each webhook gets one POST with a short timeout. A failure is reported on the pusher's
+terminal and otherwise ignored: notification is an optimisation (PVs also run on schedule),
+never a reason to fail a push.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import requests
+import yaml
+
+CONFIG = "pds-notify.yaml"
+TIMEOUT = 3.0
+
+
+def load_webhooks(repo_path: str | os.PathLike) -> list[dict]:
+    path = Path(repo_path) / CONFIG
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    hooks = doc.get("webhooks") or []
+    return [h if isinstance(h, dict) else {"url": str(h)} for h in hooks]
+
+
+def notify_all(repo_path: str | os.PathLike, updates) -> list[str]:
+    """POST each update to each webhook; returns one line per attempt (never raises)."""
+    try:
+        hooks = load_webhooks(repo_path)
+    except ValueError as exc:
+        return [f"pds notify: {exc}"]
+    lines = []
+    for update in updates:
+        payload = {"repo": os.path.basename(os.path.abspath(repo_path)), "ref": update.ref,
+                   "old": update.old, "new": update.new}
+        for hook in hooks:
+            url = hook.get("url", "")
+            body = hook.get("body") or payload
+            try:
+                response = requests.post(url, data=json.dumps(body), timeout=TIMEOUT,
+                                         headers={"Content-Type": "application/json", **(hook.get("headers") or {})})
+                lines.append(f"pds notify: {url}: HTTP {response.status_code}")
+            except Exception as exc:  # noqa: BLE001 - never fail the push for a notification
+                lines.append(f"pds notify: {url}: failed ({type(exc).__name__}); the push is unaffected")
+    return lines

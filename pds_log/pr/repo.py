@@ -1,0 +1,80 @@
+"""Creating and administering a Plugin Repository (embedded default: a bare repo + hooks).
+
+`init_pr` creates the bare repository, installs the hooks from repo_template/pr/hooks and
+writes the root commit: ``pds/policy.yaml`` naming the first admin, signed by that admin's
+SSH key. Validators pin that root commit (trust on first use). Every later policy change is
+a commit signed by an admin of the policy in effect, checked by the same hook as any push;
+`edit_policy` makes such commits from a temporary clone.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import pygit2
+
+from pds_log.core.errors import PdsError
+from pds_log.core.policy import POLICY_PATH, Policy, Principal, key_id
+from pds_log.infra.gitremote import fetch_branch, push
+from pds_log.infra.gitsign import signed_commit
+from pds_log.infra.gittree import update_tree
+from pds_log.infra.sshkeys import read_public_key
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "repo_template" / "pr"
+README = "README.md"
+
+
+def install_hooks(repo_path: str | Path, python: str | None = None) -> list[Path]:
+    """Write pre-receive and post-receive hooks that run pds_log with this Python."""
+    hooks = Path(repo_path) / "hooks"
+    hooks.mkdir(exist_ok=True)
+    written = []
+    for name in ("pre-receive", "post-receive"):
+        text = (TEMPLATE / "hooks" / f"{name}.in").read_text().replace("@PYTHON@", python or sys.executable)
+        target = hooks / name
+        target.write_text(text)
+        target.chmod(0o755)
+        written.append(target)
+    return written
+
+
+def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", branch: str = "main",
+            max_blob_bytes: int | None = None) -> str:
+    """Create the PR; returns the root commit id."""
+    path = Path(path).resolve()
+    if path.exists() and any(path.iterdir()):
+        raise PdsError(f"{path} exists and is not empty")
+    admin_key = Path(admin_key).resolve()
+    public = read_public_key(str(admin_key) + ".pub" if Path(str(admin_key) + ".pub").exists() else str(admin_key))
+    policy = Policy(branch=branch, admins=[Principal(admin_name, key_id(public), "admin")])
+    if max_blob_bytes:
+        policy.max_blob_bytes = max_blob_bytes
+    repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
+    repo.config["receive.denyNonFastForwards"] = True
+    repo.config["receive.denyDeletes"] = True
+    repo.config["receive.fsckObjects"] = True
+    readme = (TEMPLATE / "README.md").read_bytes()
+    tree = update_tree(repo, None, {POLICY_PATH: policy.to_yaml().encode(), README: readme})
+    root = signed_commit(path, tree, [], "PDS plugin repository: initial policy", admin_key, admin_name)
+    repo.references.create(f"refs/heads/{branch}", root)
+    install_hooks(path)
+    return str(root)
+
+
+def edit_policy(pr_url: str, admin_key: str | Path, mutate: Callable[[Policy], str]) -> str:
+    """Apply `mutate` to the PR's current policy (it returns the commit message) and push the
+    change as a commit signed by `admin_key`; returns the new commit id."""
+    admin_key = Path(admin_key).resolve()
+    with tempfile.TemporaryDirectory(prefix="pds-pr-admin-") as tmp:
+        clone, tip = fetch_branch(pr_url, Path(tmp) / "pr.git", "main", admin_key)
+        policy = Policy.parse(clone[tip.tree[POLICY_PATH].id].data)
+        message = mutate(policy)
+        tree = update_tree(clone, tip.tree, {POLICY_PATH: policy.to_yaml().encode()})
+        name = next((p.name for p in policy.admins if p.key == key_id(read_public_key(str(admin_key) + ".pub"))),
+                    "admin")
+        commit = signed_commit(clone.path, tree, [str(tip.id)], message, admin_key, name)
+        push(clone.path, pr_url, str(commit), f"refs/heads/{policy.branch}", admin_key)
+        return str(commit)

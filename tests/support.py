@@ -114,3 +114,71 @@ class Workspace:
         run("git", "-C", self.path, "fetch", "-q", "origin")
         run("git", "-C", self.path, "reset", "-q", "--hard", "origin/main")
         run("git", "-C", self.path, "clean", "-qfdx")
+
+
+# ---------------------------------------------------------------------------- whole-system scenarios
+class World:
+    """A real PR (admin + developers), PVs created with `pds pv init`, and example plugins
+    built by clang and pushed with signed commits. Used by the PV, audit, peer and demo tests."""
+
+    def __init__(self, root: Path, developers: dict[str, list[str]] | None = None) -> None:
+        self.root = root
+        self.keys: dict[str, Path] = {}
+        self.pr = root / "pr.git"
+        self.admin = self.key("admin")
+        run("pds", "pr", "init", self.pr, "--admin-key", self.admin)
+        for name, spaces in (developers or {"alice": ["org.pds.*"]}).items():
+            args = ["--namespace"] * len(spaces)
+            ns_args = [x for pair in zip(args, spaces) for x in pair]
+            run("pds", "pr", "add-developer", "--repo", self.pr, "--admin-key", self.admin, "--name", name,
+                "--key", f"{self.key(name)}.pub", *ns_args)
+        self.built = root / "built"
+        self.built.mkdir()
+        self.ws = Workspace(self.pr, root / "ws")
+
+    def key(self, name: str) -> Path:
+        if name not in self.keys:
+            self.keys[name] = make_key(self.root, name)
+        return self.keys[name]
+
+    def example(self, example: str, name: str | None = None) -> Path:
+        """Build example `example` as plugin `name` (once) and return its directory."""
+        name = name or example
+        target = self.built / example / name
+        if not target.exists():
+            target.parent.mkdir(exist_ok=True)
+            build_example(example, target.parent, rename=name if name != example else None)
+        return target
+
+    def push_plugins(self, plugins: dict[str, str], dev: str = "alice", message: str = "plugins",
+                     delete: tuple[str, ...] = ()) -> str:
+        """plugins: plugin name -> example it is built from. One signed commit, pushed."""
+        self.ws.reset_to_remote()
+        for name, example in plugins.items():
+            self.ws.add_plugin(self.example(example, name), name)
+        for name in delete:
+            self.ws.remove(f"plugins/{name}")
+        commit = self.ws.commit(message, self.key(dev))
+        result = self.ws.push()
+        assert result.returncode == 0, result.stderr
+        return commit
+
+    def add_pv(self, origin: str, verifiers: dict | None = None, acceptance: str | None = None,
+               mirrors: list[str] | None = None) -> Path:
+        """`pds pv init` a PV and give it its PR area; returns its pv.yaml."""
+        from pds_log.pv.setup import init_pv
+
+        config = init_pv(self.root / origin, origin, str(self.pr), verifiers=verifiers, acceptance=acceptance,
+                         mirrors=mirrors)
+        run("pds", "pr", "add-pv", "--repo", self.pr, "--admin-key", self.admin, "--origin", origin,
+            "--key", self.root / origin / "keys" / "ssh_ed25519.pub")
+        return config
+
+
+def epoch(config: Path, *extra: str, check: bool = True) -> dict:
+    """Run `pds pv epoch --json` as a subprocess; returns the summary."""
+    import json
+
+    result = run("pds", "pv", "epoch", "--config", config, "--json", *extra, check=check)
+    return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr,
+                                                                     "code": result.returncode}

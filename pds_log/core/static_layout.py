@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import re
 
-from .log_layout import epoch_record_path, str_path, tile_path  # noqa: F401  (same paths in both)
+from .log_layout import epoch_record_path, str_path, tile_path
 from .names import validate_name
+
+__all__ = ["LATEST", "DESCRIPTOR", "SITE_DIR", "binding_by_value_path", "content_path", "epoch_record_path",
+           "is_mutable", "proof_path", "result_path", "status_path", "str_path", "tile_path"]
 
 LATEST = "latest.note"
 DESCRIPTOR = "pv.json"

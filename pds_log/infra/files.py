@@ -66,3 +66,21 @@ def exclusive_lock(path: str | os.PathLike, wait: bool = False) -> Iterator[None
         yield
     finally:
         os.close(fd)
+
+
+def clear_stale_git_locks(git_dir: str | os.PathLike) -> list[Path]:
+    """Remove `*.lock` files a killed git/libgit2 process left in a repository's refs.
+
+    Call only while holding the lock that serialises every writer of that repository (the
+    PV's epoch or mirror lock): then no live process can own those files."""
+    git_dir = Path(git_dir)
+    removed = []
+    candidates = [git_dir / "packed-refs.lock", git_dir / "HEAD.lock", git_dir / "config.lock", git_dir / "index.lock"]
+    refs = git_dir / "refs"
+    if refs.is_dir():
+        candidates += list(refs.rglob("*.lock"))
+    for path in candidates:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

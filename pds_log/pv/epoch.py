@@ -35,7 +35,7 @@ from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
-from pds_log.infra.files import atomic_write_bytes, exclusive_lock
+from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 
 from . import verification
 from .config import PvConfig
@@ -169,6 +169,7 @@ class EpochJob:
     def _run_locked(self) -> EpochSummary:
         config, opts = self.config, self.options
         t0 = time.perf_counter()
+        clear_stale_git_locks(config.log_repo)  # left by a killed run; we hold the epoch lock
         log = LogRepo(config.log_repo)
         recovered, replay = recover_pending(log, config.state_dir)
         if recovered:

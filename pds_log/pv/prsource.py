@@ -14,6 +14,7 @@ from pathlib import Path
 import pygit2
 
 from pds_log.core.errors import PdsError
+from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
 
 PLUGINS_DIR = "plugins"
 MAX_PLUGIN_BYTES = 64 << 20
@@ -52,14 +53,19 @@ class PrMirror:
         return pygit2.RemoteCallbacks(credentials=pygit2.Keypair("git", pub, str(self.ssh_key), ""))
 
     def fetch(self) -> pygit2.Commit:
-        """Fetch the PR's main branch and every PV area; return the new head commit."""
+        """Fetch the PR's main branch and every PV area; return the new head commit.
+
+        Fetches into the mirror are serialised by a lock of their own (plan, run-one and epoch
+        jobs may share a state dir), under which ref locks left by a killed fetch are cleared."""
         remote = self.repo.remotes.create_anonymous(self.url)
         refspecs = [f"+refs/heads/{self.branch}:refs/remotes/pr/{self.branch}",
                     "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
-        try:
-            remote.fetch(refspecs, callbacks=self._callbacks())
-        except pygit2.GitError as exc:
-            raise PdsError(f"cannot fetch the PR from {self.url}: {exc}") from None
+        with exclusive_lock(self.path.parent / "pr-mirror.lock", wait=True):
+            clear_stale_git_locks(self.path)
+            try:
+                remote.fetch(refspecs, callbacks=self._callbacks())
+            except pygit2.GitError as exc:
+                raise PdsError(f"cannot fetch the PR from {self.url}: {exc}") from None
         head = self.head()
         if head is None:
             raise PdsError(f"the PR at {self.url} has no branch {self.branch}")

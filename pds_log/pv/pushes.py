@@ -5,7 +5,6 @@ retried by the next epoch; a failure never undoes or blocks an epoch."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import pygit2
 
@@ -14,6 +13,8 @@ from pds_log.core.binding import canonical_json
 from pds_log.core.signed_root import TreeHead
 from pds_log.core import note as notes
 from pds_log.core.errors import PdsError
+from pds_log.infra.files import exclusive_lock
+from pds_log.infra.gitremote import git_env
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
 
@@ -28,14 +29,6 @@ def area_ref(origin: str) -> str:
 def area_paths(origin: str, epoch: int) -> tuple[str, str]:
     base = f"pvs/{origin}"
     return f"{base}/str/{epoch}.note", f"{base}/reports/{epoch}.json"
-
-
-def git_env(config: PvConfig) -> dict[str, str]:
-    env = dict(os.environ)
-    if config.ssh_key:
-        env["GIT_SSH_COMMAND"] = (f"ssh -i {config.ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes "
-                                  f"-o StrictHostKeyChecking=accept-new")
-    return env
 
 
 def failure_report(record: layout.EpochRecord, str_sha256: str) -> bytes:
@@ -62,43 +55,48 @@ def _last_epoch_in(repo: pygit2.Repository, commit: pygit2.Commit | None, origin
 def push_pr_area(config: PvConfig) -> str:
     """Commit the missing STRs and reports to refs/heads/pvs/<origin> and push it."""
     try:
-        log = LogRepo(config.log_repo)
-        head = log.head()
-        if head is None:
-            return "nothing to push"
-        mirror = pygit2.Repository(str(config.state_dir / "pr.git"))
-        ref = area_ref(config.origin)
-        local = mirror.references.get(ref)
-        remote = mirror.references.get(f"refs/remotes/pr/pvs/{config.origin}")
-        base = None
-        if local is not None:
-            base = mirror[local.target]
-            if remote is not None and not (remote.target == local.target
-                                           or mirror.descendant_of(local.target, remote.target)):
-                base = mirror[remote.target]  # our local tip is stale: restart from what the PR has
-        elif remote is not None:
-            base = mirror[remote.target]
-        done = _last_epoch_in(mirror, base, config.origin)
-        latest = TreeHead.parse_text(notes.parse(log.read(head, layout.LATEST_STR)).text).epoch
-        if done < latest:
-            changes: dict[str, bytes | None] = {}
-            for epoch in range(done + 1, latest + 1):
-                note = log.read(head, layout.str_path(epoch))
-                record = layout.EpochRecord.decode(log.read(head, layout.epoch_record_path(epoch)))
-                str_file, report_file = area_paths(config.origin, epoch)
-                changes[str_file] = note
-                changes[report_file] = failure_report(record, hashlib.sha256(note).hexdigest())
-            changes[f"pvs/{config.origin}/latest.note"] = log.read(head, layout.LATEST_STR)
-            tree = update_tree(mirror, base.tree if base else None, changes)
-            commit = _signed_commit(config, mirror, tree, base, f"{config.origin}: epochs {done + 1}..{latest}")
-            mirror.references.create(ref, commit, force=True)
-        result = subprocess.run(["git", "--git-dir", str(mirror.path), "push", "--quiet", config.pr_url,
-                                 f"{ref}:{ref}"], capture_output=True, text=True, env=git_env(config), timeout=120)
-        if result.returncode != 0:
-            return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed'}"
-        return "ok"
+        with exclusive_lock(config.state_dir / "pr-mirror.lock", wait=True):
+            return _push_pr_area(config)
     except Exception as exc:  # a failed push must never undo or block the epoch
         return f"failed: {exc}"
+
+
+def _push_pr_area(config: PvConfig) -> str:
+    log = LogRepo(config.log_repo)
+    head = log.head()
+    if head is None:
+        return "nothing to push"
+    mirror = pygit2.Repository(str(config.state_dir / "pr.git"))
+    ref = area_ref(config.origin)
+    local = mirror.references.get(ref)
+    remote = mirror.references.get(f"refs/remotes/pr/pvs/{config.origin}")
+    base = None
+    if local is not None:
+        base = mirror[local.target]
+        if remote is not None and not (remote.target == local.target
+                                       or mirror.descendant_of(local.target, remote.target)):
+            base = mirror[remote.target]  # our local tip is stale: restart from what the PR has
+    elif remote is not None:
+        base = mirror[remote.target]
+    done = _last_epoch_in(mirror, base, config.origin)
+    latest = TreeHead.parse_text(notes.parse(log.read(head, layout.LATEST_STR)).text).epoch
+    if done < latest:
+        changes: dict[str, bytes | None] = {}
+        for epoch in range(done + 1, latest + 1):
+            note = log.read(head, layout.str_path(epoch))
+            record = layout.EpochRecord.decode(log.read(head, layout.epoch_record_path(epoch)))
+            str_file, report_file = area_paths(config.origin, epoch)
+            changes[str_file] = note
+            changes[report_file] = failure_report(record, hashlib.sha256(note).hexdigest())
+        changes[f"pvs/{config.origin}/latest.note"] = log.read(head, layout.LATEST_STR)
+        tree = update_tree(mirror, base.tree if base else None, changes)
+        commit = _signed_commit(config, mirror, tree, base, f"{config.origin}: epochs {done + 1}..{latest}")
+        mirror.references.create(ref, commit, force=True)
+    result = subprocess.run(["git", "--git-dir", str(mirror.path), "push", "--quiet", config.pr_url,
+                             f"{ref}:{ref}"], capture_output=True, text=True, env=git_env(config.ssh_key), timeout=120)
+    if result.returncode != 0:
+        return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed'}"
+    return "ok"
 
 
 def _signed_commit(config: PvConfig, repo: pygit2.Repository, tree: pygit2.Oid,
@@ -114,7 +112,7 @@ def push_mirrors(config: PvConfig) -> dict[str, str]:
     results = {}
     for url in config.mirrors:
         result = subprocess.run(["git", "--git-dir", str(config.log_repo), "push", "--quiet", url,
-                                 f"{BRANCH}:{BRANCH}"], capture_output=True, text=True, env=git_env(config),
+                                 f"{BRANCH}:{BRANCH}"], capture_output=True, text=True, env=git_env(config.ssh_key),
                                 timeout=300)
         if result.returncode == 0:
             results[url] = "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 import shutil
 from pathlib import Path
 
@@ -182,3 +183,38 @@ def epoch(config: Path, *extra: str, check: bool = True) -> dict:
     result = run("pds", "pv", "epoch", "--config", config, "--json", *extra, check=check)
     return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr,
                                                                      "code": result.returncode}
+
+
+# ---------------------------------------------------------------------------- HTTP mirrors
+import functools  # noqa: E402
+import threading  # noqa: E402
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class StaticServer:
+    """A real HTTP server on 127.0.0.1 serving a directory (a PV mirror)."""
+
+    def __init__(self, directory: Path) -> None:
+        handler = functools.partial(QuietHandler, directory=str(directory))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def write_trust(path: Path, pvs: dict[str, tuple[str, list[str]]], require: str, max_age: int = 3600,
+                state: Path | None = None) -> Path:
+    """pvs: name -> (vkey, mirror URLs)."""
+    doc = {"version": 1, "pvs": {n: {"vkey": v, "mirrors": m} for n, (v, m) in pvs.items()},
+           "require": require, "max_age": max_age, "state": str(state or path.parent / "peer-state.json")}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,0 +1,132 @@
+"""Static publication: complete, incremental, immutable; and the human site, rendered by a real
+headless Chromium."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from pds_log.core import static_layout as site
+from pds_log.core.names import name_key
+from pds_log.core.note import NoteVerifier
+from pds_log.core.signed_root import open_str
+from pds_log.core.tiles import prove_from_tiles
+from pds_log.pv.config import load_config
+from tests.support import StaticServer, World, epoch, run
+
+VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"},
+             "xss": {"runner": "external", "inline": {
+                 "argv": ["python3", "-c", "print('VERDICT <script>alert(1)</script> for {pluglet}')"],
+                 "pass": "never-matches", "fail": "VERDICT"}}}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    world = World(tmp_path_factory.mktemp("publish"))
+    config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety & side_effects")
+    config = load_config(config_path)
+    world.push_plugins({f"org.pds.p{i}.rtt": "org.pds.examples.rtt_monitor" for i in range(6)}
+                       | {"org.pds.bad.tamper": "org.pds.examples.rtt_tamper"})
+    epoch(config_path)
+    epoch(config_path)
+    out = world.root / "site"
+    run("pds", "pv", "publish", "--config", config_path, "--out", out)
+    return {"world": world, "config": config, "config_path": config_path, "out": out}
+
+
+def immutable_files(out):
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in out.rglob("*") if p.is_file() and not p.relative_to(out).as_posix().startswith(".")
+            and not site.is_mutable(p.relative_to(out).as_posix())}
+
+
+def test_every_plugin_proves_from_the_published_files(published):
+    out, config = published["out"], published["config"]
+    verifier = NoteVerifier.from_string(str(config.signer().verifier()))
+    signed = open_str((out / site.LATEST).read_bytes(), verifier)
+    assert signed.head.epoch == 2
+    for i in range(6):
+        siblings, leaf = prove_from_tiles(name_key(f"org.pds.p{i}.rtt"), signed.head.root,
+                                          lambda level, h: (out / site.tile_path(level, h)).read_bytes())
+        assert leaf[0] == name_key(f"org.pds.p{i}.rtt")
+        binding = (out / site.binding_by_value_path(leaf[1])).read_bytes()
+        assert hashlib.sha256(binding).digest() == leaf[1]
+        for digest in json.loads(binding)["pluglets"].values():
+            assert (out / site.content_path("bytecode", digest)).exists()
+    assert (out / site.proof_path(1, "org.pds.bad.tamper")).exists()
+    status = json.loads((out / site.status_path("org.pds.bad.tamper")).read_text())
+    assert status["status"] == "rejected" and "xss" in status["reason"]
+
+
+def test_publishing_is_incremental_and_old_files_never_change(published):
+    out, world, config_path = published["out"], published["world"], published["config_path"]
+    before = immutable_files(out)
+    again = run("pds", "pv", "publish", "--config", config_path, "--out", out)
+    assert "0 files" in again.stdout or "published epochs -..2" in again.stdout
+    world.push_plugins({"org.pds.p0.rtt": "org.pds.examples.state_logger"}, message="one change")
+    epoch(config_path)
+    result = run("pds", "pv", "publish", "--config", config_path, "--out", out, "--no-site")
+    after = immutable_files(out)
+    for path, digest in before.items():
+        assert after[path] == digest, f"{path} changed"
+    new = set(after) - set(before)
+    assert new, "nothing new was published"
+    assert all(p.startswith(("epochs/", "tiles/", "bindings/", "proofs/3/", "results/3/", "bytecode/", "logs/"))
+               for p in new), sorted(new)
+    assert len(new) < 40, sorted(new)  # in proportion to one changed plugin, not to the tree
+    assert "published epochs 3..3" in result.stdout
+
+
+def test_anyone_can_publish_from_a_clone(published, tmp_path):
+    clone = tmp_path / "clone.git"
+    run("git", "clone", "-q", "--bare", published["config"].log_repo, clone)
+    out = tmp_path / "mirror"
+    vkey = str(published["config"].signer().verifier())
+    run("pds", "pv", "publish", "--log", clone, "--out", out, "--vkey", vkey, "--no-site")
+    import pygit2
+
+    log = pygit2.Repository(str(published["config"].log_repo))
+    latest = log[log.revparse_single("main").tree[site.LATEST].id].data
+    assert (out / site.LATEST).read_bytes() == latest
+    wrong = run("pds", "pv", "publish", "--log", clone, "--out", tmp_path / "x", "--vkey",
+                "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", check=False)
+    assert wrong.returncode == 1 and "expected" in wrong.stderr
+
+
+def test_human_site_pages_and_escaping(published):
+    html_root = published["out"] / site.SITE_DIR
+    page = (html_root / "plugins" / "org.pds.bad.tamper.html").read_text()
+    assert "REJECTED" in page and "set_cnx(cnx.state) is not allowed" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    good = (html_root / "plugins" / "org.pds.p1.rtt.html").read_text()
+    assert "ACCEPTED" in good and "record_progress.o" in good
+    assert (html_root / "epochs" / "1.html").exists() and (html_root / "pv.html").exists()
+    pv = (html_root / "pv.html").read_text()
+    assert str(published["config"].signer().verifier()) in pv
+
+
+def test_site_screenshot_in_headless_chromium(published, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is required (installed by scripts/bootstrap)"
+    server = StaticServer(published["out"])
+    shot = tmp_path / "plugin.png"
+    try:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900", f"--screenshot={shot}",
+             server.url + "site/plugins/org.pds.bad.tamper.html"],
+            capture_output=True, text=True, timeout=120)
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", server.url + "site/index.html"],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert shot.exists(), result.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert "pv1.example" in dom.stdout and "Latest epoch" in dom.stdout

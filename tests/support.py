@@ -218,3 +218,45 @@ def write_trust(path: Path, pvs: dict[str, tuple[str, list[str]]], require: str,
            "require": require, "max_age": max_age, "state": str(state or path.parent / "peer-state.json")}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+# ---------------------------------------------------------------------------- a lying PV
+def forge_epoch(log_clone: Path, signer, mutate) -> None:
+    """Rewrite the last epoch of a (non-bare) log clone as a malicious PV would: apply
+    `mutate(bindings: dict[name, Binding])`, then recompute the tree, tiles and a validly
+    signed STR for the same epoch, and amend the commit. Plain git for the commit."""
+    import pygit2
+
+    from pds_log.core import log_layout as layout
+    from pds_log.core.binding import Binding
+    from pds_log.core.names import name_key
+    from pds_log.core.signed_root import TreeHead, open_str, sign_str
+    from pds_log.core.tiles import all_tiles
+    from pds_log.core.tree import PrefixTree
+
+    repo = pygit2.Repository(str(log_clone))
+    head = repo.revparse_single("HEAD")
+    signed = open_str((log_clone / layout.LATEST_STR).read_bytes(), signer.verifier())
+    bindings = {}
+    for path in (log_clone / "bindings").rglob("*.json"):
+        b = Binding.decode(path.read_bytes())
+        bindings[b.name] = b
+    mutate(bindings)
+    shutil.rmtree(log_clone / "bindings")
+    for b in bindings.values():
+        target = log_clone / layout.binding_path(b.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b.encode())
+    tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})
+    shutil.rmtree(log_clone / "tiles", ignore_errors=True)
+    for h, tile in all_tiles(tree):
+        target = log_clone / layout.tile_path(tile.level, h)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(tile.encode())
+    h = signed.head
+    forged = sign_str(TreeHead(h.origin, h.epoch, tree.root(), h.prev, h.time + 1, h.pr, len(tree), h.policy), signer)
+    (log_clone / layout.LATEST_STR).write_bytes(forged.note)
+    (log_clone / layout.str_path(h.epoch)).write_bytes(forged.note)
+    run("git", "-C", log_clone, "add", "-A")
+    run("git", "-C", log_clone, "commit", "-q", "--amend", "--no-edit")
+    assert str(repo.revparse_single("HEAD").id) != str(head.id)

@@ -31,3 +31,60 @@ def audit(log_repo, pr_repo, vkey, ref, state_path, as_json):
         click.echo(f"audited {report.epochs} epochs, {report.plugins} plugins in the final tree, "
                    f"in {report.seconds:.2f} s: {verdict}")
     sys.exit(0 if report.ok else 1)
+
+
+@click.command("monitor")
+@click.option("--developer", "developer_key", required=True,
+              help="Your SSH public key (line or .pub file): the key your commits are signed with")
+@click.option("--trust", "trust_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--pr", "pr_url", default=None, help="The PR URL (default: the first PV's 'pr' in trust.yaml)")
+@click.option("--state", default=None, type=click.Path(dir_okay=False))
+@click.option("--now", type=int, default=None, hidden=True)
+def monitor(developer_key, trust_path, pr_url, state, now):
+    """Is each of your plugins, at each PV, exactly what you pushed (or absent, and why)? Exit 1 on an alert."""
+    from pathlib import Path
+
+    from pds_log.auditor.monitor import monitor as run_monitor
+    from pds_log.core.errors import PdsError
+    from pds_log.peer.trust import load_trust
+
+    trust = load_trust(trust_path)
+    if state:
+        trust.state_path = Path(state)
+    pr_url = pr_url or next((pv.pr for pv in trust.pvs.values() if pv.pr), None)
+    if not pr_url:
+        raise PdsError("no PR URL: pass --pr or set 'pr' for a PV in trust.yaml")
+    report = run_monitor(developer_key, trust, pr_url, now=now)
+    for row in report.rows:
+        click.echo(f"{row.status.upper():11} {row.plugin} @ {row.pv}: {row.detail}")
+    click.echo(f"{len(report.plugins)} plugin(s) of yours, {len(report.alerts)} alert(s)")
+    sys.exit(1 if report.alerts else 0)
+
+
+@click.command("gossip")
+@click.option("--trust", "trust_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--pr", "pr_url", default=None, help="Also read the PV areas of this PR")
+@click.option("--state", default=None, type=click.Path(dir_okay=False), help="Also use this peer state")
+@click.option("--out", "out_dir", default=".", type=click.Path(file_okay=False), show_default=True,
+              help="Where evidence of equivocation is written")
+def gossip(trust_path, pr_url, state, out_dir):
+    """Collect each PV's STRs from its mirrors, the PR and the peer state; write proof of any
+    equivocation. Exit 1 when a PV equivocated."""
+    from pathlib import Path
+
+    from pds_log.auditor.gossip import gossip as run_gossip
+    from pds_log.peer.trust import PeerState, load_trust
+
+    trust = load_trust(trust_path)
+    peer_state = PeerState.load(Path(state) if state else trust.state_path)
+    report = run_gossip(trust, out_dir, pr_url=pr_url, state=peer_state)
+    for pv, epochs in sorted(report.seen.items()):
+        for epoch, texts in sorted(epochs.items()):
+            sources = sum(len(s) for s in texts.values())
+            flag = "EQUIVOCATION" if len(texts) > 1 else "consistent"
+            click.echo(f"{pv} epoch {epoch}: {flag} ({sources} source(s), {len(texts)} distinct STR(s))")
+    for problem in report.problems:
+        click.echo(f"note: {problem}")
+    for path in report.evidence:
+        click.echo(f"evidence written: {path} (check it with `pds note verify {path} VKEY`)")
+    sys.exit(1 if report.evidence else 0)

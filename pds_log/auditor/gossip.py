@@ -1,0 +1,104 @@
+"""`pds gossip`: compare the STRs a PV published in different places.
+
+Sources, per trusted PV: each mirror (``latest.note`` and the per-epoch STRs of the epochs
+seen anywhere), the PV's area on the PR (``pvs/<origin>/str/*.note`` on branch
+``pvs/<origin>``), and the local peer state. Every validly signed STR is grouped by epoch;
+two different ones for the same epoch prove equivocation and are written out as
+self-contained evidence (pds_log.core.equivocation), verifiable by anyone with
+`pds note verify EVIDENCE VKEY`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pds_log.core import equivocation
+from pds_log.core import static_layout as site
+from pds_log.core.errors import FormatError, VerificationError
+from pds_log.core.signed_root import SignedTreeRoot, open_str
+from pds_log.infra.files import atomic_write_bytes
+from pds_log.infra.gitremote import fetch_branch
+from pds_log.infra.http import FetchError, Fetcher
+from pds_log.peer.trust import PeerState, Trust, TrustedPv
+
+
+@dataclass
+class GossipReport:
+    seen: dict[str, dict[int, dict[str, list[str]]]] = field(default_factory=dict)  # pv -> epoch -> text -> sources
+    evidence: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _collect(report: GossipReport, pv: TrustedPv, note: bytes, source: str, notes: dict) -> SignedTreeRoot | None:
+    try:
+        signed = open_str(note, pv.verifier)
+    except (FormatError, VerificationError) as exc:
+        report.problems.append(f"{pv.name}: {source}: invalid STR ignored ({exc})")
+        return None
+    text = signed.head.text()
+    report.seen.setdefault(pv.verifier.name, {}).setdefault(signed.head.epoch, {}).setdefault(text, []).append(source)
+    notes.setdefault((signed.head.epoch, text), signed.note)
+    return signed
+
+
+def _pr_area_notes(pr_url: str, origin: str) -> list[tuple[str, bytes]]:
+    with tempfile.TemporaryDirectory(prefix="pds-gossip-") as tmp:
+        try:
+            repo, tip = fetch_branch(pr_url, Path(tmp) / "pr.git", f"pvs/{origin}")
+        except Exception:  # noqa: BLE001 - a PV without an area yet
+            return []
+        try:
+            tree = repo[tip.tree[f"pvs/{origin}/str"].id]
+        except KeyError:
+            return []
+        return [(f"PR {pr_url} pvs/{origin}/str/{e.name}", repo[e.id].data) for e in tree if e.name.endswith(".note")]
+
+
+def gossip(trust: Trust, out_dir: str | Path, *, pr_url: str | None = None, state: PeerState | None = None,
+           fetcher: Fetcher | None = None) -> GossipReport:
+    fetcher = fetcher or Fetcher()
+    report = GossipReport()
+    out_dir = Path(out_dir)
+    # one PV is one key: trust entries sharing a key (e.g. different mirror sets) are pooled
+    notes_of: dict[str, dict[tuple[int, str], bytes]] = {}
+    epochs_of: dict[str, set[int]] = {}
+    for pv in trust.pvs.values():
+        notes = notes_of.setdefault(str(pv.verifier), {})
+        epochs = epochs_of.setdefault(str(pv.verifier), set())
+        for mirror in pv.mirrors:
+            try:
+                signed = _collect(report, pv, fetcher.get(mirror, site.LATEST), f"{mirror} latest.note", notes)
+                if signed:
+                    epochs.add(signed.head.epoch)
+            except FetchError as exc:
+                report.problems.append(f"{pv.name}: {exc}")
+        pr = pv.pr or pr_url
+        if pr:
+            for source, note in _pr_area_notes(pr, pv.verifier.name):
+                signed = _collect(report, pv, note, source, notes)
+                if signed:
+                    epochs.add(signed.head.epoch)
+        if state is not None and state.last(pv.verifier.name):
+            epoch, note = state.last(pv.verifier.name)
+            _collect(report, pv, note, f"peer state {state.path}", notes)
+            epochs.add(epoch)
+        for mirror in pv.mirrors:  # the same epochs, as each mirror keeps them
+            for epoch in sorted(epochs):
+                try:
+                    _collect(report, pv, fetcher.get(mirror, site.str_path(epoch)), f"{mirror} epoch {epoch}", notes)
+                except FetchError:
+                    continue
+    for pv in {str(p.verifier): p for p in trust.pvs.values()}.values():
+        notes = notes_of[str(pv.verifier)]
+        for epoch, texts in sorted(report.seen.get(pv.verifier.name, {}).items()):
+            if len(texts) < 2:
+                continue
+            first, second = list(texts)[:2]
+            found = equivocation.detect(notes[(epoch, first)], notes[(epoch, second)], pv.verifier)
+            if found is not None:
+                path = out_dir / f"equivocation-{pv.verifier.name}-epoch{epoch}.json"
+                atomic_write_bytes(path, found.to_json())
+                report.evidence.append(path)
+    return report

@@ -75,6 +75,8 @@ class Workspace:
         self.url = str(pr_url)
         self.path = path
         run("git", "clone", "-q", self.url, path)
+        if run("git", "-C", path, "rev-parse", "--verify", "-q", "origin/main", check=False).returncode == 0:
+            run("git", "-C", path, "checkout", "-q", "-B", "main", "origin/main")  # whatever the remote HEAD
         run("git", "-C", path, "config", "user.name", name)
         run("git", "-C", path, "config", "user.email", f"{name}@example.org")
 

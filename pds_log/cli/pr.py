@@ -112,3 +112,13 @@ def install_hooks_cmd(path):
 
     for hook in install_hooks(path):
         click.echo(f"installed {hook}")
+
+
+@pr.command("gitolite-hooks")
+@click.argument("directory", type=click.Path(file_okay=False))
+def gitolite_hooks_cmd(directory):
+    """Write pds-pre-receive and pds-post-receive for gitolite's repo-specific hooks."""
+    from pds_log.pr.repo import write_gitolite_hooks
+
+    for hook in write_gitolite_hooks(directory):
+        click.echo(f"wrote {hook}")

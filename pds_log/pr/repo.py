@@ -27,18 +27,21 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "repo_template" / "pr"
 README = "README.md"
 
 
-def install_hooks(repo_path: str | Path, python: str | None = None) -> list[Path]:
-    """Write pre-receive and post-receive hooks that run pds_log with this Python."""
-    hooks = Path(repo_path) / "hooks"
-    hooks.mkdir(exist_ok=True)
+def _write_hooks(directory: Path, prefix: str, python: str | None) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in ("pre-receive", "post-receive"):
         text = (TEMPLATE / "hooks" / f"{name}.in").read_text().replace("@PYTHON@", python or sys.executable)
-        target = hooks / name
+        target = directory / f"{prefix}{name}"
         target.write_text(text)
         target.chmod(0o755)
         written.append(target)
     return written
+
+
+def install_hooks(repo_path: str | Path, python: str | None = None) -> list[Path]:
+    """Write pre-receive and post-receive hooks that run pds_log with this Python."""
+    return _write_hooks(Path(repo_path) / "hooks", "", python)
 
 
 def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", branch: str = "main",
@@ -78,3 +81,8 @@ def edit_policy(pr_url: str, admin_key: str | Path, mutate: Callable[[Policy], s
         commit = signed_commit(clone.path, tree, [str(tip.id)], message, admin_key, name)
         push(clone.path, pr_url, str(commit), f"refs/heads/{policy.branch}", admin_key)
         return str(commit)
+
+
+def write_gitolite_hooks(directory: str | Path, python: str | None = None) -> list[Path]:
+    """The PDS hooks as gitolite repo-specific hooks (pds-pre-receive, pds-post-receive)."""
+    return _write_hooks(Path(directory), "pds-", python)

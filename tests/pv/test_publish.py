@@ -130,3 +130,58 @@ def test_site_screenshot_in_headless_chromium(published, tmp_path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert "pv1.example" in dom.stdout and "Latest epoch" in dom.stdout
+
+
+def test_nginx_serves_content_types_and_cache_headers(published, tmp_path):
+    """The documented nginx config, for real: content types, immutable vs short-lived caching,
+    hidden publisher state."""
+    import socket
+    import time as _time
+
+    import requests
+
+    from tests.support import ROOT
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert shutil.os.path.exists(nginx), "nginx is installed by scripts/bootstrap"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = (ROOT / "repo_template" / "nginx" / "pds-static.conf").read_text()
+    server = server.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(
+        "root /srv/pds/pv1/public;", f"root {published['out']};")
+    for parent in list(published["out"].parents)[::-1] + [published["out"]]:
+        parent.chmod(parent.stat().st_mode | 0o005)  # nginx workers must read the site
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+                    f"events {{ worker_connections 64; }}\nhttp {{ access_log off; client_body_temp_path {tmp_path}/b; "
+                    f"proxy_temp_path {tmp_path}/p; fastcgi_temp_path {tmp_path}/f; uwsgi_temp_path {tmp_path}/u; "
+                    f"scgi_temp_path {tmp_path}/s;\n{server}\n}}\n")
+    check = subprocess.run([nginx, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(base + "latest.note", timeout=1)
+                break
+            except requests.ConnectionError:
+                _time.sleep(0.05)
+        latest = requests.get(base + "latest.note", timeout=5)
+        assert latest.status_code == 200 and latest.headers["Content-Type"].startswith("text/plain")
+        assert latest.headers["Cache-Control"] == "public, max-age=60"
+        tile = next(p for p in (published["out"] / "tiles").rglob("*") if p.is_file())
+        got = requests.get(base + tile.relative_to(published["out"]).as_posix(), timeout=5)
+        assert got.content == tile.read_bytes()
+        assert got.headers["Content-Type"] == "application/octet-stream"
+        assert "immutable" in got.headers["Cache-Control"]
+        proof = next((published["out"] / "proofs").rglob("*.json"))
+        assert requests.get(base + proof.relative_to(published["out"]).as_posix(),
+                            timeout=5).headers["Content-Type"].startswith("application/json")
+        assert requests.get(base + ".pds-publish.json", timeout=5).status_code == 403
+        page = requests.get(base + "site/index.html", timeout=5)
+        assert page.status_code == 200 and "max-age=300" in page.headers["Cache-Control"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

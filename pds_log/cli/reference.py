@@ -1,0 +1,35 @@
+"""Generate the CLI reference page (site/docs/cli.md) from the commands' own help.
+
+    python -m pds_log.cli.reference > site/docs/cli.md
+"""
+
+from __future__ import annotations
+
+import click
+
+from pds_log.cli import SUBCOMMANDS, cli
+
+
+def render() -> str:
+    ctx = click.Context(cli, info_name="pds", terminal_width=100, max_content_width=100)
+    lines = ["# CLI reference", "", "Generated from `pds --help` (`python -m pds_log.cli.reference`).", ""]
+    for name in sorted(SUBCOMMANDS):
+        command = cli.get_command(ctx, name)
+        if command is None:
+            continue
+        _render(command, f"pds {name}", lines, ctx)
+    return "\n".join(lines) + "\n"
+
+
+def _render(command: click.Command, path: str, lines: list[str], parent: click.Context) -> None:
+    ctx = click.Context(command, info_name=path.split()[-1], parent=parent, terminal_width=100,
+                        max_content_width=100)
+    lines += [f"## `{path}`", "", "```", command.get_help(ctx).replace(f"Usage: {path.split()[-1]}", f"Usage: {path}"),
+              "```", ""]
+    if isinstance(command, click.Group):
+        for sub in sorted(command.list_commands(ctx)):
+            _render(command.get_command(ctx, sub), f"{path} {sub}", lines, ctx)
+
+
+if __name__ == "__main__":
+    print(render(), end="")

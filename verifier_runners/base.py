@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,7 +24,6 @@ from typing import Any, ClassVar, Mapping
 from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError
 from pds_log.core.manifest import Manifest, validate_relative_path
-from pds_log.infra.files import atomic_write_bytes
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 STATUSES = (PASS, FAIL, ERROR)
@@ -74,6 +75,8 @@ class Verifier:
     version: ClassVar[str] = "1"
     options: ClassVar[dict[str, Any]] = {}  # option name -> default
     default_timeout: ClassVar[float] = 120.0
+    # Verifiers that only read the bytes they are given skip writing the files to disk.
+    needs_files: ClassVar[bool] = True
 
     def __init__(self, name: str, config: Mapping[str, Any], base_dir: Path | None = None) -> None:
         self.name = name
@@ -90,6 +93,11 @@ class Verifier:
 
     def config_digest(self) -> str:
         """Changes whenever the verdict could: runner, its version, its configuration."""
+        if getattr(self, "_digest", None) is None:
+            self._digest = self._compute_digest()
+        return self._digest
+
+    def _compute_digest(self) -> str:
         return hashlib.sha256(canonical_json({"runner": self.runner, "version": self.version,
                                               "config": self.digest_material(), "timeout": self.timeout})).hexdigest()
 
@@ -114,44 +122,60 @@ def materialize(files: Mapping[str, bytes], root: Path) -> None:
 
 
 def run_verifier(verifier: Verifier, plugin: PluginInput) -> VerifierResult:
-    """Run one verifier in its own temp dir; any failure to run is an `error` result."""
+    """Run one verifier (in its own temp dir when it reads files from disk); any failure to
+    run is an `error` result."""
     start = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix=f"pds-{verifier.name}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"pds-{verifier.name}-")) if verifier.needs_files else None
     try:
-        plugin_dir = workdir / "plugin"
-        plugin_dir.mkdir()
-        materialize(plugin.files, plugin_dir)
-        result = verifier.check(plugin, plugin_dir)
+        if workdir is not None:
+            (workdir / "plugin").mkdir()
+            materialize(plugin.files, workdir / "plugin")
+        result = verifier.check(plugin, workdir / "plugin" if workdir else Path("/nonexistent"))
         if not isinstance(result, VerifierResult):  # pragma: no cover - programming error
             result = verifier.result(ERROR, f"{verifier.runner} returned no result")
     except Exception as exc:  # noqa: BLE001 - the verdict of a crashed verifier is `error`
         result = verifier.result(ERROR, f"{verifier.runner} crashed: {type(exc).__name__}: {exc}",
                                  traceback.format_exc())
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     result.verifier = verifier.name
     result.duration_s = time.perf_counter() - start
     return result
 
 
 class ResultCache:
-    """Verifier results by (verifier config digest, plugin files digest), one JSON file each."""
+    """Verifier results by (verifier config digest, plugin files digest), in one SQLite file.
+
+    A cache: losing it only costs re-verification, so writes are not fsynced one by one. It is
+    safe to share between the threads of one process (one connection per thread) and between
+    processes (SQLite locking)."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
         self.directory = Path(directory)
+        self.path = self.directory / "results.sqlite"
+        self._local = threading.local()
 
-    def _path(self, verifier: Verifier, files_digest: str) -> Path:
-        digest = verifier.config_digest()
-        return self.directory / digest[:16] / files_digest[:2] / f"{files_digest}.json"
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS results (config TEXT, files TEXT, result TEXT, "
+                       "PRIMARY KEY (config, files))")
+            self._local.db = db
+        return db
 
     def get(self, verifier: Verifier, files_digest: str) -> VerifierResult | None:
-        try:
-            obj = json.loads(self._path(verifier, files_digest).read_text())
-        except (OSError, ValueError):
+        row = self._db().execute("SELECT result FROM results WHERE config = ? AND files = ?",
+                                 (verifier.config_digest(), files_digest)).fetchone()
+        if row is None:
             return None
         try:
-            result = VerifierResult.from_obj(obj)
-        except FormatError:
+            result = VerifierResult.from_obj(json.loads(row[0]))
+        except (ValueError, FormatError):
             return None
         result.verifier = verifier.name
         return result
@@ -161,4 +185,5 @@ class ResultCache:
         (missing tool, timeout), which the next epoch must retry rather than remember."""
         if result.status == ERROR:
             return
-        atomic_write_bytes(self._path(verifier, files_digest), json.dumps(result.to_obj()).encode())
+        self._db().execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)",
+                           (verifier.config_digest(), files_digest, json.dumps(result.to_obj())))

@@ -31,6 +31,7 @@ def _load_yaml(path: Path) -> Any:
 
 class AlwaysPass(Verifier):
     runner = "always_pass"
+    needs_files = False
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         return self.result(PASS, "always passes (test runner)")
@@ -38,6 +39,7 @@ class AlwaysPass(Verifier):
 
 class AlwaysFail(Verifier):
     runner = "always_fail"
+    needs_files = False
     options = {"reason": "always fails (test runner)"}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
@@ -136,6 +138,7 @@ def load_helpers(spec: Any, base_dir: Path) -> dict[str, dict]:
 class BytecodeSafety(Verifier):
     runner = "bytecode_safety"
     version = "1"
+    needs_files = False
     options = {"helpers": "default", "max_instructions": 16384, "max_object_bytes": 1 << 20}
 
     def setup(self) -> None:
@@ -357,6 +360,7 @@ class SideEffects(Verifier):
 
     runner = "side_effects"
     version = "1"
+    needs_files = False
     options = {"specs": "default"}
 
     def setup(self) -> None:

@@ -187,16 +187,19 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
             policy_at(repo, commit)
         except FormatError as exc:
             verdict.refuse(str(exc))
-    for name in sorted(touched_plugins):
-        _check_plugin(repo, commit, name, verdict)
+    if touched_plugins:
+        try:
+            plugins = {e.name: e for e in repo[commit.tree[PLUGINS_DIR].id]}
+        except KeyError:
+            plugins = {}
+        for name in sorted(touched_plugins):
+            _check_plugin(repo, plugins.get(name), name, verdict)
     return verdict
 
 
-def _check_plugin(repo, commit, name, verdict) -> None:
+def _check_plugin(repo, entry, name, verdict) -> None:
     base = f"{PLUGINS_DIR}/{name}"
-    try:
-        entry = commit.tree[base]
-    except KeyError:
+    if entry is None:
         return  # the plugin was deleted
     if entry.filemode != pygit2.GIT_FILEMODE_TREE:
         verdict.refuse(f"{base}: must be a directory")

@@ -34,8 +34,7 @@ class LogRepo:
 
     @classmethod
     def init(cls, path: str | Path) -> "LogRepo":
-        repo = pygit2.init_repository(str(path), bare=True, initial_head="main")
-        repo.config["core.fsyncObjectFiles"] = True
+        pygit2.init_repository(str(path), bare=True, initial_head="main")
         return cls(path)
 
     # ------------------------------------------------------------------ reading

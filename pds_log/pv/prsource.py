@@ -45,6 +45,7 @@ class PrMirror:
         if not (path / "HEAD").exists():
             pygit2.init_repository(str(path), bare=True)
         self.repo = pygit2.Repository(str(path))
+        self._plugin_trees: dict[str, tuple[pygit2.Tree | None, dict]] = {}
 
     def _callbacks(self) -> pygit2.RemoteCallbacks | None:
         if not self.ssh_key:
@@ -122,19 +123,28 @@ class PrMirror:
         return sorted(e.name for e in tree) if tree is not None else []
 
     def _plugins_tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
-        try:
-            entry = commit.tree[PLUGINS_DIR]
-        except KeyError:
-            return None
-        return self.repo[entry.id] if entry.type_str == "tree" else None
+        """The `plugins/` tree of a commit (memoised: with many plugins it is a large object,
+        and an epoch reads many plugins from the same commit)."""
+        key = str(commit.id)
+        if key not in self._plugin_trees:
+            try:
+                entry = commit.tree[PLUGINS_DIR]
+                tree = self.repo[entry.id] if entry.type_str == "tree" else None
+            except KeyError:
+                tree = None
+            self._plugin_trees[key] = (tree, {e.name: e for e in tree} if tree is not None else {})
+        return self._plugin_trees[key][0]
+
+    def _plugin_entry(self, commit: pygit2.Commit, name: str):
+        self._plugins_tree(commit)
+        return self._plugin_trees[str(commit.id)][1].get(name)
 
     def plugin(self, commit: pygit2.Commit, name: str) -> PluginSnapshot | None:
         """The plugin's files at `commit`, or None if its directory does not exist there."""
-        tree = self._plugins_tree(commit)
-        if tree is None or name not in tree:
+        entry = self._plugin_entry(commit, name)
+        if entry is None:
             return None
         snap = PluginSnapshot(name, str(commit.id), {})
-        entry = tree[name]
         if entry.type_str != "tree":
             snap.problem = f"plugins/{name} is not a directory"
             return snap

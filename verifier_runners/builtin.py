@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from pds_log.core.errors import FormatError
 from pds_log.core.recipe import BuildRecipe
+from pds_log.core.yamldoc import parse_mapping
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
@@ -20,13 +20,12 @@ from .sandbox import run_tool, tool_version
 DATA = Path(__file__).resolve().parent / "configs"
 
 
-def _load_yaml(path: Path) -> Any:
+def _load_yaml(path: Path) -> dict:
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise FormatError(f"{path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: invalid YAML ({exc})") from None
+    return parse_mapping(text, str(path))
 
 
 class AlwaysPass(Verifier):

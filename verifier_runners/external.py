@@ -23,10 +23,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pds_log.core.errors import FormatError
 from pds_log.core.recipe import BuildRecipe
+from pds_log.core.yamldoc import parse_mapping
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
@@ -35,6 +34,7 @@ from .sandbox import run_tool, tool_version
 CONFIGS = Path(__file__).resolve().parent / "configs"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _KNOWN = {"plugin_dir", "name", "pluglet", "source", "entry", "manifest"}
+EXTERNAL_KEYS = {"tool", "version_args", "per", "argv", "timeout", "pass", "fail", "exit_codes", "description"}
 
 
 class External(Verifier):
@@ -52,17 +52,16 @@ class External(Verifier):
                 shipped = CONFIGS / path
                 path = shipped if shipped.exists() and not (self.base_dir / path).exists() else self.base_dir / path
             try:
-                spec = yaml.safe_load(path.read_text())
+                spec = path.read_text()
             except OSError as exc:
                 raise FormatError(f"verifier {self.name}: {path}: {exc.strerror}") from None
-            except yaml.YAMLError as exc:
-                raise FormatError(f"verifier {self.name}: {path}: invalid YAML ({exc})") from None
-        if not isinstance(spec, dict):
-            raise FormatError(f"verifier {self.name}: external config must be a mapping")
-        extra = set(spec) - {"tool", "version_args", "per", "argv", "timeout", "pass", "fail", "exit_codes",
-                             "description"}
-        if extra:
-            raise FormatError(f"verifier {self.name}: unknown external config key(s) {', '.join(sorted(extra))}")
+        where = f"verifier {self.name}: external config"
+        if isinstance(spec, str):
+            spec = parse_mapping(spec, where, EXTERNAL_KEYS)
+        elif not isinstance(spec, dict):
+            raise FormatError(f"{where} must be a mapping")
+        elif set(spec) - EXTERNAL_KEYS:
+            raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(set(spec) - EXTERNAL_KEYS))}")
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise FormatError(f"verifier {self.name}: argv must be a non-empty list of strings")

@@ -36,6 +36,7 @@ import yaml
 from .errors import FormatError
 from .names import in_namespace, validate_name, validate_namespace
 from .note import validate_key_name
+from .yamldoc import parse_mapping
 
 POLICY_PATH = "pds/policy.yaml"
 PLUGINS_DIR = "plugins"
@@ -98,16 +99,8 @@ class Policy:
     # ------------------------------------------------------------------ parsing
     @classmethod
     def parse(cls, text: str | bytes, where: str = POLICY_PATH) -> "Policy":
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise FormatError(f"{where}: invalid YAML ({exc})") from None
-        if not isinstance(doc, dict):
-            raise FormatError(f"{where}: must be a mapping")
-        allowed = {"version", "branch", "max_blob_bytes", "admins", "developers", "revoked", "pvs"}
-        extra = set(doc) - allowed
-        if extra:
-            raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        doc = parse_mapping(text, where, {"version", "branch", "max_blob_bytes", "admins", "developers",
+                                          "revoked", "pvs"})
         if doc.get("version") != 1:
             raise FormatError(f"{where}: version must be 1")
         policy = cls(branch=str(doc.get("branch", "main")))

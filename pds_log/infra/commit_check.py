@@ -114,6 +114,18 @@ def _plugin_files(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, bytes
     return files
 
 
+def _signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict) -> str | None:
+    """The key that validly signed the commit (recorded in the verdict), or None (refused)."""
+    signature, payload = commit.gpg_signature
+    try:
+        key = signer_key(signature, payload)
+    except SignatureProblem as exc:
+        verdict.refuse(str(exc))
+        return None
+    verdict.key, verdict.signer = key, policy.name_of(key)
+    return key
+
+
 def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
                  policy: Policy | None = None) -> CommitVerdict:
     """Check a plugin-branch commit; `policy` defaults to the one at its parent."""
@@ -127,14 +139,9 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     except FormatError as exc:
         verdict.refuse(f"no usable policy: {exc}")
         return verdict
-    signature, payload = commit.gpg_signature
-    try:
-        key = signer_key(signature, payload)
-    except SignatureProblem as exc:
-        verdict.refuse(str(exc))
+    key = _signer(commit, policy, verdict)
+    if key is None:
         return verdict
-    verdict.key = key
-    verdict.signer = policy.name_of(key)
     problem = policy.key_problem(key, when)
     if problem:
         verdict.refuse(problem)
@@ -223,13 +230,9 @@ def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin:
     if len(commit.parents) > 1:
         verdict.refuse("merge commit in a PV area")
         return verdict
-    signature, payload = commit.gpg_signature
-    try:
-        key = signer_key(signature, payload)
-    except SignatureProblem as exc:
-        verdict.refuse(str(exc))
+    key = _signer(commit, policy, verdict)
+    if key is None:
         return verdict
-    verdict.key, verdict.signer = key, policy.name_of(key)
     problem = policy.key_problem(key, when)
     if problem:
         verdict.refuse(problem)

@@ -22,11 +22,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
+from pds_log.core.yamldoc import parse_mapping
 from pds_log.infra.files import atomic_write_bytes
 
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pds" / "peer-state.json"
@@ -50,15 +50,7 @@ class Trust:
 
 
 def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None = None) -> Trust:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{where}: invalid YAML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise FormatError(f"{where}: must be a mapping")
-    extra = set(doc) - {"version", "pvs", "require", "max_age", "state"}
-    if extra:
-        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    doc = parse_mapping(text, where, {"version", "pvs", "require", "max_age", "state"})
     if doc.get("version") != 1:
         raise FormatError(f"{where}: version must be 1")
     pvs_doc = doc.get("pvs")

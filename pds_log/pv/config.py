@@ -36,6 +36,7 @@ from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteSigner, validate_key_name
+from pds_log.core.yamldoc import parse_mapping
 
 _VERIFIER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -114,20 +115,13 @@ def load_config(path: str | os.PathLike) -> PvConfig:
     path = Path(path).resolve()
     where = str(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise PdsError(f"{where}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{where}: invalid YAML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise FormatError(f"{where}: must be a mapping")
+    doc = parse_mapping(text, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
+                                      "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr"})
     if doc.get("version") != 1:
         raise FormatError(f"{where}: 'version' must be 1")
-    known = {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers", "acceptance",
-             "epoch_interval", "jobs", "mirrors", "report_to_pr"}
-    extra = set(doc) - known
-    if extra:
-        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     origin = validate_key_name(_require(doc, "origin", str, where))
     pr = _require(doc, "pr", dict, where)
     keys = _require(doc, "keys", dict, where)

@@ -45,6 +45,7 @@ from .prsource import PluginSnapshot, PrMirror
 from .treestate import TreeState
 
 PENDING = "pending.json"
+LOG_README = Path(__file__).resolve().parents[2] / "repo_template" / "log" / "README.md"
 TREE_CACHE = "tree.cache"
 
 
@@ -248,6 +249,8 @@ class EpochJob:
         descriptor = json.dumps(config.descriptor(), indent=1, sort_keys=True).encode() + b"\n"
         if head is None or log.read(head, layout.PV_DESCRIPTOR) != descriptor:
             self.changes[layout.PV_DESCRIPTOR] = descriptor
+        if head is None:
+            self.changes["README.md"] = LOG_README.read_bytes()
         message = (f"epoch {epoch}\n\nroot {root.hex()}\npr {pr_head.id}\nsize {len(state.tree)}\n"
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")

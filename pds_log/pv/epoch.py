@@ -307,7 +307,6 @@ class EpochJob:
         return records, tainted, source_of
 
     def _process_plugins(self, log, head, mirror, pr_head, names, tainted, source_of, state, record, epoch):
-        prev_results = {}
         to_verify: list[tuple[PluginSnapshot, Any]] = []
         for name in names:
             if not is_valid_name(name):
@@ -322,7 +321,7 @@ class EpochJob:
                 self._write_result(name, epoch, "removed", "deleted from the PR", None, {}, None)
                 self.say(f"  {name}: removed (deleted from the PR)")
                 continue
-            previous = self._previous_result(log, head, name, prev_results)
+            previous = self._previous_result(log, head, name)
             reason = tainted.get(name)
             if reason is None and name not in source_of and previous and previous.get("taint"):
                 reason = previous["taint"]
@@ -363,7 +362,7 @@ class EpochJob:
                 self._reject(state, record, epoch, snap.name, "not accepted (" + "; ".join(failing) + ")",
                              snap, outcome, source)
 
-    def _previous_result(self, log, head, name, memo) -> dict | None:
+    def _previous_result(self, log, head, name) -> dict | None:
         if head is None:
             return None
         data = log.read(head, layout.result_path(name))

@@ -2,10 +2,8 @@
 clone, is caught with the right message; monitors and gossip catch a lying PV."""
 
 import json
-import shutil
 import time
 
-import pygit2
 import pytest
 
 from pds_log.core import log_layout as layout

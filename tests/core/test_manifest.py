@@ -8,12 +8,6 @@ from pds_log.core.manifest import check_pluglets, ebpf_object_problem, parse_plu
 ELF_BPF = b"\x7fELF\x02\x01\x01" + bytes(9) + (1).to_bytes(2, "little") + (247).to_bytes(2, "little") + bytes(44)
 
 
-def pquic(text: str, **extra) -> dict:
-    files = {"p.plugin": text.encode()}
-    files.update({k.replace("_", ".", 1) if False else k: v.encode() for k, v in extra.items()})
-    return files
-
-
 def test_pquic_manifest_with_include_and_params():
     files = {
         "main.plugin": b"be.ex.fec dynamic_memory negotiate\nupdate_rtt post rtt.o\n"

@@ -3,7 +3,6 @@ admin setup, a developer allowed and denied by namespace, a force push denied, a
 its area and denied elsewhere. Needs root (to create the gitolite user and run sshd), as in CI."""
 
 import os
-import pwd
 import random
 import shutil
 import socket

@@ -118,13 +118,11 @@ class PrefixTree:
         tree = cls()
         if not pairs:
             return tree
-        if not all(type(k) is bytes and len(k) == 32 for k in pairs):
-            raise FormatError("every key must be 32 bytes")
-        if not all(type(v) is bytes and len(v) == 32 for v in pairs.values()):
-            raise FormatError("every value must be 32 bytes")
-        keys = sorted(pairs)
-        tree._root = _build_sorted(keys, pairs)
-        tree._size = len(keys)
+        try:
+            tree._root = _build_sorted(sorted(pairs), pairs)
+        except TypeError:  # a key or value that is not bytes
+            raise FormatError("every key and value must be 32 bytes") from None
+        tree._size = len(pairs)
         return tree
 
     def __len__(self) -> int:
@@ -317,6 +315,8 @@ def _build_sorted(keys: list[bytes], values) -> list | tuple:
     try:
         k0 = keys[0]
         v0 = values[k0]
+        if type(k0) is not bytes or len(k0) != 32 or type(v0) is not bytes or len(v0) != 32:
+            raise FormatError("every key and value must be 32 bytes")
         node = (k0, v0, sha(b"\x00" + k0 + v0).digest())
         prev_int = fb(k0, "big")
         for i in range(1, len(keys)):
@@ -346,6 +346,9 @@ def _build_sorted(keys: list[bytes], values) -> list | tuple:
                 node = top
             push([shared, node, None, kint, None])
             value = values[key]
+            # checked here rather than in separate passes: at a million leaves each pass costs
+            if len(key) != 32 or len(value) != 32 or type(value) is not bytes:
+                raise FormatError("every key and value must be 32 bytes")
             node = (key, value, sha(b"\x00" + key + value).digest())
         while stack:
             top = pop()

@@ -154,3 +154,12 @@ def test_large_random_tree_matches_definition():
     rnd = random.Random(3)
     items = {os.urandom(32): rnd.randbytes(32) for _ in range(2000)}
     assert PrefixTree.from_items(items).root() == reference_root(items.items())
+
+
+@pytest.mark.parametrize("items", [
+    {"a" * 32: ZERO}, {ZERO: "b" * 32}, {ZERO: bytearray(32)}, {ZERO: ZERO, b"\x01" * 31: ZERO},
+    {ZERO: ZERO, b"\x01" * 32: b"short"},
+])
+def test_bulk_build_rejects_bad_keys_and_values(items):
+    with pytest.raises(FormatError, match="32 bytes"):
+        PrefixTree.from_items(items)

@@ -15,7 +15,10 @@ def parse_mapping(text: str | bytes, where: str, allowed: Iterable[str] | None =
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise FormatError(f"{where}: invalid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise FormatError(f"{place}: invalid YAML ({problem})") from None
     if not isinstance(doc, dict):
         raise FormatError(f"{where}: must be a mapping")
     if allowed is not None:

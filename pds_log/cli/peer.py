@@ -1,4 +1,9 @@
-"""`pds peer`: verify a plugin against trusted PVs; make and check offline proof bundles."""
+"""`pds peer`: verify a plugin against trusted PVs; make and check offline proof bundles.
+
+Exit status of verify and check-bundle: 0 only when the plugin is accepted, 1 when it is
+rejected (including a PV that cannot be reached or a malformed bundle), 2 for a usage or
+configuration error (bad arguments, bad trust.yaml, unreadable state file).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +13,86 @@ from pathlib import Path
 
 import click
 
+from pds_log.core.errors import PdsError
 
-def _trust(path: str, state: str | None):
-    from pds_log.peer.trust import load_trust
+EXIT_ACCEPT, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 
-    trust = load_trust(path)
-    if state:
-        trust.state_path = Path(state)
-    return trust
+
+def _fail_usage(exc: Exception) -> None:
+    click.echo(f"pds: error: {exc}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _setup(trust_path: str, state: str | None):
+    """(trust, state) or exit 2 with one line."""
+    from pds_log.peer.trust import PeerState, load_trust
+
+    try:
+        trust = load_trust(trust_path)
+        if state:
+            trust.state_path = Path(state)
+        return trust, PeerState.load(trust.state_path)
+    except PdsError as exc:
+        _fail_usage(exc)
+
+
+def _mark(value: bool | None) -> str:
+    return "-" if value is None else ("ok" if value else "FAIL")
+
+
+def _age(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    sign, s = ("-" if seconds < 0 else ""), abs(seconds)
+    if s < 120:
+        return f"{sign}{s}s"
+    if s < 7200:
+        return f"{sign}{s // 60}m"
+    if s < 2 * 86400:
+        return f"{sign}{s // 3600}h"
+    return f"{sign}{s // 86400}d"
+
+
+def verdict_lines(verdict) -> list[str]:
+    """The human table: one row per PV, then its mirror, chain, reason and attempts."""
+    head = ["PV", "reach", "epoch", "age", "sig", "chain", "fresh", "proof", "bytecode", "properties", "status"]
+    rows = []
+    for r in verdict.pvs.values():
+        rows.append([r.pv, "yes" if r.reachable else "NO", "-" if r.epoch is None else str(r.epoch), _age(r.age),
+                     _mark(r.signature_ok), _mark(r.chain_ok), _mark(r.fresh), r.proof_kind or "-",
+                     "-" if r.bytecode is None else ("match" if r.bytecode == "match" else "MISMATCH"),
+                     ",".join(r.properties) or "-", r.status + (" (approved)" if r.approved else "")])
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [fmt(head)]
+    pad = " " * (widths[0] + 2)
+    for row, r in zip(rows, verdict.pvs.values()):
+        out.append(fmt(row))
+        if r.mirror:
+            out.append(f"{pad}from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))
+        if r.chain:
+            out.append(f"{pad}chain: {r.chain}")
+        out.append(f"{pad}{r.reason}")
+        for warning in r.bytecode_warnings:
+            out.append(f"{pad}warning: {warning}")
+        if r.explanation:
+            out.append(f"{pad}the PV says (unauthenticated): {r.explanation}")
+        if r.evidence:
+            out.append(f"{pad}evidence of equivocation written to {r.evidence}")
+        for attempt in r.attempts:
+            out.append(f"{pad}tried {attempt}")
+    for problem in verdict.problems:
+        out.append(f"problem: {problem}")
+    word = "ACCEPT" if verdict.accepted else "REJECT"
+    out.append(f"verdict: {word} {verdict.name} (require: {verdict.formula})")
+    return out
 
 
 def print_verdict(verdict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(verdict.to_obj(), indent=1))
-        return
-    click.echo(f"{'PV':10} {'status':11} {'epoch':>6}  {'proof':9}  reason")
-    for report in verdict.pvs.values():
-        epoch = "-" if report.epoch is None else str(report.epoch)
-        click.echo(f"{report.pv:10} {report.status:11} {epoch:>6}  {report.proof_kind or '-':9}  {report.reason}")
-        if report.explanation:
-            click.echo(f"{'':10} {'':11} {'':>6}  {'':9}  the PV says (unauthenticated): {report.explanation}")
-        if report.evidence:
-            click.echo(f"{'':10} evidence of equivocation written to {report.evidence}")
-        for attempt in report.attempts:
-            click.echo(f"{'':10} tried {attempt}")
-    verdict_word = "ACCEPT" if verdict.accepted else "REJECT"
-    click.echo(f"verdict: {verdict_word} {verdict.name} (require: {verdict.formula})")
+    else:
+        click.echo("\n".join(verdict_lines(verdict)))
 
 
 @click.group()
@@ -41,52 +100,103 @@ def peer() -> None:
     """Peer: check that trusted PVs validated a plugin, before injecting it."""
 
 
+_trust_option = click.option("--trust", "trust_path", required=True, type=click.Path(dir_okay=False),
+                             help="trust.yaml: trusted PV keys and mirrors, the requirement formula, max_age.")
+_state_option = click.option("--state", default=None, type=click.Path(dir_okay=False),
+                             help="Peer state file (newest STR verified per PV); default: trust.yaml's.")
+_now_option = click.option("--now", type=int, default=None, metavar="UNIX_SECONDS",
+                           help="Check freshness against this time instead of the clock.")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+
+
 @peer.command("verify")
 @click.argument("name")
-@click.option("--trust", "trust_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@_trust_option
 @click.option("--bytecode", "bytecode_dir", type=click.Path(exists=True, file_okay=False),
               help="The plugin's directory as you hold it (manifest + .o files): must match the binding.")
-@click.option("--state", default=None, type=click.Path(dir_okay=False), help="Peer state file (default: trust.yaml's)")
-@click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True)
-@click.option("--now", type=int, default=None, hidden=True)
-@click.option("--json", "as_json", is_flag=True)
+@_state_option
+@click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True,
+              help="tiles: walk the tree tiles (any plugin); proof: the one-file proof when the PV published one "
+                   "at its latest epoch (else the tiles).")
+@_now_option
+@_json_option
 def verify_cmd(name, trust_path, bytecode_dir, state, via, now, as_json):
-    """Fetch each PV's latest STR and proof, check them, and evaluate the formula. Exit 0 only on accept."""
+    """Fetch each PV's latest STR and proof, check them, and evaluate the formula.
+
+    Exit 0 only on accept (1 reject, 2 usage or configuration error)."""
+    from pds_log.core.names import validate_name
     from pds_log.peer.verify import verify_plugin
 
-    verdict = verify_plugin(name, _trust(trust_path, state), bytecode_dir=bytecode_dir, now=now, via=via)
+    trust, peer_state = _setup(trust_path, state)
+    try:
+        validate_name(name)
+    except PdsError as exc:
+        _fail_usage(exc)
+    verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state)
     print_verdict(verdict, as_json)
-    sys.exit(0 if verdict.accepted else 1)
+    sys.exit(EXIT_ACCEPT if verdict.accepted else EXIT_REJECT)
 
 
 @peer.command("bundle")
 @click.argument("name")
-@click.option("--trust", "trust_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
-@click.option("--state", default=None, type=click.Path(dir_okay=False))
-@click.option("--now", type=int, default=None, hidden=True)
-def bundle_cmd(name, trust_path, out, state, now):
-    """Write an offline proof bundle for NAME (each PV's STR + one-file proof)."""
+@_trust_option
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Where to write the bundle.")
+@click.option("--bytecode", "bytecode_dir", type=click.Path(exists=True, file_okay=False),
+              help="The plugin version you will send (checked against every binding; its hashes go in the bundle).")
+@_state_option
+@click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True)
+@_now_option
+@_json_option
+def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json):
+    """Write an offline proof bundle for NAME: each PV's STR and a one-file proof, and the bytecode hashes.
+
+    Exit 0 when written, 1 when no trusted PV vouches for NAME, 2 on a usage error."""
+    from pds_log.core.names import validate_name
     from pds_log.peer.bundle import make_bundle
 
-    bundle, verdict = make_bundle(name, _trust(trust_path, state), out, now=now)
-    click.echo(f"wrote {out}: {len(bundle['pvs'])} PV(s) ({', '.join(sorted(bundle['pvs']))})")
+    trust, peer_state = _setup(trust_path, state)
+    try:
+        validate_name(name)
+    except PdsError as exc:
+        _fail_usage(exc)
+    try:
+        bundle, verdict = make_bundle(name, trust, out, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state)
+    except PdsError as exc:
+        click.echo(f"pds: {exc}", err=True)
+        sys.exit(EXIT_REJECT)
+    if as_json:
+        click.echo(json.dumps({"out": out, "bundle": bundle, "verdict": verdict.to_obj()}, indent=1))
+    else:
+        click.echo("\n".join(verdict_lines(verdict)))
+        click.echo(f"wrote {out}: {len(bundle['pvs'])} PV(s) ({', '.join(sorted(bundle['pvs']))}), "
+                   f"{len(bundle['bytecode'])} file hash(es)")
 
 
 @peer.command("check-bundle")
 @click.argument("bundle_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--trust", "trust_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--bytecode", "bytecode_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--state", default=None, type=click.Path(dir_okay=False))
-@click.option("--now", type=int, default=None, hidden=True)
-@click.option("--json", "as_json", is_flag=True)
+@_trust_option
+@click.option("--bytecode", "bytecode_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The plugin's directory as received: must match the bindings.")
+@_state_option
+@_now_option
+@_json_option
 def check_bundle_cmd(bundle_file, trust_path, bytecode_dir, state, now, as_json):
-    """Verify a proof bundle fully offline. Exit 0 only on accept."""
+    """Verify a proof bundle fully offline (no network). Exit 0 only on accept (1 reject, 2 usage error)."""
+    from pds_log.core.errors import FormatError
     from pds_log.peer.bundle import check_bundle
-    from pds_log.peer.trust import PeerState
 
-    trust = _trust(trust_path, state)
-    peer_state = PeerState.load(trust.state_path)
-    verdict = check_bundle(Path(bundle_file).read_bytes(), trust, bytecode_dir, now=now, state=peer_state)
+    trust, peer_state = _setup(trust_path, state)
+    try:
+        data = Path(bundle_file).read_bytes()
+    except OSError as exc:
+        _fail_usage(f"{bundle_file}: {exc.strerror}")
+    try:
+        verdict = check_bundle(data, trust, bytecode_dir, now=now, state=peer_state)
+    except FormatError as exc:
+        if as_json:
+            click.echo(json.dumps({"accepted": False, "problems": [f"malformed bundle: {exc}"]}, indent=1))
+        else:
+            click.echo(f"malformed bundle: {exc}\nverdict: REJECT (require: {trust.formula.text})")
+        sys.exit(EXIT_REJECT)
     print_verdict(verdict, as_json)
-    sys.exit(0 if verdict.accepted else 1)
+    sys.exit(EXIT_ACCEPT if verdict.accepted else EXIT_REJECT)

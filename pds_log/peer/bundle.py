@@ -1,14 +1,32 @@
 """Offline proof bundles: what one peer sends another with a plugin before injecting it.
 
-    {"v": 1, "type": "pds-proof-bundle", "name": "<plugin>", "created": <unix seconds>,
-     "pvs": {"<origin>": {"str": "<signed STR note>", "proof": {<v1 proof JSON>}}}}
+Format (JSON, v1; keys exactly these, unknown keys are refused):
 
-`make_bundle` gathers, for every trusted PV it can reach, the latest verified STR and a
-one-file proof (built from tiles when the PV did not publish one for that epoch).
-`check_bundle` needs no network: it verifies each STR with the receiver's trusted keys,
-freshness against the receiver's clock, each proof against its STR's root and epoch, that the
-bytecode the receiver was given hashes to each binding, that no STR is older than one the
-receiver already verified (rollback), and then the receiver's requirement formula.
+    {"v": 1,
+     "type": "pds-proof-bundle",
+     "name": "<plugin name>",
+     "created": <unix seconds>,                        # informational
+     "bytecode": {"<path>": "<sha256 hex>", ...},      # the manifest and every pluglet the bindings
+                                                       # name, as the sender holds them
+     "pvs": {"<PV origin>": {"str": "<the PV's signed STR note, as published>",
+                             "proof": {<v1 one-file proof: DESIGN.md "Proof">}}}}
+
+`pvs` is keyed by origin (the verifier key's name), not by the sender's local PV names, so
+the receiver finds each entry with its own trusted keys. A proof is an inclusion proof (it
+carries the binding) or an absence proof; when a PV published no one-file proof for the
+plugin at its latest epoch, `make_bundle` assembles one from the tiles it verified.
+
+`check_bundle` needs no network. For every PV the receiver trusts, it takes the entry for
+that PV's origin (a missing entry counts as false) and checks: the STR's signature with the
+receiver's key; against the receiver's state file, if any, that the STR is not older than
+one already verified (rollback) nor a different STR for the same epoch (equivocation: the
+PV is rejected and evidence written); freshness against the receiver's clock and max_age;
+the proof against the STR's root and epoch, for this plugin; and that every file the
+binding names is in the receiver's bytecode directory with the binding's SHA-256. The
+bundle's own `bytecode` list is unauthenticated: the directory must match it too, else the
+bundle is rejected as inconsistent. Then the receiver's formula is evaluated. A newer STR
+cannot be chained offline (the intermediate STRs are not in the bundle); it is remembered in
+the state once verified, so that the next online check chains from it.
 """
 
 from __future__ import annotations
@@ -19,85 +37,181 @@ from pathlib import Path
 
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.names import validate_name
-from pds_log.core.proof import INCLUSION, Proof, verify_proof
+from pds_log.core.proof import INCLUSION, Proof, describe, verify_proof
 from pds_log.core.signed_root import open_str
 from pds_log.infra.files import atomic_write_bytes
+from pds_log.infra.http import Fetcher
 
 from .trust import PeerState, Trust
-from .verify import (ABSENT, FUTURE_SKEW, INCLUDED, INVALID, UNREACHABLE, PvReport, Verdict, bytecode_problem,
-                     evaluate, read_bytecode_dir, verify_plugin)
+from .verify import (ABSENT, INCLUDED, INVALID, UNREACHABLE, BytecodeDir, MirrorProblem, PvReport, Verdict,
+                     binding_files, evaluate, freshness_problem, held_bytecode_check, remembered,
+                     verify_plugin, write_evidence)
 
+BUNDLE_VERSION = 1
 BUNDLE_TYPE = "pds-proof-bundle"
+MAX_BUNDLE_BYTES = 16 << 20
+_KEYS = {"v", "type", "name", "created", "bytecode", "pvs"}
 
 
-def make_bundle(name: str, trust: Trust, out: str | Path, **kwargs) -> tuple[dict, Verdict]:
-    verdict = verify_plugin(name, trust, **kwargs)
-    pvs = {}
+def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytecode_dir: str | Path | None = None,
+                now: int | None = None, state: PeerState | None = None, via: str = "tiles",
+                fetcher: Fetcher | None = None, use_state: bool = True) -> tuple[dict, Verdict]:
+    """Verify `name` online (as `verify_plugin`) and gather every PV's STR and proof that passed.
+
+    The bytecode hashes come from `bytecode_dir` when given (then checked against every
+    binding), else from the bindings, which must then agree. Writes the bundle to `out` if
+    given; raises PdsError when no trusted PV vouches for the plugin."""
+    verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, state=state, via=via, fetcher=fetcher,
+                            use_state=use_state)
+    pvs: dict[str, dict] = {}
     for report in verdict.pvs.values():
-        if report.signed is not None and report.proof is not None:
+        if report.passed and report.origin not in pvs:
             pvs[report.origin] = {"str": report.signed.note.decode(), "proof": report.proof.to_obj()}
-    if not pvs:
-        raise PdsError(f"no PV could be verified for {name}; nothing to bundle")
-    bundle = {"v": 1, "type": BUNDLE_TYPE, "name": name, "created": int(time.time()), "pvs": pvs}
-    atomic_write_bytes(Path(out), json.dumps(bundle, indent=1, sort_keys=True).encode() + b"\n")
+    included = [r for r in verdict.pvs.values() if r.approved]
+    if not included:
+        why = "; ".join(f"{r.pv}: {r.status}: {r.reason}" for r in verdict.pvs.values())
+        raise PdsError(f"no trusted PV vouches for {name}; nothing to bundle ({why})")
+    bytecode: dict[str, str] = {}
+    held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
+    for report in included:
+        for path, digest in binding_files(report.binding).items():
+            if held is not None:
+                bytecode[path] = held.sha256(path)
+            elif bytecode.setdefault(path, digest) != digest:
+                raise PdsError(f"the PVs bind different bytecode for {name} ({path}); give --bytecode to bundle "
+                               f"the version you will send")
+    bundle = {"v": BUNDLE_VERSION, "type": BUNDLE_TYPE, "name": name, "created": verdict.now,
+              "bytecode": dict(sorted(bytecode.items())), "pvs": pvs}
+    if out is not None:
+        atomic_write_bytes(Path(out), encode_bundle(bundle))
     return bundle, verdict
 
 
-def check_bundle(data: bytes, trust: Trust, bytecode_dir: str | Path, *, now: int | None = None,
-                 state: PeerState | None = None) -> Verdict:
-    now = int(time.time()) if now is None else now
+def encode_bundle(bundle: dict) -> bytes:
+    return json.dumps(bundle, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def parse_bundle(data: bytes) -> dict:
+    """Decode a bundle and check its shape (not its proofs); FormatError says what is wrong."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise FormatError(f"bundle: larger than {MAX_BUNDLE_BYTES} bytes")
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise FormatError(f"bundle: invalid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("type") != BUNDLE_TYPE or doc.get("v") != 1:
-        raise FormatError("bundle: not a v1 pds-proof-bundle")
-    name = validate_name(doc.get("name"))
-    entries = doc.get("pvs")
-    if not isinstance(entries, dict):
-        raise FormatError("bundle: 'pvs' must be an object")
-    files = read_bytecode_dir(bytecode_dir)
+    if not isinstance(doc, dict) or doc.get("type") != BUNDLE_TYPE:
+        raise FormatError(f"bundle: not a {BUNDLE_TYPE} document")
+    if doc.get("v") != BUNDLE_VERSION or isinstance(doc.get("v"), bool):
+        raise FormatError(f"bundle: unsupported version {doc.get('v')!r} (this peer reads v{BUNDLE_VERSION})")
+    if set(doc) != _KEYS:
+        raise FormatError(f"bundle: wrong keys (missing: {sorted(_KEYS - set(doc))}, "
+                          f"unexpected: {sorted(set(doc) - _KEYS)})")
+    try:
+        validate_name(doc["name"])
+    except FormatError as exc:
+        raise FormatError(f"bundle: name: {exc}") from None
+    if isinstance(doc["created"], bool) or not isinstance(doc["created"], int):
+        raise FormatError("bundle: created must be an integer (unix seconds)")
+    code = doc["bytecode"]
+    if not isinstance(code, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in code.items()):
+        raise FormatError("bundle: bytecode must map paths to SHA-256 hex strings")
+    if not isinstance(doc["pvs"], dict):
+        raise FormatError("bundle: pvs must be an object keyed by PV origin")
+    return doc
+
+
+def check_bundle(data: bytes, trust: Trust, bytecode_dir: str | Path, *, now: int | None = None,
+                 state: PeerState | None = None, evidence_dir: str | Path | None = None,
+                 update_state: bool = True) -> Verdict:
+    """Verify a bundle fully offline (see the module docstring). Raises FormatError when the
+    bundle is malformed as a whole; a bad PV entry only makes that PV count as false."""
+    now = int(time.time()) if now is None else int(now)
+    doc = parse_bundle(data)
+    name = doc["name"]
+    held = BytecodeDir(bytecode_dir)
+    if evidence_dir is None and state is not None:
+        evidence_dir = state.path.parent / "evidence"
+    problems = []
+    for path, digest in sorted(doc["bytecode"].items()):
+        try:
+            actual = held.sha256(path)
+        except PdsError as exc:
+            actual, digest = None, f"{digest} ({exc})"
+        if actual != digest:
+            problems.append(f"the bundle lists {path} as {digest[:16]}..., the bytecode directory "
+                            + ("lacks it" if actual is None else f"has {actual[:16]}..."))
     reports: dict[str, PvReport] = {}
     for pv_name, pv in trust.pvs.items():
-        report = PvReport(pv_name, pv.verifier.name)
-        reports[pv_name] = report
-        entry = entries.get(pv.verifier.name)
+        r = PvReport(pv_name, pv.origin, mirror="bundle", proof_source="bundle")
+        reports[pv_name] = r
+        entry = doc["pvs"].get(pv.origin)
         if entry is None:
-            report.status, report.reason = UNREACHABLE, "not in the bundle"
+            r.status, r.reason = UNREACHABLE, f"the bundle has no entry for {pv.origin}"
             continue
         try:
-            signed = open_str(str(entry["str"]).encode(), pv.verifier)
-            head = signed.head
-            report.epoch, report.str_time = head.epoch, head.time
-            if now - head.time > trust.max_age:
-                raise VerificationError(f"stale STR: epoch {head.epoch} was signed {now - head.time} s ago, over "
-                                        f"max_age {trust.max_age} s")
-            if head.time > now + FUTURE_SKEW:
-                raise VerificationError(f"STR of epoch {head.epoch} is dated in the future")
-            last = state.last(pv.verifier.name) if state is not None else None
-            if last is not None and head.epoch < last[0]:
-                raise VerificationError(f"rollback: the bundle carries epoch {head.epoch}, this peer already "
-                                        f"verified epoch {last[0]}")
-            if last is not None and head.epoch == last[0] and open_str(last[1], pv.verifier).head != head:
-                raise VerificationError(f"equivocation: a different STR for epoch {head.epoch} than the one seen")
-            proof = Proof.from_obj(entry["proof"])
-            if proof.name != name:
-                raise VerificationError(f"proof is for {proof.name}, not {name}")
-            verify_proof(proof, head.root, head.epoch)
-        except KeyError as exc:
-            report.status, report.reason = INVALID, f"bundle entry lacks the field {exc}"
+            _check_entry(name, entry, pv, r, held, now, trust.max_age, state,
+                         Path(evidence_dir) if evidence_dir is not None else None)
+        except MirrorProblem as exc:
+            r.status, r.reason = INVALID, str(exc)
             continue
-        except (FormatError, VerificationError, TypeError) as exc:
-            report.status, report.reason = INVALID, str(exc)
-            continue
-        report.proof_kind = proof.kind
-        if proof.kind == INCLUSION:
-            report.status, report.binding = INCLUDED, proof.binding
-            report.properties = list(proof.binding.properties)
-            problem = bytecode_problem(proof.binding, files)
-            report.bytecode = "match" if problem is None else f"mismatch: {problem}"
-            report.reason = (f"included at epoch {head.epoch}" if problem is None
-                             else f"bytecode does not match the binding: {problem}")
-        else:
-            report.status, report.reason = ABSENT, f"absent at epoch {head.epoch} (absence proof verified)"
-    return Verdict(name, evaluate(trust, reports), trust.formula.text, reports)
+        if update_state and state is not None and r.passed:
+            state.remember(pv.origin, r.epoch, r.signed.note, source="bundle", now=now)
+    if update_state and state is not None:
+        state.save()
+    accepted = evaluate(trust, reports) and not problems
+    return Verdict(name, accepted, trust.formula.text, reports, now, problems)
+
+
+def _check_entry(name, entry, pv, r: PvReport, held: BytecodeDir, now: int, max_age: int,
+                 state: PeerState | None, evidence_dir: Path | None) -> None:
+    if not isinstance(entry, dict) or set(entry) != {"str", "proof"} or not isinstance(entry["str"], str):
+        raise MirrorProblem("malformed bundle entry: expected {\"str\": <note>, \"proof\": {...}}")
+    r.reachable = True
+    r.signature_ok = False
+    try:
+        signed = open_str(entry["str"].encode("utf-8"), pv.verifier)
+    except (FormatError, VerificationError) as exc:
+        raise MirrorProblem(f"STR rejected: {exc}") from None
+    head = signed.head
+    r.signature_ok = True
+    r.epoch, r.str_time, r.signed, r.age = head.epoch, head.time, signed, now - head.time
+    r.chain_ok = False
+    previous = remembered(state, pv)
+    if previous is None:
+        r.chain, r.chain_ok = ("first STR seen" if state is not None else "not checked (no state)"), True
+    elif head.epoch < previous.head.epoch:
+        raise MirrorProblem(f"rollback: the bundle carries epoch {head.epoch}, this peer already verified epoch "
+                            f"{previous.head.epoch}")
+    elif head.epoch == previous.head.epoch:
+        if head.text() != previous.head.text():
+            from pds_log.core.equivocation import Equivocation
+
+            where = write_evidence(Equivocation(pv.verifier, previous, signed), evidence_dir, r)
+            raise MirrorProblem(f"equivocation: the bundle's STR for epoch {head.epoch} differs from the one this "
+                                f"peer verified ({where})")
+        r.chain, r.chain_ok = f"same STR as last seen (epoch {head.epoch})", True
+    else:
+        r.chain, r.chain_ok = (f"newer than epoch {previous.head.epoch} seen; not chainable offline "
+                               f"(chained at the next online check)"), None
+    problem = freshness_problem(head, now, max_age)
+    r.fresh = problem is None
+    if problem:
+        raise MirrorProblem(problem)
+    try:
+        proof = Proof.from_obj(entry["proof"])
+        if proof.name != name:
+            raise VerificationError(f"the proof is for {proof.name}, not {name}")
+        verify_proof(proof, head.root, head.epoch)
+    except (FormatError, VerificationError) as exc:
+        raise MirrorProblem(f"proof rejected: {exc}") from None
+    r.proof, r.proof_kind = proof, proof.kind
+    if proof.kind == INCLUSION:
+        r.status, r.binding = INCLUDED, proof.binding
+        r.properties = list(proof.binding.properties)
+        problem, r.bytecode_warnings = held_bytecode_check(proof.binding, held)
+        r.bytecode = "match" if problem is None else f"mismatch: {problem}"
+        r.reason = (f"included at epoch {head.epoch} ({', '.join(r.properties) or 'no properties'})"
+                    if problem is None else f"bytecode does not match the binding: {problem}")
+    else:
+        r.status = ABSENT
+        r.reason = f"absent at epoch {head.epoch} ({describe(proof).split(': ', 1)[-1]}; absence proof verified)"

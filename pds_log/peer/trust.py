@@ -1,35 +1,51 @@
 """A peer's trust configuration (trust.yaml) and its memory of STRs seen (the state file).
 
+trust.yaml (parsed strictly; every error is one line naming the file and the field):
+
     version: 1
     pvs:
-      pv1:
+      pv1:                                     # a formula atom: [A-Za-z][A-Za-z0-9_]*
         vkey: "pv1.example+1a2b3c4d+AbCd..."    # C2SP verifier key; its name is the PV's origin
-        mirrors: ["https://pv1.example/pds/", "https://mirror.example/pv1/"]
-        pr: "https://pr.example/pr.git"         # optional
-    require: "pv1 & (pv2 | pv3)"               # atoms: PV names, or PV.property
+        mirrors: ["https://pv1.example/pds/", "https://mirror.example/pv1/"]   # tried in order
+        pr: "https://pr.example/pr.git"         # optional (monitor, gossip)
+    require: "pv1 & (pv2 | pv3)"               # atoms: PV names, or PV.property; monotone
     max_age: 3600                              # seconds; an older STR makes that PV count false
     state: ~/.local/state/pds/peer-state.json  # optional (default shown); --state overrides
 
-State file (JSON, written atomically): {"v": 1, "pvs": {"<origin>": {"epoch": E, "note": "<STR>"}}}
--- the newest STR verified for each PV; an older one is a rollback, a different one for the
-same epoch is equivocation.
+A mirror is an http(s) base URL or a local directory (absolute, ``file://``, or relative to
+trust.yaml). Two PV entries may share a key (say, different mirror sets), but one origin
+cannot have two different keys.
+
+State file (JSON, replaced atomically under a lock, merged with concurrent writers):
+
+    {"v": 1, "pvs": {"<origin>": {"epoch": E, "note": "<signed STR note>",
+                                  "seen": <unix seconds>, "source": "<mirror URL or bundle>"}}}
+
+-- for each PV, the newest STR this peer fully verified. A mirror serving an older epoch is a
+rollback; a different STR for the same epoch is equivocation; a newer one must chain to it.
+An unreadable state file is an error, never "nothing seen" (that would forget what rollback
+protection depends on).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
 from pds_log.core.yamldoc import parse_mapping
-from pds_log.infra.files import atomic_write_bytes
+from pds_log.infra.files import atomic_write_bytes, exclusive_lock
+from pds_log.infra.http import check_mirror_url, is_local
 
-DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "pds" / "peer-state.json"
+DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pds" / "peer-state.json"
+STATE_VERSION = 1
+_PV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -38,6 +54,10 @@ class TrustedPv:
     verifier: NoteVerifier
     mirrors: list[str]
     pr: str | None = None
+
+    @property
+    def origin(self) -> str:
+        return self.verifier.name
 
 
 @dataclass
@@ -50,47 +70,93 @@ class Trust:
 
 
 def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None = None) -> Trust:
+    """Parse trust.yaml; `base` resolves relative local mirrors and state paths."""
     doc = parse_mapping(text, where, {"version", "pvs", "require", "max_age", "state"})
-    if doc.get("version") != 1:
-        raise FormatError(f"{where}: version must be 1")
+    version = doc.get("version")
+    if version != 1 or isinstance(version, bool):
+        raise FormatError(f"{where}: version: must be 1, got {version!r}")
     pvs_doc = doc.get("pvs")
     if not isinstance(pvs_doc, dict) or not pvs_doc:
-        raise FormatError(f"{where}: pvs must name at least one PV")
-    pvs = {}
+        raise FormatError(f"{where}: pvs: must be a mapping naming at least one PV")
+    pvs: dict[str, TrustedPv] = {}
+    origins: dict[str, tuple[str, NoteVerifier]] = {}
     for name, entry in pvs_doc.items():
         w = f"{where}: pvs.{name}"
+        if not isinstance(name, str) or not _PV_NAME.fullmatch(name):
+            raise FormatError(f"{w}: a PV name must be a formula atom ([A-Za-z][A-Za-z0-9_]*)")
         if not isinstance(entry, dict):
-            raise FormatError(f"{w}: must be a mapping")
+            raise FormatError(f"{w}: must be a mapping with vkey and mirrors")
         extra = set(entry) - {"vkey", "mirrors", "pr"}
         if extra:
-            raise FormatError(f"{w}: unknown key(s) {', '.join(sorted(extra))}")
+            raise FormatError(f"{w}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
+        if "vkey" not in entry:
+            raise FormatError(f"{w}.vkey: missing (the PV's verifier key)")
         try:
-            verifier = NoteVerifier.from_string(entry.get("vkey", ""))
+            verifier = NoteVerifier.from_string(entry["vkey"])
         except FormatError as exc:
             raise FormatError(f"{w}.vkey: {exc}") from None
-        mirrors = entry.get("mirrors")
-        if not isinstance(mirrors, list) or not mirrors or not all(isinstance(m, str) and m for m in mirrors):
-            raise FormatError(f"{w}.mirrors: must be a non-empty list of URLs")
-        pvs[str(name)] = TrustedPv(str(name), verifier, mirrors, entry.get("pr"))
+        seen = origins.get(verifier.name)
+        if seen is not None and seen[1] != verifier:
+            raise FormatError(f"{w}.vkey: origin {verifier.name} already has a different key (pvs.{seen[0]})")
+        origins.setdefault(verifier.name, (name, verifier))
+        pvs[name] = TrustedPv(name, verifier, _mirrors(entry.get("mirrors"), f"{w}.mirrors", base),
+                              _optional_str(entry.get("pr"), f"{w}.pr"))
+    if "require" not in doc:
+        raise FormatError(f"{where}: require: missing (e.g. require: \"{' & '.join(pvs)}\")")
+    if not isinstance(doc["require"], str):
+        raise FormatError(f"{where}: require: must be a string formula such as \"pv1 & (pv2 | pv3)\"")
     try:
-        formula = Formula.parse(str(doc.get("require", "")), known_pvs=list(pvs))
+        formula = Formula.parse(doc["require"], known_pvs=list(pvs))
     except FormatError as exc:
         raise FormatError(f"{where}: require: {exc}") from None
     max_age = doc.get("max_age", 3600)
     if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age <= 0:
-        raise FormatError(f"{where}: max_age must be a positive number of seconds")
-    state = Path(os.path.expanduser(str(doc["state"]))) if doc.get("state") else DEFAULT_STATE
-    if base is not None and not state.is_absolute():
-        state = base / state
+        raise FormatError(f"{where}: max_age: must be a positive whole number of seconds, got {max_age!r}")
+    state_doc = doc.get("state")
+    if state_doc is None:
+        state = DEFAULT_STATE
+    elif isinstance(state_doc, str) and state_doc.strip():
+        state = Path(os.path.expanduser(state_doc))
+        if base is not None and not state.is_absolute():
+            state = base / state
+    else:
+        raise FormatError(f"{where}: state: must be a file path")
     return Trust(pvs, formula, max_age, state)
+
+
+def _mirrors(value: object, where: str, base: Path | None) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise FormatError(f"{where}: must be a non-empty list of mirror URLs")
+    out = []
+    for i, mirror in enumerate(value):
+        if not isinstance(mirror, str) or not mirror.strip():
+            raise FormatError(f"{where}[{i}]: must be a URL string")
+        try:
+            check_mirror_url(mirror)
+        except ValueError as exc:
+            raise FormatError(f"{where}[{i}]: {exc}") from None
+        if is_local(mirror) and not mirror.startswith("file:") and base is not None and not Path(mirror).is_absolute():
+            mirror = str(base / mirror)
+        if mirror in out:
+            raise FormatError(f"{where}[{i}]: {mirror!r} is listed twice")
+        out.append(mirror)
+    return out
+
+
+def _optional_str(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise FormatError(f"{where}: must be a URL string")
+    return value
 
 
 def load_trust(path: str | os.PathLike) -> Trust:
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PdsError(f"{path}: {exc.strerror}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PdsError(f"{path}: cannot read trust file ({getattr(exc, 'strerror', None) or exc})") from None
     trust = parse_trust(text, str(path), base=path.parent.resolve())
     trust.path = path
     return trust
@@ -98,27 +164,60 @@ def load_trust(path: str | os.PathLike) -> Trust:
 
 @dataclass
 class PeerState:
+    """The newest fully verified STR per PV origin (see the module docstring)."""
+
     path: Path
     pvs: dict[str, dict] = field(default_factory=dict)
+    _changed: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
-    def load(cls, path: Path) -> "PeerState":
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            return cls(path)
-        except (OSError, ValueError) as exc:
-            raise PdsError(f"{path}: unreadable peer state ({exc}); refusing to forget what was seen") from None
-        if not isinstance(doc, dict) or doc.get("v") != 1 or not isinstance(doc.get("pvs"), dict):
-            raise PdsError(f"{path}: not a v1 peer state file")
-        return cls(path, doc["pvs"])
+    def load(cls, path: str | os.PathLike) -> "PeerState":
+        path = Path(path)
+        return cls(path, _read_state(path))
 
     def last(self, origin: str) -> tuple[int, bytes] | None:
+        """(epoch, note) of the newest STR verified for `origin`, or None."""
         entry = self.pvs.get(origin)
         return (int(entry["epoch"]), entry["note"].encode()) if entry else None
 
-    def remember(self, origin: str, epoch: int, note: bytes) -> None:
-        self.pvs[origin] = {"epoch": epoch, "note": note.decode()}
+    def remember(self, origin: str, epoch: int, note: bytes, source: str = "", now: int | None = None) -> None:
+        """Record a fully verified STR (kept only if it is newer than the one remembered)."""
+        current = self.pvs.get(origin)
+        if current is not None and int(current["epoch"]) >= epoch:
+            return
+        self.pvs[origin] = {"epoch": epoch, "note": note.decode(), "seen": int(time.time() if now is None else now),
+                            "source": source}
+        self._changed.add(origin)
 
     def save(self) -> None:
-        atomic_write_bytes(self.path, json.dumps({"v": 1, "pvs": self.pvs}, indent=1, sort_keys=True).encode())
+        """Write the state atomically; entries another process advanced meanwhile are kept
+        when they are newer (the file only ever moves forward)."""
+        if not self._changed:
+            return
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock"), wait=True):
+            merged = _read_state(self.path)
+            for origin in self._changed:
+                ours = self.pvs[origin]
+                theirs = merged.get(origin)
+                if theirs is None or int(theirs["epoch"]) < int(ours["epoch"]):
+                    merged[origin] = ours
+            atomic_write_bytes(self.path, json.dumps({"v": STATE_VERSION, "pvs": merged}, indent=1,
+                                                     sort_keys=True).encode() + b"\n", mode=0o600)
+            self.pvs = merged
+            self._changed.clear()
+
+
+def _read_state(path: Path) -> dict[str, dict]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise PdsError(f"{path}: unreadable peer state ({exc}); refusing to forget what was seen") from None
+    if not isinstance(doc, dict) or doc.get("v") != STATE_VERSION or not isinstance(doc.get("pvs"), dict):
+        raise PdsError(f"{path}: not a v{STATE_VERSION} peer state file")
+    for origin, entry in doc["pvs"].items():
+        if (not isinstance(entry, dict) or isinstance(entry.get("epoch"), bool)
+                or not isinstance(entry.get("epoch"), int) or not isinstance(entry.get("note"), str)):
+            raise PdsError(f"{path}: entry {origin!r} needs an integer epoch and a note")
+    return doc["pvs"]

@@ -177,8 +177,17 @@ def test_nginx_serves_content_types_and_cache_headers(published, tmp_path):
         assert got.headers["Content-Type"] == "application/octet-stream"
         assert "immutable" in got.headers["Cache-Control"]
         proof = next((published["out"] / "proofs").rglob("*.json"))
-        assert requests.get(base + proof.relative_to(published["out"]).as_posix(),
-                            timeout=5).headers["Content-Type"].startswith("application/json")
+        proof_url = base + proof.relative_to(published["out"]).as_posix()
+        assert requests.get(proof_url, timeout=5).headers["Content-Type"].startswith("application/json")
+        # compressed on request, as it is for a browser; never when not asked (the pds peer)
+        gz = requests.get(proof_url, timeout=5, headers={"Accept-Encoding": "gzip"})
+        assert gz.content == proof.read_bytes()
+        if proof.stat().st_size >= 256:
+            assert gz.headers.get("Content-Encoding") == "gzip"
+        plain = requests.get(proof_url, timeout=5, headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers and plain.content == proof.read_bytes()
+        assert "gzip" not in requests.get(base + tile.relative_to(published["out"]).as_posix(), timeout=5,
+                                          headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding", "")
         assert requests.get(base + ".pds-publish.json", timeout=5).status_code == 403
         page = requests.get(base + "site/index.html", timeout=5)
         assert page.status_code == 200 and "max-age=300" in page.headers["Cache-Control"]

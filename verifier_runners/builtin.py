@@ -113,7 +113,10 @@ def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
         elif name not in b:
             diffs.append(f"section {name} only in the submitted object ({a[name][0]} bytes)")
         elif a[name] != b[name]:
-            diffs.append(f"section {name} differs ({a[name][0]} vs {b[name][0]} bytes)")
+            if a[name][0] == b[name][0]:
+                diffs.append(f"section {name} differs in content ({a[name][0]} bytes each)")
+            else:
+                diffs.append(f"section {name} differs (submitted {a[name][0]} vs rebuilt {b[name][0]} bytes)")
     return ", ".join(diffs) or f"same sections, different bytes ({len(submitted)} vs {len(rebuilt)} bytes)"
 
 

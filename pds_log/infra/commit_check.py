@@ -126,6 +126,18 @@ def _signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict) -> st
     return key
 
 
+def _usable_signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict, when: int) -> str | None:
+    """The signer's key if it is known, unrevoked and valid at `when` (the push), else None (refused)."""
+    key = _signer(commit, policy, verdict)
+    if key is None:
+        return None
+    problem = policy.key_problem(key, when)
+    if problem:
+        verdict.refuse(problem)
+        return None
+    return key
+
+
 def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
                  policy: Policy | None = None) -> CommitVerdict:
     """Check a plugin-branch commit; `policy` defaults to the one at its parent."""
@@ -139,12 +151,8 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     except FormatError as exc:
         verdict.refuse(f"no usable policy: {exc}")
         return verdict
-    key = _signer(commit, policy, verdict)
+    key = _usable_signer(commit, policy, verdict, when)
     if key is None:
-        return verdict
-    problem = policy.key_problem(key, when)
-    if problem:
-        verdict.refuse(problem)
         return verdict
     if not commit.parents and not policy.is_admin(key):
         verdict.refuse(f"root commit must be signed by an admin of its own policy, not {verdict.signer}")
@@ -230,12 +238,8 @@ def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin:
     if len(commit.parents) > 1:
         verdict.refuse("merge commit in a PV area")
         return verdict
-    key = _signer(commit, policy, verdict)
+    key = _usable_signer(commit, policy, verdict, when)
     if key is None:
-        return verdict
-    problem = policy.key_problem(key, when)
-    if problem:
-        verdict.refuse(problem)
         return verdict
     if origin not in policy.pv_origin(key):
         verdict.refuse(f"only the key of PV {origin} may write its area (signer: {verdict.signer or short_key(key)})")

@@ -209,7 +209,9 @@ class BytecodeDir:
 
 
 class _HeldFiles(Mapping):
-    """A read-only mapping view of a BytecodeDir for the manifest parser."""
+    """A read-only mapping view of a BytecodeDir for the manifest parsers, which only look
+    files up by path (`in`, `[]`): it lists nothing, so only the files the manifest names are
+    ever read from the peer's directory."""
 
     def __init__(self, held: BytecodeDir) -> None:
         self.held = held
@@ -282,11 +284,6 @@ def held_bytecode_check(binding: Binding, held: BytecodeDir | Mapping[str, bytes
     except PdsError as exc:  # a symlink or an oversized file in the peer's own directory
         problem = str(exc)
     return problem, []
-
-
-def read_bytecode_dir(directory: str | Path) -> BytecodeDir:
-    """Kept for callers of the first API: the peer's bytecode directory."""
-    return BytecodeDir(directory)
 
 
 # ---------------------------------------------------------------------- checks shared with bundles

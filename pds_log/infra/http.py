@@ -1,8 +1,10 @@
-"""Fetching static PDS files from mirrors: timeouts, retries, size limits, redirects, failover.
+"""Fetching static PDS files from mirrors: timeouts, retries, size limits, redirects.
 
 A mirror is an http(s) base URL, or a local directory (a path or ``file://`` URL: offline
 copies, the demo). Everything fetched is verified by the caller against signatures and hashes,
-so a mirror is never trusted; this module only makes fetching robust and bounded:
+so a mirror is never trusted; this module only makes fetching one file robust and bounded
+(failing over between mirrors is the caller's: the peer keeps every file of one answer from
+one mirror):
 
 * each request has a connect and a read timeout, and the whole response must arrive within
   `deadline` seconds (a server dripping one byte per read timeout cannot hold a peer forever);
@@ -12,8 +14,7 @@ so a mirror is never trusted; this module only makes fetching robust and bounded
   cannot send the peer to ``file://`` or any other scheme;
 * a response larger than `max_bytes` (or the caller's smaller per-file limit) is refused as
   soon as its Content-Length, or the bytes received so far, say so; compression is not
-  requested, so the limit is on what crosses the network;
-* `get_first` tries a list of mirrors in order and returns the first answer.
+  requested, so the limit is on what crosses the network.
 
 Errors are `FetchError`: one line naming the URL and the cause (and the HTTP status if any).
 """
@@ -24,7 +25,6 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import unquote, urljoin, urlparse
 
 import requests
@@ -53,15 +53,6 @@ class FetchError(PdsError):
     @property
     def not_found(self) -> bool:
         return self.status == 404
-
-
-class AllMirrorsFailed(FetchError):
-    """No mirror of a list answered; `errors` holds each mirror's FetchError, in order."""
-
-    def __init__(self, path: str, errors: list[FetchError]) -> None:
-        causes = "; ".join(str(e) for e in errors) or "no mirror configured"
-        super().__init__(path, f"no mirror answered ({causes})")
-        self.errors = errors
 
 
 def is_local(base: str) -> bool:
@@ -121,16 +112,6 @@ class Fetcher:
         assert last is not None
         raise FetchError(url, f"{last.cause}, after {self.retries + 1} attempts" if self.retries else last.cause,
                          last.status)
-
-    def get_first(self, mirrors: Sequence[str], path: str, *, max_bytes: int | None = None) -> tuple[str, bytes]:
-        """(mirror, bytes) from the first of `mirrors` that answers `path`, tried in order."""
-        errors = []
-        for base in mirrors:
-            try:
-                return base, self.get(base, path, max_bytes=max_bytes)
-            except FetchError as exc:
-                errors.append(exc)
-        raise AllMirrorsFailed(path, errors)
 
     # ------------------------------------------------------------------ internals
     def _get_once(self, original: str, limit: int) -> bytes:

@@ -37,15 +37,14 @@ from pathlib import Path
 
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.names import validate_name
-from pds_log.core.proof import INCLUSION, Proof, describe, verify_proof
+from pds_log.core.proof import Proof, verify_proof
 from pds_log.core.signed_root import open_str
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import Fetcher
 
 from .trust import PeerState, Trust
-from .verify import (ABSENT, INCLUDED, INVALID, UNREACHABLE, BytecodeDir, MirrorProblem, PvReport, Verdict,
-                     binding_files, evaluate, freshness_problem, held_bytecode_check, remembered,
-                     verify_plugin, write_evidence)
+from .verify import (INVALID, UNREACHABLE, BytecodeDir, MirrorProblem, PvReport, Verdict, binding_files, evaluate,
+                     freshness_problem, record_proof, remembered, verify_plugin, write_evidence)
 
 BUNDLE_VERSION = 1
 BUNDLE_TYPE = "pds-proof-bundle"
@@ -204,14 +203,4 @@ def _check_entry(name, entry, pv, r: PvReport, held: BytecodeDir, now: int, max_
         verify_proof(proof, head.root, head.epoch)
     except (FormatError, VerificationError) as exc:
         raise MirrorProblem(f"proof rejected: {exc}") from None
-    r.proof, r.proof_kind = proof, proof.kind
-    if proof.kind == INCLUSION:
-        r.status, r.binding = INCLUDED, proof.binding
-        r.properties = list(proof.binding.properties)
-        problem, r.bytecode_warnings = held_bytecode_check(proof.binding, held)
-        r.bytecode = "match" if problem is None else f"mismatch: {problem}"
-        r.reason = (f"included at epoch {head.epoch} ({', '.join(r.properties) or 'no properties'})"
-                    if problem is None else f"bytecode does not match the binding: {problem}")
-    else:
-        r.status = ABSENT
-        r.reason = f"absent at epoch {head.epoch} ({describe(proof).split(': ', 1)[-1]}; absence proof verified)"
+    record_proof(r, proof, head.epoch, held)

@@ -287,6 +287,24 @@ def held_bytecode_check(binding: Binding, held: BytecodeDir | Mapping[str, bytes
 
 
 # ---------------------------------------------------------------------- checks shared with bundles
+def record_proof(r: PvReport, proof: Proof, epoch: int, held: BytecodeDir | Mapping[str, bytes] | None) -> None:
+    """Fill `r` from a proof verified against the STR of `epoch`: included (with the check of
+    the bytecode the peer holds, when it holds some) or absent."""
+    r.proof, r.proof_kind = proof, proof.kind
+    if proof.kind == INCLUSION:
+        r.status, r.binding = INCLUDED, proof.binding
+        r.properties = list(proof.binding.properties)
+        r.reason = f"included at epoch {epoch} ({', '.join(r.properties) or 'no properties'})"
+        if held is not None:
+            problem, r.bytecode_warnings = held_bytecode_check(proof.binding, held)
+            r.bytecode = "match" if problem is None else f"mismatch: {problem}"
+            if problem:
+                r.reason = f"bytecode does not match the binding: {problem}"
+    else:
+        r.status = ABSENT
+        r.reason = f"absent at epoch {epoch} ({describe(proof).split(': ', 1)[-1]}; absence proof verified)"
+
+
 def freshness_problem(head, now: int, max_age: int) -> str | None:
     age = now - head.time
     if age > max_age:
@@ -401,21 +419,11 @@ class PvChecker:
             raise MirrorProblem(problem)
         r.stage = 4
         proof = self._prove(name, mirror, signed, r)
-        r.proof, r.proof_kind, r.stage = proof, proof.kind, 5
-        if proof.kind == INCLUSION:
-            r.status, r.binding = INCLUDED, proof.binding
-            r.properties = list(proof.binding.properties)
-            r.reason = f"included at epoch {head.epoch} ({', '.join(proof.binding.properties) or 'no properties'})"
-            if self.bytecode is not None:
-                problem, r.bytecode_warnings = held_bytecode_check(proof.binding, self.bytecode)
-                r.bytecode = "match" if problem is None else f"mismatch: {problem}"
-                if problem:
-                    r.reason = f"bytecode does not match the binding: {problem}"
-                else:
-                    r.stage = 6
-        else:
-            r.status = ABSENT
-            r.reason = f"absent at epoch {head.epoch} ({describe(proof).split(': ', 1)[-1]}; absence proof verified)"
+        r.stage = 5
+        record_proof(r, proof, head.epoch, self.bytecode)
+        if r.bytecode == "match":
+            r.stage = 6
+        if r.status == ABSENT:
             r.explanation = self._explanation(mirror, name, head.epoch)
 
     def _check_history(self, pv: TrustedPv, mirror: str, signed: SignedTreeRoot, r: PvReport) -> str:
@@ -551,4 +559,5 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
 
 
 __all__ = ["ABSENT", "INCLUDED", "INVALID", "UNREACHABLE", "BytecodeDir", "PvReport", "Verdict", "binding_files",
-           "bytecode_problem", "held_bytecode_check", "manifest_check", "evaluate", "freshness_problem", "verify_plugin"]
+           "bytecode_problem", "held_bytecode_check", "manifest_check", "record_proof", "evaluate", "freshness_problem",
+           "verify_plugin"]

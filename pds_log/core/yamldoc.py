@@ -1,5 +1,12 @@
 """Strict YAML mappings (policy.yaml, pv.yaml, trust.yaml, verifier configs): one place for the
-errors every configuration file reports the same way, naming the file."""
+errors every configuration file reports the same way, naming the file.
+
+Every one of these files can come from outside (policy.yaml from the PR, pv.yaml and trust.yaml
+from an operator's copy), so the loader is bounded like `jsondoc`: strict UTF-8, a size limit,
+no aliases (an alias bomb expands to billions of nodes for whoever walks it), nesting depth and
+integer size limited, and every failure of the YAML library (including the `ValueError` of a
+5,000-digit int and the `RecursionError` of deep nesting) becomes a `FormatError` naming the file.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,71 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import FormatError
+from .jsondoc import MAX_DEPTH, depth_of
+
+MAX_YAML_BYTES = 1 << 20
+MAX_INT_BITS = 128
 
 
-def parse_mapping(text: str | bytes, where: str, allowed: Iterable[str] | None = None) -> dict[str, Any]:
-    """A YAML document that must be a mapping (and, with `allowed`, use only those keys)."""
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases (anchors alone are harmless)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _big_int(value: Any) -> int | None:
+    """An int anywhere in `value` that is over MAX_INT_BITS bits, or None (iterative walk)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > MAX_INT_BITS:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+    return None
+
+
+def load(text: str | bytes, where: str) -> Any:
+    """Any bounded YAML document (None when empty), or FormatError naming `where`."""
+    if len(text) > MAX_YAML_BYTES:
+        raise FormatError(f"{where}: {len(text)} bytes, over the {MAX_YAML_BYTES}-byte limit")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{where}: not UTF-8 (byte {exc.start})") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise FormatError(f"{place}: invalid YAML ({problem})") from None
+    except RecursionError:
+        raise FormatError(f"{where}: invalid YAML (nested too deeply)") from None
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError) as exc:
+        # PyYAML's constructors raise these on values they cannot build (e.g. int('9' * 5000))
+        raise FormatError(f"{where}: invalid YAML ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if depth_of(doc, MAX_DEPTH) > MAX_DEPTH:
+        raise FormatError(f"{where}: YAML nested deeper than {MAX_DEPTH} levels")
+    if _big_int(doc) is not None:
+        raise FormatError(f"{where}: an integer over {MAX_INT_BITS} bits")
+    return doc
+
+
+def parse_mapping(text: str | bytes, where: str, allowed: Iterable[str] | None = None) -> dict[str, Any]:
+    """A YAML document that must be a mapping (and, with `allowed`, use only those keys)."""
+    doc = load(text, where)
     if not isinstance(doc, dict):
         raise FormatError(f"{where}: must be a mapping")
     if allowed is not None:

@@ -14,7 +14,8 @@ side_effects, static_analysis, external, always_pass, always_fail.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+import os
+from typing import Any, Mapping, Sequence
 
 from pds_log.core.errors import FormatError
 
@@ -32,8 +33,10 @@ __all__ = ["ERROR", "FAIL", "PASS", "PluginInput", "ResultCache", "RUNNERS", "Ve
            "build_verifiers", "run_verifier"]
 
 
-def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | None = None) -> dict[str, Verifier]:
-    """Verifier instances from a PV's `verifiers:` mapping (name -> {runner: ..., options})."""
+def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | None = None,
+                    protected: Sequence[str | os.PathLike] = ()) -> dict[str, Verifier]:
+    """Verifier instances from a PV's `verifiers:` mapping (name -> {runner: ..., options}).
+    `protected`: paths no sandboxed tool may see (the PV's directory, keys, state, log)."""
     out: dict[str, Verifier] = {}
     for name, conf in config.items():
         if not isinstance(conf, Mapping) or "runner" not in conf:
@@ -42,5 +45,5 @@ def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | No
         if cls is None:
             raise FormatError(f"verifier {name}: unknown runner {conf['runner']!r} "
                               f"(known: {', '.join(sorted(RUNNERS))})")
-        out[name] = cls(name, conf, base_dir)
+        out[name] = cls(name, conf, base_dir, protected)
     return out

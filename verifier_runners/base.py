@@ -19,11 +19,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError
 from pds_log.core.manifest import Manifest, validate_relative_path
+
+from .sandbox import ToolRun, run_tool
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 STATUSES = (PASS, FAIL, ERROR)
@@ -78,8 +80,12 @@ class Verifier:
     # Verifiers that only read the bytes they are given skip writing the files to disk.
     needs_files: ClassVar[bool] = True
 
-    def __init__(self, name: str, config: Mapping[str, Any], base_dir: Path | None = None) -> None:
+    def __init__(self, name: str, config: Mapping[str, Any], base_dir: Path | None = None,
+                 protected: Sequence[str | os.PathLike] = ()) -> None:
         self.name = name
+        # Paths no tool may see, even where they fall under a tree the sandbox shows (the PV's
+        # directory, keys, state, log repo): see verifier_runners.sandbox.
+        self.protected = tuple(str(p) for p in protected)
         extra = set(config) - {"runner", "timeout", *self.options}
         if extra:
             raise FormatError(f"verifier {name} ({self.runner}): unknown option(s) {', '.join(sorted(extra))}")
@@ -106,6 +112,10 @@ class Verifier:
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def run_tool(self, argv: Sequence[str], workdir: Path, **limits: Any) -> ToolRun:
+        """Run an external tool on this plugin in the sandbox, with this verifier's timeout."""
+        return run_tool(argv, workdir, self.timeout, protected=self.protected, **limits)
 
     def result(self, status: str, reason: str, log: str = "", **versions: str) -> VerifierResult:
         return VerifierResult(self.name, status, reason, log, dict(versions))

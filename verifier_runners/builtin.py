@@ -15,7 +15,7 @@ from pds_log.core.yamldoc import parse_mapping
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
-from .sandbox import run_tool, tool_version
+from .sandbox import tool_version
 
 DATA = Path(__file__).resolve().parent / "configs"
 
@@ -73,10 +73,10 @@ class Reproducible(Verifier):
             out = pluglet + ".rebuilt"
             argv = self.recipe.argv(pluglet, out)
             log.append("$ " + " ".join(argv))
-            run = run_tool(argv, workdir, self.timeout)
+            run = self.run_tool(argv, workdir)
             log.append(run.output)
-            if run.missing or run.timed_out or run.returncode != 0:
-                status = ERROR if (run.missing or run.timed_out) else FAIL
+            if not run.ran or run.timed_out or run.returncode != 0:
+                status = ERROR if (not run.ran or run.timed_out) else FAIL
                 return self.result(status, f"{pluglet}: rebuild failed: {run.describe()}",
                                    "\n".join(log), **versions)
             rebuilt = (workdir / out).read_bytes()
@@ -210,10 +210,7 @@ class BytecodeSafety(Verifier):
         last = section.insns[-1]
         if not (last.is_exit() or (last.is_jump() and not last.is_cond_jump())):
             problems.append(f"#{last.index}: code falls off the end of {section.name}")
-        for name, insns in ebpf.function_ranges(section):
-            cfg = ebpf.build_cfg(insns, insns[0].index) if insns else None
-            if cfg is None:
-                continue
+        for _, name, insns, cfg in ebpf.functions(ebpf.EbpfObject([section], set())):
             regs_before = ebpf.constant_registers(insns, cfg)
             for insn in insns:
                 problems.extend(self._stack_access(name, insn, regs_before.get(insn.index, {})))
@@ -260,12 +257,8 @@ class Termination(Verifier):
                 obj = ebpf.load_object(plugin.files[pluglet])
             except ebpf.ObjectError as exc:
                 return self.result(FAIL, f"{pluglet}: {exc}")
-            loops = []
-            for section in obj.sections:
-                for fname, insns in ebpf.function_ranges(section):
-                    if insns:
-                        cfg = ebpf.build_cfg(insns, insns[0].index)
-                        loops += [f"{fname}: back edge #{a} -> #{b}" for a, b in cfg.back_edges]
+            loops = [f"{fname}: back edge #{a} -> #{b}"
+                     for _, fname, _, cfg in ebpf.functions(obj) for a, b in cfg.back_edges]
             log.append(f"{pluglet}: {len(loops)} loop(s) in the bytecode " + ("; ".join(loops)))
             if loops:
                 loopy.append(pluglet)
@@ -286,17 +279,17 @@ class Termination(Verifier):
             return FAIL, f"unproven loop in {pluglet}: no source {source} to analyse"
         ir = pluglet + ".ll"
         argv = [self.recipe.compiler, *self.recipe.flags, "-g", "-emit-llvm", "-S", "-c", source, "-o", ir]
-        run = run_tool(argv, workdir, self.timeout)
+        run = self.run_tool(argv, workdir)
         log.append("$ " + " ".join(argv) + "\n" + run.output)
-        if run.missing or run.timed_out:
+        if not run.ran or run.timed_out:
             return ERROR, f"{pluglet}: cannot produce IR: {run.describe()}"
         if run.returncode != 0:
             return FAIL, f"unproven loop in {pluglet}: the source does not compile to IR"
         argv = ["opt", "-passes=print<scalar-evolution>", "-disable-output", ir]
-        run = run_tool(argv, workdir, self.timeout)
+        run = self.run_tool(argv, workdir)
         log.append("$ " + " ".join(argv) + "\n" + "\n".join(
             line for line in run.output.splitlines() if line.startswith(("Determining", "Loop %"))))
-        if run.missing or run.timed_out or run.returncode != 0:
+        if not run.ran or run.timed_out or run.returncode != 0:
             return ERROR, f"{pluglet}: opt failed: {run.describe()}"
         text = (workdir / ir).read_text(errors="replace")
         function = "?"
@@ -385,31 +378,27 @@ class SideEffects(Verifier):
             except ebpf.ObjectError as exc:
                 return self.result(FAIL, f"{pluglet}: {exc}")
             points = sorted(attached.get(pluglet, ()))
-            for section in obj.sections:
-                for fname, insns in ebpf.function_ranges(section):
-                    if not insns:
+            for _, fname, insns, cfg in ebpf.functions(obj):
+                regs = ebpf.constant_registers(insns, cfg)
+                for insn in insns:
+                    if not insn.is_call() or insn.reloc not in self.fields:
                         continue
-                    cfg = ebpf.build_cfg(insns, insns[0].index)
-                    regs = ebpf.constant_registers(insns, cfg)
-                    for insn in insns:
-                        if not insn.is_call() or insn.reloc not in self.fields:
-                            continue
-                        key = regs.get(insn.index, {}).get(2)
-                        where = f"{pluglet} #{insn.index} in {fname}"
-                        if not isinstance(key, int):
-                            problems.append(f"{where}: {insn.reloc} with a non-constant key (r2)")
-                            continue
-                        field = self.fields[insn.reloc].get(key)
-                        if field is None:
-                            problems.append(f"{where}: {insn.reloc} with unknown key {key:#x}")
-                            continue
-                        for point in points:
-                            allowed = (self.spec["protoops"].get(point) or {}).get("writes", [])
-                            if field not in allowed:
-                                problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
-                                                f" (may write: {', '.join(allowed) or 'nothing'})")
-                            else:
-                                log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
+                    key = regs.get(insn.index, {}).get(2)
+                    where = f"{pluglet} #{insn.index} in {fname}"
+                    if not isinstance(key, int):
+                        problems.append(f"{where}: {insn.reloc} with a non-constant key (r2)")
+                        continue
+                    field = self.fields[insn.reloc].get(key)
+                    if field is None:
+                        problems.append(f"{where}: {insn.reloc} with unknown key {key:#x}")
+                        continue
+                    for point in points:
+                        allowed = (self.spec["protoops"].get(point) or {}).get("writes", [])
+                        if field not in allowed:
+                            problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
+                                            f" (may write: {', '.join(allowed) or 'nothing'})")
+                        else:
+                            log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
         if problems:
             return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
                                "\n".join(log + problems))
@@ -444,9 +433,9 @@ class StaticAnalysis(Verifier):
         argv = ["cppcheck", "--enable=warning,style,performance,portability", "--inline-suppr", "--quiet",
                 "--language=c", "--std=c11", "-I", ".", "--error-exitcode=0",
                 "--template={file}:{line}:{column}:{severity}:{id}:{message}", *self.config["extra_args"], *sources]
-        run = run_tool(argv, workdir, self.timeout)
+        run = self.run_tool(argv, workdir)
         versions = {"cppcheck": tool_version("cppcheck")}
-        if run.missing or run.timed_out or (run.returncode not in (0, None)):
+        if not run.ran or run.timed_out or (run.returncode not in (0, None)):
             return self.result(ERROR, f"cppcheck could not run: {run.describe()}", run.output, **versions)
         threshold = _SEVERITY_RANK[self.config["severity"]]
         findings = []
@@ -465,9 +454,9 @@ class StaticAnalysis(Verifier):
 
     def _clang(self, sources: list[str], workdir: Path) -> VerifierResult:
         argv = ["clang", "--analyze", "-Xanalyzer", "-analyzer-output=text", "-target", "bpf", "-I", ".", *sources]
-        run = run_tool(argv, workdir, self.timeout)
+        run = self.run_tool(argv, workdir)
         versions = {"clang": tool_version("clang")}
-        if run.missing or run.timed_out:
+        if not run.ran or run.timed_out:
             return self.result(ERROR, f"clang --analyze could not run: {run.describe()}", run.output, **versions)
         warnings = [ln for ln in run.stderr.splitlines() if ": warning:" in ln or ": error:" in ln]
         if warnings:

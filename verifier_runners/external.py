@@ -13,7 +13,8 @@ Configured in YAML (see verifier_runners/configs/*.yaml for the shipped, documen
 
 Placeholders: {plugin_dir} (the materialised plugin), {name} (plugin name), {pluglet} (x.o),
 {source} (x.c), {entry} (the pluglet's first function symbol, default the file stem),
-{manifest}. argv is a list: it is never given to a shell. Anything that is neither a clear
+{manifest}, {tools} (the shipped helper scripts in verifier_runners/tools, shown read-only in
+the sandbox; they use only the system Python). argv is a list: it is never given to a shell. Anything that is neither a clear
 pass nor a clear fail -- the tool missing, a crash, a timeout, unmatched output -- is `error`.
 """
 
@@ -29,11 +30,12 @@ from pds_log.core.yamldoc import parse_mapping
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
-from .sandbox import run_tool, tool_version
+from .sandbox import tool_version
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_KNOWN = {"plugin_dir", "name", "pluglet", "source", "entry", "manifest"}
+_KNOWN = {"plugin_dir", "name", "pluglet", "source", "entry", "manifest", "tools"}
+TOOLS = Path(__file__).resolve().parent / "tools"
 EXTERNAL_KEYS = {"tool", "version_args", "per", "argv", "timeout", "pass", "fail", "exit_codes", "description"}
 
 
@@ -93,14 +95,14 @@ class External(Verifier):
         for pluglet in runs:
             values = {"plugin_dir": str(workdir), "name": plugin.name, "manifest": plugin.manifest.path,
                       "pluglet": pluglet or "", "source": BuildRecipe.source_for(pluglet) if pluglet else "",
-                      "entry": _entry(plugin, pluglet) if pluglet else ""}
+                      "entry": _entry(plugin, pluglet) if pluglet else "", "tools": str(TOOLS)}
             argv = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], a) for a in spec["argv"]]
             log.append("$ " + " ".join(argv))
-            run = run_tool(argv, workdir, self.timeout)
+            run = self.run_tool(argv, workdir, readonly=(TOOLS,) if "{tools}" in " ".join(spec["argv"]) else ())
             log.append(run.output)
             what = pluglet or plugin.name
-            if run.missing:
-                return self.result(ERROR, f"tool not found: {run.missing}", "\n".join(log), **versions)
+            if not run.ran:
+                return self.result(ERROR, run.describe(), "\n".join(log), **versions)
             if run.timed_out:
                 return self.result(ERROR, f"{tool} timed out after {self.timeout:g} s on {what} (killed)",
                                    "\n".join(log), **versions)

@@ -156,6 +156,7 @@ def register(group: click.Group) -> None:
         from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
         from pds_log.core.errors import PdsError
         from pds_log.developer.build import read_plugin_dir
+        from pds_log.pv import verification
         from pds_log.pv.setup import DEFAULT_VERIFIERS
 
         directory = Path(plugin_dir).resolve()
@@ -166,8 +167,7 @@ def register(group: click.Group) -> None:
         if problems:
             raise PdsError(f"{name}: " + "; ".join(problems) + " (run `pds dev build` first?)")
         if config_path:
-            config = _config(config_path)
-            verifiers = vr.build_verifiers(config.verifiers, base_dir=config.base)
+            verifiers = verification.build(_config(config_path))
         else:
             verifiers = vr.build_verifiers(DEFAULT_VERIFIERS)
         plugin = vr.PluginInput(name, "0" * 40, files, manifest)

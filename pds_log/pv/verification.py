@@ -26,8 +26,18 @@ class MissingResult(PdsError):
     """A sealed epoch needs a verifier result that no fan-out job produced."""
 
 
+def protected_paths(config: PvConfig) -> list[str]:
+    """What no sandboxed tool may see: the PV's directory, keys, state and log repo. (The sandbox
+    shows only /usr, the toolchain and the plugin's temp dir in the first place; these are named
+    so that they stay hidden even where an operator put them under one of those.)"""
+    paths = [config.base, config.note_key.parent, config.state_dir, config.log_repo]
+    if config.ssh_key is not None:
+        paths.append(config.ssh_key.parent)
+    return sorted({str(p) for p in paths})
+
+
 def build(config: PvConfig) -> dict:
-    return vr.build_verifiers(config.verifiers, base_dir=config.base)
+    return vr.build_verifiers(config.verifiers, base_dir=config.base, protected=protected_paths(config))
 
 
 def cache_for(config: PvConfig) -> "vr.ResultCache":

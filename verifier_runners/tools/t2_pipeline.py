@@ -1,7 +1,9 @@
 """clang -> LLVM bitcode -> llvm2kittel -> T2, for the `t2.yaml` external verifier config.
 
-    python -m verifier_runners.tools.t2_pipeline SOURCE.c
+    python3 t2_pipeline.py SOURCE.c
 
+Runs inside the verifier sandbox with the system Python, so it imports nothing of PDS: the
+compile flags below are the default recipe's (tests/verifiers checks that they stay equal).
 Exit 127 with "tool not found: <name>" when a step's program is missing, so the external
 runner reports `error` (never pass)."""
 
@@ -11,22 +13,23 @@ import shutil
 import subprocess
 import sys
 
-from pds_log.core.recipe import BuildRecipe
+COMPILER = "clang"
+RECIPE_FLAGS = ("-target", "bpf", "-O2", "-fno-gnu-inline-asm", "-fno-stack-protector", "-Wall",
+                "-Wno-unused-function", "-I", ".")
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m verifier_runners.tools.t2_pipeline SOURCE.c", file=sys.stderr)
+        print("usage: python3 t2_pipeline.py SOURCE.c", file=sys.stderr)
         return 2
     source = argv[0]
     for program in ("clang", "llvm2kittel", "T2"):
         if shutil.which(program) is None:
             print(f"tool not found: {program}")
             return 127
-    recipe = BuildRecipe()
     bitcode, kittel = source + ".bc", source + ".t2"
     steps = [
-        [recipe.compiler, *recipe.flags, "-emit-llvm", "-c", source, "-o", bitcode],
+        [COMPILER, *RECIPE_FLAGS, "-emit-llvm", "-c", source, "-o", bitcode],
         ["llvm2kittel", "--eager-inline", "--t2", bitcode],
     ]
     subprocess.run(steps[0], check=True)

@@ -4,6 +4,7 @@
 
     verifiers = build_verifiers({"safety": {"runner": "bytecode_safety"}}, base_dir=Path("."))
     result = run_verifier(verifiers["safety"], PluginInput(name, commit, files, manifest))
+    result = run_verifier_bounded(...)   # the same in a worker process, wall-clock and memory limits
     result.status in ("pass", "fail", "error"); result.reason; result.log; result.tool_versions
 
 Each configured instance has a name (the property a PV attests, e.g. `termination`) and a
@@ -22,6 +23,7 @@ from pds_log.core.errors import FormatError
 from .base import ERROR, FAIL, PASS, PluginInput, ResultCache, Verifier, VerifierResult, run_verifier
 from .builtin import AlwaysFail, AlwaysPass, BytecodeSafety, Reproducible, SideEffects, StaticAnalysis, Termination
 from .external import External
+from .worker import run_verifier_bounded
 
 RUNNERS: dict[str, type[Verifier]] = {
     cls.runner: cls
@@ -30,7 +32,7 @@ RUNNERS: dict[str, type[Verifier]] = {
 }
 
 __all__ = ["ERROR", "FAIL", "PASS", "PluginInput", "ResultCache", "RUNNERS", "Verifier", "VerifierResult",
-           "build_verifiers", "run_verifier"]
+           "build_verifiers", "run_verifier", "run_verifier_bounded"]
 
 
 def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | None = None,

@@ -131,9 +131,11 @@ def materialize(files: Mapping[str, bytes], root: Path) -> None:
             handle.write(data)
 
 
-def run_verifier(verifier: Verifier, plugin: PluginInput) -> VerifierResult:
+def run_verifier(verifier: Verifier, plugin: PluginInput, *, memory_limit: int | None = None) -> VerifierResult:
     """Run one verifier (in its own temp dir when it reads files from disk); any failure to
-    run is an `error` result."""
+    run is an `error` result. (`verifier_runners.worker.run_verifier_bounded` runs this in a
+    worker process under wall-clock and memory limits; `memory_limit` names the limit in the
+    message when the worker runs out.)"""
     start = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix=f"pds-{verifier.name}-")) if verifier.needs_files else None
     try:
@@ -143,6 +145,11 @@ def run_verifier(verifier: Verifier, plugin: PluginInput) -> VerifierResult:
         result = verifier.check(plugin, workdir / "plugin" if workdir else Path("/nonexistent"))
         if not isinstance(result, VerifierResult):  # pragma: no cover - programming error
             result = verifier.result(ERROR, f"{verifier.runner} returned no result")
+    except MemoryError:
+        limit = f" of {memory_limit >> 20} MiB" if memory_limit else ""
+        result = verifier.result(ERROR, f"{verifier.runner} exceeded the memory limit{limit} on {plugin.name}")
+    except RecursionError:
+        result = verifier.result(ERROR, f"{verifier.runner} exceeded the recursion limit on {plugin.name}")
     except Exception as exc:  # noqa: BLE001 - the verdict of a crashed verifier is `error`
         result = verifier.result(ERROR, f"{verifier.runner} crashed: {type(exc).__name__}: {exc}",
                                  traceback.format_exc())

@@ -171,7 +171,7 @@ def register(group: click.Group) -> None:
         else:
             verifiers = vr.build_verifiers(DEFAULT_VERIFIERS)
         plugin = vr.PluginInput(name, "0" * 40, files, manifest)
-        results = [vr.run_verifier(v, plugin) for v in verifiers.values()]
+        results = [vr.run_verifier_bounded(v, plugin) for v in verifiers.values()]
         if as_json:
             click.echo(json.dumps([r.to_obj() for r in results], indent=1))
         else:

@@ -3,7 +3,8 @@
 Results are cached by (verifier config digest, content hash of the plugin's files): unchanged
 bytes are never verified twice, and a CI fan-out (`pds pv run-one`) fills the same cache that
 `pds pv seal` then reads. A verifier that raises is an `error` result, never a crash of the
-epoch and never a pass.
+epoch and never a pass. Each verifier runs on each plugin in its own worker process under a
+wall-clock and a memory limit (verifier_runners.worker), its external tools in the sandbox.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
                 work.append((snap, manifest, vname, verifier, digest))
     jobs = config.jobs or os.cpu_count() or 1
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(vr.run_verifier, verifier, plugin_input(snap, manifest)): (snap.name, vname, verifier, digest)
+        futures = {pool.submit(vr.run_verifier_bounded, verifier, plugin_input(snap, manifest)): (snap.name, vname, verifier, digest)
                    for snap, manifest, vname, verifier, digest in work}
         for future in concurrent.futures.as_completed(futures):
             name, vname, verifier, digest = futures[future]
@@ -82,7 +83,7 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
 
 
 def run_one(verifier, snap: PluginSnapshot, manifest: Manifest) -> "vr.VerifierResult":
-    return vr.run_verifier(verifier, plugin_input(snap, manifest))
+    return vr.run_verifier_bounded(verifier, plugin_input(snap, manifest))
 
 
 def result_from_obj(obj: dict) -> "vr.VerifierResult":

@@ -1,0 +1,96 @@
+"""One verifier on one plugin in a worker process, under a wall-clock and a memory limit.
+
+The in-process verifiers (ELF reading, CFG, dataflow, spec checks) read hostile bytes. Their
+passes are linear, but a bound that does not depend on every line of them being right is a
+process: the worker gets an address-space limit (`RLIMIT_AS`, soft, so the sandboxed tools it
+starts can still be given theirs by prlimit) and is killed at the wall-clock limit. A plugin
+that exceeds either fails alone with `error: ... exceeded ...`; the epoch goes on.
+
+Workers are forked from a forkserver that has the verifiers imported already, so a task costs
+a fork, not an interpreter start; the forkserver is also safe to use from the PV's thread pool
+(a plain fork of a threaded process is not).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import resource
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .base import ERROR, PluginInput, Verifier, VerifierResult, run_verifier
+
+DEFAULT_MEMORY = 2 << 30  # address space of one worker (Python itself maps ~200 MiB)
+WALL_MARGIN_S = 30.0
+PR_SET_PDEATHSIG = 1
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["verifier_runners"])
+
+
+def wall_limit(verifier: Verifier, plugin: PluginInput) -> float:
+    """The wall-clock budget of one verifier on one plugin: its tool timeout once per pluglet
+    (the tools run per pluglet) plus once, plus a margin for the in-process work."""
+    return verifier.timeout * (len(plugin.manifest.pluglets) + 1) + WALL_MARGIN_S
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the forkserver, which exits with the PV
+    process) dies, so a killed epoch leaves no verifier running."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the wall-clock limit still ends the run
+        pass
+
+
+def _work(conn: Connection, verifier: Verifier, plugin: PluginInput, memory: int) -> None:
+    _die_with_parent()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (memory if hard == resource.RLIM_INFINITY else min(memory, hard), hard))
+    result = run_verifier(verifier, plugin, memory_limit=memory)
+    conn.send(result.to_obj())
+    conn.close()
+
+
+def run_verifier_bounded(verifier: Verifier, plugin: PluginInput, *, wall: float | None = None,
+                         memory: int = DEFAULT_MEMORY) -> VerifierResult:
+    """`run_verifier` in a worker process; exceeding a limit or a dying worker is `error`."""
+    wall = wall_limit(verifier, plugin) if wall is None else wall
+    start = time.perf_counter()
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    worker = _CONTEXT.Process(target=_work, args=(sender, verifier, plugin, memory), daemon=True,
+                              name=f"pds-verify-{verifier.name}")
+    obj: Any = None
+    try:
+        worker.start()
+        sender.close()
+        if receiver.poll(wall):
+            try:
+                obj = receiver.recv()
+            except (EOFError, OSError):
+                obj = None
+        else:
+            obj = "timeout"
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        worker.join(10)
+        receiver.close()
+    elapsed = time.perf_counter() - start
+    if obj == "timeout":
+        result = verifier.result(ERROR, f"{verifier.runner} exceeded the wall-clock limit of {wall:g} s on "
+                                        f"{plugin.name} (killed)")
+    elif obj is None:
+        code = worker.exitcode
+        why = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        result = verifier.result(ERROR, f"{verifier.runner} worker died on {plugin.name} ({why}; memory limit "
+                                        f"{memory >> 20} MiB)")
+    else:
+        result = VerifierResult.from_obj(obj)
+    result.verifier = verifier.name
+    result.duration_s = elapsed
+    return result

@@ -131,12 +131,12 @@ def _namespace_args(workdir: Path, protected: Iterable[str], program: str,
                 args += ["--symlink", target, link]
         else:  # a non-merged-/usr system: show the real directory, read-only
             args += ["--ro-bind", link, link]
-    extra = _tool_tree(program)
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    extra = _tool_tree(program)  # after /tmp's tmpfs, which would cover a tree under /tmp
     if extra:
         args += ["--ro-bind", extra, extra]
     for path in readonly:
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     work = os.path.realpath(workdir)
     args += ["--bind", work, work, "--chdir", work]
     # Protected paths that fall under a visible tree are covered by an empty tmpfs (mounted
@@ -172,8 +172,10 @@ def run_tool(argv: Sequence[str], cwd: Path, timeout: float, *, memory: int = DE
             problem = f"the tool's work directory {work} lies inside the protected {inside[0]}"
         tree = _tool_tree(program)
         for shown in [*([tree] if tree else []), *readonly]:
-            if any(_under(p, shown) or _under(shown, p) for p in protected):
-                problem = f"{shown} (shown to the tool) lies in or over a protected directory"
+            # a protected path inside a shown tree is covered by a tmpfs; a shown tree inside
+            # a protected directory cannot be shown without showing part of it
+            if any(_under(shown, p) for p in protected):
+                problem = f"{shown} (shown to the tool) lies inside a protected directory"
     if problem is not None:
         return ToolRun(argv, None, "", "", sandbox=problem)
     # Inside, only the shown trees exist: a tool reached through a link from elsewhere (a venv's

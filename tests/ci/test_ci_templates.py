@@ -587,8 +587,9 @@ def test_systemd_epoch_unit_settings():
     assert "/srv/pds/pv1" in s["ReadWritePaths"][0].split()
     assert "pds pv epoch --config /srv/pds/pv1/pv.yaml" in s["ExecStart"][0]
     assert "pds pv publish" in s["ExecStartPost"][0]
-    # the verifier sandbox (unshare -rn) needs user and network namespaces, nothing else
-    assert set(s["RestrictNamespaces"][0].split()) == {"user", "net"}
+    # the verifier sandbox (bwrap --unshare-all) needs these namespaces and mount(2), nothing else
+    assert set(s["RestrictNamespaces"][0].split()) == {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"}
+    assert s["SystemCallFilter"] == ["@system-service", "@mount"]
     path = unit_settings("pds-epoch.path")
     hook = unit_settings("pds-epoch-hook@.service")
     trigger = path["PathChanged"][0]

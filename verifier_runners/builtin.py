@@ -93,12 +93,16 @@ class Reproducible(Verifier):
 def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
     """Which ELF sections differ (name, sizes), or the sizes when an object cannot be read."""
     def sections(data: bytes) -> dict[str, tuple[int, str]] | None:
+        # The submitted object is hostile: section bytes are hashed as stored (never through
+        # pyelftools' data(), which inflates compressed sections), after the header checks.
         try:
             from elftools.elf.elffile import ELFFile
             import io
 
             elf = ELFFile(io.BytesIO(data))
-            return {s.name: (s["sh_size"], hashlib.sha256(s.data()).hexdigest()[:12])
+            ebpf.check_headers(elf, len(data))
+            return {s.name: (s["sh_size"], hashlib.sha256(data[s["sh_offset"]:s["sh_offset"] + s["sh_size"]])
+                             .hexdigest()[:12])
                     for s in elf.iter_sections() if s["sh_type"] != "SHT_NOBITS"}
         except Exception:  # noqa: BLE001 - an unreadable object is itself the difference
             return None

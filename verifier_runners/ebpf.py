@@ -99,7 +99,7 @@ MAX_RELOCATIONS = 1 << 16
 SHF_COMPRESSED = 0x800
 
 
-def _check_headers(elf: ELFFile, size: int) -> None:
+def check_headers(elf: ELFFile, size: int) -> None:
     """Every section's declared extent lies inside the object and nothing is compressed, before
     any section is read: pyelftools inflates an SHF_COMPRESSED section to whatever size its
     header claims (measured: a 33 KB object unpacking to 32 MiB drove an epoch to 3.1 GB)."""
@@ -125,7 +125,7 @@ def load_object(data: bytes) -> EbpfObject:
         elf = ELFFile(io.BytesIO(data))
         if elf["e_machine"] not in ("EM_BPF", 247):
             raise ObjectError(f"ELF machine {elf['e_machine']} is not eBPF")
-        _check_headers(elf, len(data))
+        check_headers(elf, len(data))
         sections: list[Section] = []
         for idx, sec in enumerate(elf.iter_sections()):
             if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 0x4:  # SHF_EXECINSTR

@@ -10,7 +10,7 @@ from typing import Any
 
 
 from pds_log.core.errors import FormatError
-from pds_log.core.recipe import BuildRecipe
+from pds_log.core.recipe import BuildRecipe, plugin_defines
 from pds_log.core.yamldoc import parse_mapping
 
 from . import ebpf
@@ -50,20 +50,24 @@ class Reproducible(Verifier):
     """Rebuild every pluglet from its C source with the pinned recipe; compare bytes."""
 
     runner = "reproducible"
-    version = "1"
+    version = "2"  # two-stage recipes and per-plugin defines
     options = {"recipe": None}
 
     def setup(self) -> None:
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
-        compiler_version = tool_version(self.recipe.compiler)
-        versions = {self.recipe.compiler: compiler_version}
-        if compiler_version == "missing":
-            return self.result(ERROR, f"tool not found: {self.recipe.compiler}", **versions)
-        if not compiler_version.startswith(self.recipe.version_prefix):
-            return self.result(ERROR, f"compiler is {compiler_version!r}, the recipe pins "
-                                      f"{self.recipe.version_prefix!r}", **versions)
+        versions = {program: tool_version(program) for program, _ in self.recipe.tools()}
+        for program, prefix in self.recipe.tools():
+            if versions[program] == "missing":
+                return self.result(ERROR, f"tool not found: {program}", **versions)
+            if not versions[program].startswith(prefix):
+                return self.result(ERROR, f"{program} is {versions[program]!r}, the recipe pins {prefix!r}",
+                                   **versions)
+        try:
+            defines = plugin_defines(plugin.files)
+        except FormatError as exc:
+            return self.result(FAIL, str(exc), **versions)
         log: list[str] = []
         mismatches: list[str] = []
         for pluglet in plugin.manifest.pluglets:
@@ -71,14 +75,14 @@ class Reproducible(Verifier):
             if source not in plugin.files:
                 return self.result(FAIL, f"{pluglet}: no source {source} to rebuild it from", "\n".join(log), **versions)
             out = pluglet + ".rebuilt"
-            argv = self.recipe.argv(pluglet, out)
-            log.append("$ " + " ".join(argv))
-            run = self.run_tool(argv, workdir)
-            log.append(run.output)
-            if not run.ran or run.timed_out or run.returncode != 0:
-                status = ERROR if (not run.ran or run.timed_out) else FAIL
-                return self.result(status, f"{pluglet}: rebuild failed: {run.describe()}",
-                                   "\n".join(log), **versions)
+            for argv in self.recipe.stages(pluglet, out, defines):
+                log.append("$ " + " ".join(argv))
+                run = self.run_tool(argv, workdir)
+                log.append(run.output)
+                if not run.ran or run.timed_out or run.returncode != 0:
+                    status = ERROR if (not run.ran or run.timed_out) else FAIL
+                    return self.result(status, f"{pluglet}: rebuild failed at {argv[0]}: {run.describe()}",
+                                       "\n".join(log), **versions)
             rebuilt = (workdir / out).read_bytes()
             submitted = plugin.files[pluglet]
             if rebuilt != submitted:
@@ -247,7 +251,7 @@ class Termination(Verifier):
     """Loops in the bytecode's CFG need a bound ScalarEvolution proves from the source IR."""
 
     runner = "termination"
-    version = "1"
+    version = "2"  # the IR of the recipe's first stage; no IR is an error
     options = {"max_trip_count": 100_000, "recipe": None}
 
     def setup(self) -> None:
@@ -268,7 +272,7 @@ class Termination(Verifier):
                 loopy.append(pluglet)
         if not loopy:
             return self.result(PASS, "no loops in any pluglet", "\n".join(log))
-        versions = {"clang": tool_version("clang"), "opt": tool_version("opt")}
+        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt")}
         for pluglet in loopy:
             verdict = self._prove(plugin, pluglet, workdir, log)
             if verdict is not None:
@@ -282,13 +286,17 @@ class Termination(Verifier):
         if source not in plugin.files:
             return FAIL, f"unproven loop in {pluglet}: no source {source} to analyse"
         ir = pluglet + ".ll"
-        argv = [self.recipe.compiler, *self.recipe.flags, "-g", "-emit-llvm", "-S", "-c", source, "-o", ir]
+        try:
+            defines = plugin_defines(plugin.files)
+        except FormatError as exc:
+            return FAIL, str(exc)
+        argv = self.recipe.ir_argv(pluglet, ir, defines)
         run = self.run_tool(argv, workdir)
         log.append("$ " + " ".join(argv) + "\n" + run.output)
-        if not run.ran or run.timed_out:
-            return ERROR, f"{pluglet}: cannot produce IR: {run.describe()}"
-        if run.returncode != 0:
-            return FAIL, f"unproven loop in {pluglet}: the source does not compile to IR"
+        if not run.ran or run.timed_out or run.returncode != 0:
+            # no IR, no proof either way: the verifier could not run (never a pass, never a
+            # verdict on the loop)
+            return ERROR, f"{pluglet}: cannot produce the IR the recipe compiles: {run.describe()}"
         argv = ["opt", "-passes=print<scalar-evolution>", "-disable-output", ir]
         run = self.run_tool(argv, workdir)
         log.append("$ " + " ".join(argv) + "\n" + "\n".join(

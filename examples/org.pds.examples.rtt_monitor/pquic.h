@@ -2,7 +2,7 @@
  * pquic.h -- helper declarations for PDS example pluglets, in the style of PQUIC plugins.
  *
  * Written for the Plugin Distribution System; not PQUIC's own header. A pluglet is one C
- * function compiled to an eBPF object with the pinned recipe (clang -target bpf -O2 ...).
+ * function compiled to an eBPF object with the pinned recipe (clang -O2 -emit-llvm, then llc -march=bpf).
  * Helpers are external functions: clang emits `call -1` plus an R_BPF_64_32 relocation
  * naming the helper, which the PQUIC VM resolves when it loads the pluglet. Access keys
  * (AK_*) select which context field get_* / set_* read or write; PVs check every set_*
@@ -11,13 +11,10 @@
 #ifndef PDS_PQUIC_H
 #define PDS_PQUIC_H
 
-typedef unsigned long uint64_t;
-typedef long int64_t;
-typedef unsigned int uint32_t;
-typedef int int32_t;
-typedef unsigned short uint16_t;
-typedef unsigned char uint8_t;
-typedef uint64_t size_t;
+/* System headers, as PQUIC's own picoquic.h includes them: the recipe compiles host-target IR. */
+#include <stddef.h>
+#include <stdint.h>
+
 typedef uint64_t protoop_arg_t;
 
 typedef struct st_picoquic_cnx_t picoquic_cnx_t;

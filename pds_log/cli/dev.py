@@ -37,7 +37,7 @@ def new(name, parent):
 @dev.command("build")
 @click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
 def build(directory):
-    """Compile every pluglet the manifest names with the pinned recipe (clang -target bpf)."""
+    """Compile every pluglet the manifest names with the pinned recipe (clang to IR, then llc -march=bpf)."""
     from pds_log.developer.build import build_plugin
 
     for obj in build_plugin(directory):

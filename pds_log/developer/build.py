@@ -1,18 +1,21 @@
 """`pds dev build`: compile every pluglet a manifest names with the pinned recipe.
 
-Runs the compiler (no shell) in the plugin directory, one invocation per pluglet, exactly as
-the PV's reproducible-build verifier will; a failed compile stops with the compiler's output.
+Runs each stage of the recipe (no shell, no pipe; each stage checked) in the plugin directory,
+one pluglet at a time, exactly as the PV's reproducible-build verifier will, with the defines
+of the plugin's own build file (`pds-build.yaml`); a failed stage stops with its output. The
+intermediate IR goes to a temporary directory, never into the plugin.
 """
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import parse_plugin_manifest
-from pds_log.core.recipe import BuildRecipe
+from pds_log.core.recipe import BuildRecipe, plugin_defines
 
 
 def read_plugin_dir(directory: Path) -> dict[str, bytes]:
@@ -37,18 +40,25 @@ def build_plugin(directory: str | Path, recipe: BuildRecipe | None = None, flags
     if flags is not None:
         recipe = replace(recipe, flags=tuple(flags))
     name = name or directory.name
-    manifest = parse_plugin_manifest(read_plugin_dir(directory), name)
+    files = read_plugin_dir(directory)
+    manifest = parse_plugin_manifest(files, name)
+    defines = plugin_defines(files)
     built = []
-    for pluglet in manifest.pluglets:
-        source = recipe.source_for(pluglet)
-        if not (directory / source).is_file():
-            raise PdsError(f"{directory / source}: missing source of {pluglet}")
-        argv = recipe.argv(pluglet)
-        try:
-            result = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=300)
-        except FileNotFoundError:
-            raise PdsError(f"compiler {recipe.compiler!r} not found (install clang)") from None
-        if result.returncode != 0:
-            raise PdsError(f"{name}: building {pluglet} failed:\n{result.stderr.strip()}")
-        built.append(pluglet)
+    with tempfile.TemporaryDirectory(prefix="pds-build-") as scratch:
+        for pluglet in manifest.pluglets:
+            source = recipe.source_for(pluglet)
+            if not (directory / source).is_file():
+                raise PdsError(f"{directory / source}: missing source of {pluglet}")
+            ir = str(Path(scratch) / (pluglet.replace("/", "__") + ".bc"))
+            for argv in recipe.stages(pluglet, defines=defines, ir=ir):
+                try:
+                    result = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=300)
+                except FileNotFoundError:
+                    raise PdsError(f"{argv[0]!r} not found (install clang and llvm)") from None
+                except subprocess.TimeoutExpired:
+                    raise PdsError(f"{name}: building {pluglet}: {argv[0]} timed out") from None
+                if result.returncode != 0:
+                    raise PdsError(f"{name}: building {pluglet} failed at {argv[0]} (exit {result.returncode}):\n"
+                                   f"{result.stderr.strip()}")
+            built.append(pluglet)
     return built

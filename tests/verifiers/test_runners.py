@@ -217,3 +217,24 @@ def test_self_jumps_are_linear():
     (_, _, insns, cfg), = list(ebpf.functions(obj))
     assert len(cfg.back_edges) == 130_000
     assert len(ebpf.constant_registers(insns, cfg)) == len(insns)
+
+
+def test_each_recipe_stage_is_checked(tmp_path):
+    """A failed stage is named; nothing is compared against what a failed pipe would leave. The
+    second case is the real one: host IR that llc cannot lower (a signed 64-bit division, as in
+    one of PQUIC's own pluglets)."""
+    import shutil
+
+    plugin_dir = build_example("org.pds.examples.sys_headers", tmp_path)
+    repro = vr.build_verifiers({"r": {"runner": "reproducible"}})["r"]
+    assert vr.run_verifier(repro, plugin_input(plugin_dir)).status == "pass"
+    (plugin_dir / "pds-build.yaml").unlink()  # without its defines the source hits its #error
+    result = vr.run_verifier(repro, plugin_input(plugin_dir))
+    assert result.status == "fail" and "rebuild failed at clang" in result.reason, result.reason
+    sdiv = tmp_path / "sdiv"
+    shutil.copytree(plugin_dir, sdiv)
+    (sdiv / "record_progress.c").write_text(
+        '#include "pquic.h"\nprotoop_arg_t record_progress(picoquic_cnx_t *cnx)\n'
+        '{ int64_t a = (int64_t) get_cnx(cnx, AK_CNX_INPUT, 0); return (protoop_arg_t) (a / 4); }\n')
+    result = vr.run_verifier(repro, plugin_input(sdiv, "org.pds.examples.sys_headers"))
+    assert result.status == "fail" and "rebuild failed at llc" in result.reason, result.reason

@@ -14,8 +14,7 @@ import subprocess
 import sys
 
 COMPILER = "clang"
-RECIPE_FLAGS = ("-target", "bpf", "-O2", "-fno-gnu-inline-asm", "-fno-stack-protector", "-Wall",
-                "-Wno-unused-function", "-I", ".")
+RECIPE_FLAGS = ("-I", ".", "-O2", "-fno-gnu-inline-asm", "-emit-llvm")
 
 
 def main(argv: list[str]) -> int:

@@ -36,12 +36,34 @@ def new(name, parent):
 
 @dev.command("build")
 @click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False))
-def build(directory):
+@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="A PV's pv.yaml or published pv.json: build with its pinned recipe")
+@click.option("--name", default=None, help="Plugin name (default: the directory name)")
+def build(directory, config_path, name):
     """Compile every pluglet the manifest names with the pinned recipe (clang to IR, then llc -march=bpf)."""
-    from pds_log.developer.build import build_plugin
+    from pds_log.developer.build import build_plugin, recipe_from_pv_file
 
-    for obj in build_plugin(directory):
+    recipe = recipe_from_pv_file(config_path) if config_path else None
+    for obj in build_plugin(directory, recipe=recipe, name=name):
         click.echo(f"built {obj}")
+
+
+@dev.command("import")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The new plugin directory")
+@click.option("--name", default=None, help="Plugin name (default: the manifest's; give one per variant)")
+@click.option("-I", "include_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="More directories to find headers in (PQUIC's picoquic/ is found by itself)")
+@click.option("--json", "as_json", is_flag=True)
+def import_cmd(manifest, out, name, include_dirs, as_json):
+    """Turn a PQUIC .plugin (with its fragments, sources and headers) or an xBGP .plugin JSON into a
+    self-contained PDS plugin directory; says what it copied and rewrote."""
+    import json
+
+    from pds_log.developer.importer import import_plugin
+
+    report = import_plugin(manifest, out, name, list(include_dirs))
+    click.echo(json.dumps(report.to_obj(), indent=1) if as_json else "\n".join(report.lines()))
 
 
 @dev.command("submit")

@@ -159,3 +159,17 @@ def plugin_defines(files: Mapping[str, bytes]) -> tuple[str, ...]:
     """The preprocessor defines a plugin's files declare in BUILD_FILE (none without one)."""
     data = files.get(BUILD_FILE)
     return parse_build_file(load_yaml(data, BUILD_FILE) or {}) if data is not None else ()
+
+
+def recipe_of_verifiers(verifiers: Any, where: str) -> BuildRecipe:
+    """The recipe of the `reproducible` verifier in a PV's `verifiers:` mapping (pv.yaml, or
+    the published pv.json), so a developer builds exactly as that PV rebuilds."""
+    if not isinstance(verifiers, dict):
+        raise FormatError(f"{where}: no 'verifiers' mapping")
+    recipes = [conf.get("recipe") for conf in verifiers.values()
+               if isinstance(conf, dict) and conf.get("runner") == "reproducible"]
+    if not recipes:
+        raise FormatError(f"{where}: the PV runs no reproducible-build verifier, so it pins no recipe")
+    if any(r != recipes[0] for r in recipes[1:]):
+        raise FormatError(f"{where}: several reproducible verifiers with different recipes")
+    return BuildRecipe.from_obj(recipes[0])

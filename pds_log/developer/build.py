@@ -15,7 +15,12 @@ from pathlib import Path
 
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import parse_plugin_manifest
-from pds_log.core.recipe import BuildRecipe, plugin_defines
+from pds_log.core.errors import FormatError
+from pds_log.core.jsondoc import loads as load_json
+from pds_log.core.recipe import BuildRecipe, plugin_defines, recipe_of_verifiers
+from pds_log.core.yamldoc import load as load_yaml
+
+MAX_ERROR_LINES = 30  # of a failed stage's output (llc prints a whole stack dump)
 
 
 def read_plugin_dir(directory: Path) -> dict[str, bytes]:
@@ -30,6 +35,19 @@ def read_plugin_dir(directory: Path) -> dict[str, bytes]:
         if path.is_file():
             files[rel] = path.read_bytes()
     return files
+
+
+def recipe_from_pv_file(path: str | Path) -> BuildRecipe:
+    """The build recipe of a PV, from its pv.yaml or its published pv.json."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PdsError(f"{path}: cannot read ({exc.strerror})") from None
+    doc = load_json(data, str(path)) if data.lstrip()[:1] == b"{" else load_yaml(data, str(path))
+    if not isinstance(doc, dict):
+        raise FormatError(f"{path}: not a PV configuration (pv.yaml) or descriptor (pv.json)")
+    return recipe_of_verifiers(doc.get("verifiers"), str(path))
 
 
 def build_plugin(directory: str | Path, recipe: BuildRecipe | None = None, flags: list[str] | None = None,
@@ -58,7 +76,10 @@ def build_plugin(directory: str | Path, recipe: BuildRecipe | None = None, flags
                 except subprocess.TimeoutExpired:
                     raise PdsError(f"{name}: building {pluglet}: {argv[0]} timed out") from None
                 if result.returncode != 0:
+                    lines = result.stderr.strip().splitlines()
+                    shown = "\n".join(lines[:MAX_ERROR_LINES]) + (
+                        f"\n[{len(lines) - MAX_ERROR_LINES} more lines]" if len(lines) > MAX_ERROR_LINES else "")
                     raise PdsError(f"{name}: building {pluglet} failed at {argv[0]} (exit {result.returncode}):\n"
-                                   f"{result.stderr.strip()}")
+                                   f"{shown}")
             built.append(pluglet)
     return built

@@ -1,0 +1,207 @@
+"""Compatibility benchmark: the real PQUIC and xBGP plugin corpora through PDS.
+
+    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--check] [--json]
+
+PQUIC_TREE is a checkout of p-quic/pquic (its `plugins/` and `picoquic/`), XBGP_TREE one of
+pluginized-protocols/xbgp_plugins. Neither is part of this repository. For every top-level
+manifest (PQUIC: a `.plugin` whose first line names the plugin; fragments are pulled in by
+it; xBGP: every `.plugin` JSON), the benchmark
+
+1. imports it with `pds dev import` into a scratch directory (a name per variant when several
+   manifests share one plugin name),
+2. builds every pluglet with the default recipe, one stage after the other (the pluglets of a
+   plugin are counted one by one, a failure does not stop the others),
+3. builds the same source with the plugin's own Makefile pipeline in the original tree
+   (`clang $(CFLAGS) -O2 -fno-gnu-inline-asm -emit-llvm -c x.c -o - | llc -march=bpf
+   -filetype=obj`) and compares bytes,
+4. with --check, runs `pds pv check` (the default verifiers) on every plugin whose pluglets
+   all built, and counts the verdicts per verifier.
+
+It prints the counts and every failure with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from pds_log.core.errors import PdsError  # noqa: E402
+from pds_log.core.recipe import BuildRecipe, plugin_defines  # noqa: E402
+from pds_log.developer.build import read_plugin_dir  # noqa: E402
+from pds_log.developer.importer import _makefile_flags, import_plugin  # noqa: E402
+
+
+def top_level_pquic_manifests(tree: Path) -> list[Path]:
+    out = []
+    for path in sorted((tree / "plugins").rglob("*.plugin")):
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+        content = [ln for ln in lines if ln and not ln.startswith("#")]
+        if content and not content[0].split()[-1].endswith(".o") and content[0].split()[-1] != "include":
+            out.append(path)
+    return out
+
+
+def makefile_reference(source: Path, out: Path) -> bool:
+    """PQUIC's own pipeline for one source, in its directory, with its Makefile's CFLAGS."""
+    directory = source.parent
+    for candidate in (directory, *directory.parents):
+        if (candidate / "Makefile").is_file():
+            makefile_dir = candidate
+            break
+    else:
+        return False
+    defines, includes, _ = _makefile_flags(makefile_dir)
+    rel_includes = [f"-I{(makefile_dir / i).resolve()}" for i in includes]
+    cmd = (f"clang {' '.join('-D' + d for d in defines)} {' '.join(rel_includes)} -O2 -fno-gnu-inline-asm "
+           f"-emit-llvm -c {shlex.quote(source.name)} -o - | llc -march=bpf -filetype=obj -o {shlex.quote(str(out))}")
+    run = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=directory, capture_output=True)
+    return run.returncode == 0 and out.exists() and out.stat().st_size > 0
+
+
+def build_pluglets(plugin: Path, pluglets: list[str], recipe: BuildRecipe) -> dict[str, str | None]:
+    """pluglet -> None when built, else why not."""
+    files = read_plugin_dir(plugin)
+    defines = plugin_defines(files)
+    out: dict[str, str | None] = {}
+    for pluglet in pluglets:
+        why = None
+        for argv in recipe.stages(pluglet, defines=defines):
+            run = subprocess.run(argv, cwd=plugin, capture_output=True, text=True)
+            if run.returncode != 0:
+                lines = [ln for ln in run.stderr.splitlines() if "error" in ln.lower()] or run.stderr.splitlines()
+                why = f"{argv[0]}: {(lines[0] if lines else f'exit {run.returncode}')[:160]}"
+                break
+        (plugin / (pluglet + ".bc")).unlink(missing_ok=True)
+        out[pluglet] = why
+    return out
+
+
+def pquic_pluglets(plugin: Path) -> list[str]:
+    """Objects named by a PQUIC manifest and its fragments (as the importer copied them)."""
+    names = []
+    for manifest in plugin.rglob("*.plugin"):
+        for line in manifest.read_text(errors="replace").splitlines():
+            words = line.split()
+            if words and not line.lstrip().startswith(("#", "-")) and words[-1].endswith(".o"):
+                rel = (manifest.parent / words[-1]).relative_to(plugin).as_posix()
+                names.append(rel)
+    return sorted(set(names))
+
+
+def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: bool) -> dict:
+    recipe = BuildRecipe()
+    counts: collections.Counter = collections.Counter()
+    failures: list[str] = []
+    verdicts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    names: collections.Counter = collections.Counter()
+    seen_sources: set[Path] = set()
+    check_seconds: list[float] = []
+    for manifest in manifests:
+        counts["manifests"] += 1
+        rel = manifest.relative_to(tree)
+        if kind == "pquic":
+            content = [ln for ln in manifest.read_text(errors="replace").splitlines()
+                       if ln.strip() and not ln.lstrip().startswith("#")]
+            original = content[0].split()[0]
+        else:
+            original = json.loads(manifest.read_text()).get("name", manifest.stem)
+            original = f"org.xbgp.{original}"
+        names[original] += 1
+        name = original if names[original] == 1 else f"{original}.v{names[original]}"
+        dest = work / kind / str(rel).replace("/", "__")
+        try:
+            report = import_plugin(manifest, dest, name=name if (name != original or kind == "xbgp") else None)
+        except PdsError as exc:
+            counts["import failed"] += 1
+            failures.append(f"{rel}: import: {exc}")
+            continue
+        counts["imported"] += 1
+        if kind == "pquic":
+            pluglets = pquic_pluglets(dest)
+        else:
+            doc = json.loads(manifest.read_text())
+            pluglets = sorted({str(c["obj"]) for c in doc["obj_code_list"].values()})
+        built = build_pluglets(dest, pluglets, recipe)
+        for pluglet, why in built.items():
+            source = (manifest.parent / pluglet).with_suffix(".c").resolve()
+            first = source not in seen_sources
+            seen_sources.add(source)
+            if first:
+                counts["distinct pluglets"] += 1
+            if why is not None:
+                if first:
+                    counts["distinct not built"] += 1
+                failures.append(f"{rel}: {pluglet}: {why}")
+                continue
+            if first:
+                counts["distinct built"] += 1
+                ref = work / "ref" / (str(source.relative_to(tree)).replace("/", "__") + ".o")
+                ref.parent.mkdir(parents=True, exist_ok=True)
+                if makefile_reference(source, ref):
+                    counts["reference objects"] += 1
+                    if ref.read_bytes() == (dest / pluglet).read_bytes():
+                        counts["reproduced byte for byte"] += 1
+                    else:
+                        failures.append(f"{rel}: {pluglet}: differs from the Makefile's object")
+        if check and all(why is None for why in built.values()):
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "pds_log", "pv", "check", str(dest), "--name", name,
+                                  "--json"], capture_output=True, text=True)
+            check_seconds.append(time.perf_counter() - start)
+            try:
+                results = json.loads(run.stdout)
+            except ValueError:
+                failures.append(f"{rel}: pv check: {run.stderr.strip()[-200:]}")
+                continue
+            for r in results:
+                verdicts[r["verifier"]][r["status"]] += 1
+                if r["status"] != "pass":
+                    failures.append(f"{rel}: {r['verifier']}: {r['status']}: {r['reason'][:200]}")
+    return {"kind": kind, "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
+            "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
+                              "max": max(check_seconds) if check_seconds else None},
+            "failures": failures}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pquic", type=Path)
+    parser.add_argument("xbgp", type=Path, nargs="?")
+    parser.add_argument("--check", action="store_true", help="also run `pds pv check` on each built plugin")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pds-corpus-"))
+    results = [run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check)]
+    if args.xbgp:
+        results.append(run_corpus("xbgp", sorted(args.xbgp.rglob("*.plugin")), args.xbgp, work, args.check))
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    for result in results:
+        print(f"## {result['kind']}")
+        print("| count | value |\n|---|---|")
+        for key, value in result["counts"].items():
+            print(f"| {key} | {value} |")
+        for verifier, statuses in result["verdicts"].items():
+            print(f"| pv check {verifier} | " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) + " |")
+        if result["check_seconds"]["median"] is not None:
+            print(f"| pv check seconds (median / max) | {result['check_seconds']['median']:.1f} / "
+                  f"{result['check_seconds']['max']:.1f} |")
+        print(f"\n{len(result['failures'])} failure line(s):")
+        for line in result["failures"]:
+            print(f"- {line}")
+        print()
+
+
+if __name__ == "__main__":
+    main()

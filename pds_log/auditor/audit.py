@@ -104,6 +104,7 @@ class Changes:
     modified: dict[str, Binding] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)  # name -> "A" | "M" | "D"
+    epoch_files: list[str] = field(default_factory=list)  # epochs/ files other than this epoch's own
 
 
 @dataclass
@@ -314,6 +315,10 @@ class Auditor:
             if len(tree) != signed.head.size:
                 self.find(epoch, "tree", f"{len(tree)} bindings, the STR says size {signed.head.size}")
             self._check_policy(commit, signed, epoch)
+            for path in changes.epoch_files:
+                if not path.endswith(".note"):  # STRs: the byte-identity check above names them
+                    self.find(epoch, "history", f"{path} (the record of epoch {Path(path).stem}) changed in "
+                                                f"epoch {epoch}: an epoch's files are written once")
             record = self._check_record(commit, epoch, signed, changes)
             results = self._check_results(commit, epoch, changes, record, bindings)
             self._check_tiles(commit, epoch, tree, [name_key(n) for n in (*changes.added, *changes.modified,
@@ -321,7 +326,7 @@ class Auditor:
             if self.pr is not None:
                 for binding in (*changes.added.values(), *changes.modified.values()):
                     self._check_against_pr(epoch, binding, signed.head.time)
-                self._check_pr_tree(commit, epoch, signed, prev, changes, results, bindings)
+                self._check_pr_tree(commit, epoch, signed, prev, changes, record, results, bindings)
             prev = signed
         self.report.plugins = len(bindings)
         if self.pr is not None and prev is not None:
@@ -400,6 +405,9 @@ class Auditor:
             entries = []
             for delta in self.repo.diff(parent.tree, commit.tree).deltas:
                 path = delta.new_file.path or delta.old_file.path
+                if path.startswith("epochs/") and path not in (layout.str_path(epoch),
+                                                                layout.epoch_record_path(epoch)):
+                    changes.epoch_files.append(path)
                 if not path.startswith(("bindings/", "results/")):
                     continue
                 code = {pygit2.enums.DeltaStatus.ADDED: "A", pygit2.enums.DeltaStatus.MODIFIED: "M",
@@ -590,7 +598,20 @@ class Auditor:
             self.find(epoch, "signer", f"{binding.name}: source commit {binding.source[:12]} fails the PR policy: "
                                        f"{'; '.join(verdict.reasons)}")
 
-    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes,
+    def _claimed_verdicts(self, record: layout.EpochRecord | None, epoch: int) -> list[tuple[str, bool]] | None:
+        """The epoch record's `commits`: (PR commit id, policy verdict) in the PV's order."""
+        if record is None:
+            return None
+        out = []
+        for entry in record.commits:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
+                    or not isinstance(entry.get("ok"), bool):
+                self.find(epoch, "record", "epoch record commits need an id and an ok flag")
+                return None
+            out.append((entry["id"], entry["ok"]))
+        return out
+
+    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,
                        results: dict[str, ResultRecord | None], bindings: dict[str, Binding]) -> None:
         """The tree against the PR at the STR's `pr` commit, as an honest PV decides it."""
         assert self.pr_view is not None
@@ -615,12 +636,22 @@ class Auditor:
 
         source_of: dict[str, str] = {}
         tainted: dict[str, str] = {}
-        if old is None or old.id != pr_commit.id:
-            for pr_c in view.new_commits(pr_commit, old):
-                touched = view.touched(pr_c)
-                if not touched:
-                    continue
+        claimed = self._claimed_verdicts(record, epoch)
+        new_commits = view.new_commits(pr_commit, old) if old is None or old.id != pr_commit.id else []
+        if claimed is not None and sorted(c for c, _ in claimed) != sorted(str(c.id) for c in new_commits):
+            self.find(epoch, "pr commits", f"the epoch record lists {len(claimed)} PR commit(s), the PR has "
+                                           f"{len(new_commits)} between the STRs' pr commits: a commit was hidden "
+                                           f"or invented")
+        claimed_ok = dict(claimed or [])
+        for pr_c in new_commits:
+            touched = view.touched(pr_c)
+            if touched:
                 verdict = commit_check.check_commit(self.pr, pr_c, when=signed.head.time)
+                said = claimed_ok.get(str(pr_c.id))
+                if said is not None and said != verdict.ok:
+                    self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "
+                                                   f"{'accepted' if said else 'refused'}; re-checked against the "
+                                                   f"PR policy it is {'accepted' if verdict.ok else 'refused'}")
                 for name in touched:
                     if verdict.ok:
                         tainted.pop(name, None)

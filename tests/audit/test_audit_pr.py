@@ -8,6 +8,7 @@ results, epoch record, tiles) and the STR re-signed with the PV's real key."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 
@@ -225,3 +226,41 @@ def test_hostile_records_make_findings_not_tracebacks(scenario, clone):
     assert f"epoch 5: results: {layout.result_path(REJ)}: JSON nested too deeply" in out
     assert f"epoch 5: results: {layout.result_path(KEEP)}: invalid JSON (integer of 5000 digits" in out
     assert f"epoch 5: record: {layout.epoch_record_path(5)}: JSON nested too deeply" in out
+
+
+def test_a_record_that_hides_or_misjudges_pr_commits(scenario, clone, tmp_path):
+    # The PV claims the planted unsigned commit passed the policy: epoch 2's record, in every
+    # commit from epoch 2 on (history rewritten consistently, with plain git).
+    record = json.loads((clone / layout.epoch_record_path(2)).read_bytes())
+    planted = next(c for c in record["commits"] if c["id"] == scenario["planted"])
+    assert planted["ok"] is False
+    planted["ok"], planted["reasons"] = True, []
+    forged = tmp_path / "2.json"
+    forged.write_bytes(canonical_json(record) + b"\n")
+    target = layout.epoch_record_path(2)
+    run("git", "-C", clone, "filter-branch", "-f", "--tree-filter",
+        f"if [ -f {target} ]; then cp {forged} {target}; fi", "HEAD",
+        env={**os.environ, "FILTER_BRANCH_SQUELCH_WARNING": "1"})
+    # and epoch 5's record hides the PR commit of that epoch
+    path5 = clone / layout.epoch_record_path(5)
+    record5 = json.loads(path5.read_bytes())
+    record5["commits"] = []
+    path5.write_bytes(canonical_json(record5) + b"\n")
+    run("git", "-C", clone, "commit", "-q", "-a", "--amend", "--no-edit")
+    code, out = audit(clone, "--pr", scenario["world"].pr)
+    assert code == 1, out
+    assert f"FINDING epoch 2: pr commits: the epoch record says PR commit {scenario['planted'][:12]} was accepted; " \
+           f"re-checked against the PR policy it is refused" in out
+    assert "FINDING epoch 5: pr commits: the epoch record lists 0 PR commit(s), the PR has 1" in out
+    assert out.count("FINDING") == 2, out
+
+
+def test_an_old_epoch_record_rewritten_later(clone):
+    path = clone / layout.epoch_record_path(1)
+    record = json.loads(path.read_bytes())
+    record["rejected"] = []
+    path.write_bytes(canonical_json(record) + b"\n")
+    run("git", "-C", clone, "commit", "-q", "-a", "--amend", "--no-edit")
+    code, out = audit(clone)
+    assert code == 1 and f"FINDING epoch 5: history: {layout.epoch_record_path(1)} (the record of epoch 1) " \
+                         f"changed in epoch 5" in out, out

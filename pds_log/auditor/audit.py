@@ -275,6 +275,8 @@ class Auditor:
         self._pr_commit: pygit2.Commit | None = None
         self._latest: dict[str, Latest] = {}
         self._pr_usable = True
+        self._verdicts: dict[tuple[str, int], object] = {}
+        self._policies: dict[str, object] = {}
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
         self.report.findings.append(Finding(epoch, check, message))
@@ -589,14 +591,34 @@ class Auditor:
                 self.find(epoch, "bytecode", f"{binding.name}: {path} in the log ({digest[:12]}...) differs from "
                                              f"the PR's at {binding.source[:12]} "
                                              f"({hashlib.sha256(data).hexdigest()[:12]}...)")
-        try:
-            from pds_log.infra import commit_check
-        except ImportError:  # pragma: no cover
-            return
-        verdict = commit_check.check_commit(self.pr, commit, when=when)  # as the PV did, at its epoch time
+        verdict = self._commit_verdict(commit, when)  # as the PV did, at its epoch time
         if not verdict.ok:
             self.find(epoch, "signer", f"{binding.name}: source commit {binding.source[:12]} fails the PR policy: "
                                        f"{'; '.join(verdict.reasons)}")
+
+    def _commit_verdict(self, commit: pygit2.Commit, when: int):
+        """commit_check.check_commit, memoised: an epoch checks each new commit once for the PR
+        walk and again for every binding it is the source of, and most commits share a policy
+        file, whose parse dominates the cost."""
+        from pds_log.infra import commit_check
+
+        key = (str(commit.id), when)
+        if key not in self._verdicts:
+            policy = None
+            base = commit.parents[0] if commit.parents else commit
+            try:
+                policy_id = str(base.tree[commit_check.POLICY_PATH].id)
+            except KeyError:
+                policy_id = None
+            if policy_id is not None and len(commit.parents) <= 1:
+                if policy_id not in self._policies:
+                    try:
+                        self._policies[policy_id] = commit_check.policy_at(self.pr, base)
+                    except FormatError:
+                        self._policies[policy_id] = None  # check_commit reports it in its own words
+                policy = self._policies[policy_id]
+            self._verdicts[key] = commit_check.check_commit(self.pr, commit, when=when, policy=policy)
+        return self._verdicts[key]
 
     def _claimed_verdicts(self, record: layout.EpochRecord | None, epoch: int) -> list[tuple[str, bool]] | None:
         """The epoch record's `commits`: (PR commit id, policy verdict) in the PV's order."""
@@ -632,8 +654,6 @@ class Auditor:
             return
         # Re-check each new PR commit as the PV does: the last commit touching a plugin gives
         # its source, or taints it when that commit was refused.
-        from pds_log.infra import commit_check
-
         source_of: dict[str, str] = {}
         tainted: dict[str, str] = {}
         claimed = self._claimed_verdicts(record, epoch)
@@ -646,7 +666,7 @@ class Auditor:
         for pr_c in new_commits:
             touched = view.touched(pr_c)
             if touched:
-                verdict = commit_check.check_commit(self.pr, pr_c, when=signed.head.time)
+                verdict = self._commit_verdict(pr_c, signed.head.time)
                 said = claimed_ok.get(str(pr_c.id))
                 if said is not None and said != verdict.ok:
                     self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "

@@ -745,11 +745,14 @@ class Auditor:
         area = self.pr[ref.target]
         prefix = f"pvs/{origin}/str/"
         try:
-            entry = area.tree[prefix.rstrip("/")]
-        except KeyError:
+            entry = area.peel(pygit2.Commit).tree[prefix.rstrip("/")]
+        except (KeyError, pygit2.GitError, ValueError):
+            return
+        if entry.type_str != "tree":
+            self.find(None, "pr area", f"{prefix.rstrip('/')} in the PR area is not a directory")
             return
         for item in self.pr[entry.id]:
-            if not item.name.endswith(".note"):
+            if not item.name.endswith(".note") or item.type_str != "blob":
                 continue
             try:
                 epoch = int(item.name[:-5])

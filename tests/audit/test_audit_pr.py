@@ -1,6 +1,6 @@
 """Auditing a PV log against the PR it served: an honest five-epoch log (adds, updates, deletes,
-a rejection, a re-submission, a plugin tainted by a commit planted unsigned in the PR) is clean
-with --pr; a PV that keeps a deleted plugin, ignores an update, or rewrites a rejected plugin's
+a rejection, a re-submission, plugins tainted by commits planted unsigned in the PR) is clean
+with --pr; a PV that keeps a deleted plugin, ignores an update, a fix or a refused commit, or rewrites a rejected plugin's
 results/ record in a later epoch is caught, each finding naming the epoch, the plugin and the
 check. The lies are told as a dishonest PV would: the epoch is rewritten consistently (bindings,
 results, epoch record, tiles) and the STR re-signed with the PV's real key."""
@@ -69,10 +69,11 @@ def scenario(tmp_path_factory):
     summaries.append(epoch(config_path))                                     # 3: the fixed plugin is in
     summaries.append(epoch(config_path))                                     # 4: heartbeat
     world.push_plugins({TAINT: THIRD, UPD2: THIRD}, delete=(DEL2,), message="fix taint, update, delete")
+    planted5 = plant_unsigned_commit(world, KEEP, OTHER)
     # not pushed: the lying PVs below publish their own version of epoch 5, not this one
     summaries.append(epoch(config_path, push=False))                         # 5
     config = load_config(config_path)
-    return {"world": world, "config": config, "summaries": summaries, "planted": planted}
+    return {"world": world, "config": config, "summaries": summaries, "planted": planted, "planted5": planted5}
 
 
 def audit(path, *extra):
@@ -93,13 +94,14 @@ def test_the_scenario_is_what_it_claims(scenario):
     assert s[2]["added"] == [RESUB]
     assert s[3]["added"] == s[3]["updated"] == s[3]["removed"] == []
     assert s[4]["added"] == [TAINT] and s[4]["updated"] == [UPD2] and \
-        [r["name"] for r in s[4]["removed"]] == [DEL2]
+        [r["name"] for r in s[4]["removed"]] == [DEL2, KEEP]
+    assert f"commit {scenario['planted5'][:12]} refused" in s[4]["removed"][1]["reason"]
 
 
 def test_honest_log_audits_clean_with_the_pr(scenario):
     code, out = audit(scenario["config"].log_repo, "--pr", scenario["world"].pr)
     assert code == 0 and out.strip().endswith("clean"), out
-    assert "audited 5 epochs, 5 plugins in the final tree" in out
+    assert "audited 5 epochs, 4 plugins in the final tree" in out
 
 
 # ---------------------------------------------------------------------------- a dishonest PV
@@ -185,6 +187,19 @@ def test_a_pv_that_ignores_a_fix_of_a_tainted_plugin(scenario, clone):
     assert "absent from the tree with a 'rejected' record of epoch 2: neither served nor rejected" in out
 
 
+def test_a_pv_that_ignores_a_refused_commit(scenario, clone):
+    """It keeps serving the plugin an unsigned, planted commit touched (the epoch record even
+    shows the refusal): the PR re-check says the plugin is tainted."""
+    rewrite_last_epoch(clone, scenario["config"].signer(), [KEEP])
+    code, out = audit(clone)
+    assert code == 0, out
+    code, out = audit(clone, "--pr", scenario["world"].pr)
+    assert code == 1, out
+    assert f"FINDING epoch 5: pr tree: {KEEP}: in the tree although its latest PR change is refused " \
+           f"(commit {scenario['planted5'][:12]} refused" in out
+    assert out.count("FINDING") == 1, out
+
+
 def rewrite_result(clone, name, **fields) -> dict:
     path = clone / layout.result_path(name)
     record = json.loads(path.read_bytes())
@@ -251,7 +266,7 @@ def test_a_record_that_hides_or_misjudges_pr_commits(scenario, clone, tmp_path):
     assert code == 1, out
     assert f"FINDING epoch 2: pr commits: the epoch record says PR commit {scenario['planted'][:12]} was accepted; " \
            f"re-checked against the PR policy it is refused" in out
-    assert "FINDING epoch 5: pr commits: the epoch record lists 0 PR commit(s), the PR has 1" in out
+    assert "FINDING epoch 5: pr commits: the epoch record lists 0 PR commit(s), the PR has 2" in out
     assert out.count("FINDING") == 2, out
 
 

@@ -14,9 +14,26 @@ For every epoch commit (oldest first) the auditor checks:
   passing verifiers are the binding's properties, every rejection has a results record with
   its reason, the tiles of the changed paths are present, and every accepted object is in
   bytecode/ and hashes to its name;
+* results: every ``results/`` record the commit adds or changes says this epoch (a record is
+  rewritten only by a re-verification in its own new epoch; one is never deleted), and agrees
+  with the tree (``accepted`` = in the tree with that binding; ``rejected`` = absent, listed in the
+  epoch record, with verdicts that do not satisfy the acceptance expression; ``removed`` =
+  absent); every plugin the commit adds, changes, removes or rejects has a new record;
 * with a PR clone: every accepted binding's manifest and objects are the files of
   ``plugins/<name>/`` at the binding's source commit, that commit was signed by a key the PR
   policy allowed for that name, and the STRs the PV pushed to its PR area are the log's STRs;
+* with a PR clone, the tree against the PR at the STR's ``pr`` commit, decided as an honest PV
+  decides it (pds_log.pv.epoch): each epoch's PR commits are the ones between the previous
+  STR's ``pr`` and this one's (which must descend from it), each re-checked against the PR
+  policy at the STR's time; a plugin whose directory changed in that range has as its latest
+  version the last of those commits touching it -- or is *tainted* when that commit was refused,
+  until a valid commit changes it again. Then every plugin present at the ``pr`` commit is in
+  the tree with its latest version as source, or has a ``rejected`` record of the epoch of its
+  latest version or later (for that commit); no tainted plugin is in the tree; every plugin
+  absent at the ``pr`` commit (deleted) is absent from the tree; and a ``results/`` record
+  changes only for a plugin the PV had to re-verify (its directory changed in the range, or the
+  acceptance policy changed). Only the plugins that changed in the PR or the log are looked
+  at per epoch, so the cost follows the changes, not the number of plugins;
 * with a state file: the history continues the one audited before (no rewrite).
 
 Findings name the epoch and the check. The exit status is non-zero on any finding.
@@ -25,24 +42,29 @@ Findings name the epoch and the check. The exit status is non-zero on any findin
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pygit2
 
+from pds_log.core import jsondoc
 from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding, canonical_json
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.formula import Formula
-from pds_log.core.names import name_key
+from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import SignedTreeRoot, check_chain, open_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
 from pds_log.infra.files import atomic_write_bytes
-from pds_log.infra.gittree import read_path
+from pds_log.infra.gittree import read_path, walk_blobs
+from pds_log.pv.prsource import PLUGINS_DIR, changed_plugin_names
+
+# A log record is small; anything bigger is hostile and is refused before it is parsed.
+MAX_RECORD_BYTES = 4 << 20
+RESULT_STATUSES = ("accepted", "rejected", "removed")
 
 
 @dataclass
@@ -72,6 +94,142 @@ class AuditReport:
         return {"ok": self.ok, "epochs": self.epochs, "plugins": self.plugins, "head": self.head,
                 "seconds": round(self.seconds, 3),
                 "findings": [{"epoch": f.epoch, "check": f.check, "message": f.message} for f in self.findings]}
+
+
+@dataclass
+class Changes:
+    """What one epoch commit changed under bindings/ and results/ (name -> git delta code)."""
+
+    added: dict[str, Binding] = field(default_factory=dict)
+    modified: dict[str, Binding] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)  # name -> "A" | "M" | "D"
+    epoch_files: list[str] = field(default_factory=list)  # epochs/ files other than this epoch's own
+
+
+@dataclass
+class ResultRecord:
+    """A results/ record, checked for shape (the log is hostile: a bad record is a finding)."""
+
+    name: str
+    epoch: int
+    status: str
+    commit: str | None
+    binding_value: str | None
+    verdicts: dict[str, bool]
+    taint: str | None
+
+
+def parse_result(data: bytes, where: str) -> ResultRecord:
+    obj = jsondoc.loads(data, where, max_bytes=MAX_RECORD_BYTES)
+    if not isinstance(obj, dict) or obj.get("v") != 1:
+        raise FormatError(f"{where}: not a v1 results record")
+    epoch, status = obj.get("epoch"), obj.get("status")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or status not in RESULT_STATUSES:
+        raise FormatError(f"{where}: bad epoch or status")
+    for key in ("name",):
+        if not isinstance(obj.get(key), str):
+            raise FormatError(f"{where}: {key} must be a string")
+    for key in ("commit", "binding_value", "taint"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            raise FormatError(f"{where}: {key} must be a string or null")
+    verifiers = obj.get("verifiers")
+    if not isinstance(verifiers, dict) or not all(isinstance(v, dict) for v in verifiers.values()):
+        raise FormatError(f"{where}: verifiers must map names to objects")
+    return ResultRecord(obj["name"], epoch, status, obj.get("commit"), obj.get("binding_value"),
+                        {v: r.get("status") == "pass" for v, r in verifiers.items()}, obj.get("taint"))
+
+
+def decode_binding(data: bytes | None, where: str) -> Binding:
+    """Binding.decode, behind the bounded JSON reader (a hostile log makes a finding)."""
+    if data is None:
+        raise FormatError(f"{where}: not a file")
+    binding = Binding.from_obj(jsondoc.loads(data, where, max_bytes=MAX_RECORD_BYTES), where)
+    if binding.encode() != data:
+        raise FormatError(f"{where}: not in canonical form (sorted keys, no spaces)")
+    return binding
+
+
+def decode_epoch_record(data: bytes, where: str) -> layout.EpochRecord:
+    jsondoc.loads(data, where, max_bytes=MAX_RECORD_BYTES)  # bounds first; then the strict reader
+    record = layout.EpochRecord.decode(data, where)
+    for entry in record.rejected + record.removed:
+        if not isinstance(entry["name"], str) or not isinstance(entry["reason"], str):
+            raise FormatError(f"{where}: removed/rejected names and reasons must be strings")
+    for label, names in (("added", record.added), ("updated", record.updated)):
+        if not all(isinstance(n, str) for n in names):
+            raise FormatError(f"{where}: {label} must list names")
+    if not isinstance(record.pr_to, str):
+        raise FormatError(f"{where}: pr.to must be a commit id")
+    return record
+
+
+@dataclass
+class Latest:
+    """The version of a plugin an honest PV must serve: the last PR commit that changed its
+    directory (`source`), or the refusal that taints it; `since` = the epoch that commit arrived."""
+
+    source: str | None
+    taint: str | None
+    since: int
+
+
+class PrView:
+    """The PR clone as the PV sees it (pds_log.pv.prsource): plugin directories by tree id, the
+    plugins a commit touches against its first parent, commit verdicts at an epoch's time."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+        self._entries: dict[str, dict[str, pygit2.Oid]] = {}
+
+    def commit(self, oid: str) -> pygit2.Commit | None:
+        try:
+            obj = self.repo[oid]
+        except (KeyError, ValueError, TypeError):
+            return None
+        return obj if isinstance(obj, pygit2.Commit) else None
+
+    def plugins(self, commit: pygit2.Commit) -> dict[str, pygit2.Oid]:
+        """name -> object id of plugins/<name> (memoised for the last few commits only)."""
+        key = str(commit.id)
+        if key not in self._entries:
+            if len(self._entries) > 8:
+                self._entries.pop(next(iter(self._entries)))
+            try:
+                entry = commit.tree[PLUGINS_DIR]
+                tree = self.repo[entry.id] if entry.type_str == "tree" else None
+            except KeyError:
+                tree = None
+            self._entries[key] = {e.name: e.id for e in tree} if tree is not None else {}
+        return self._entries[key]
+
+    def _tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
+        try:
+            entry = commit.tree[PLUGINS_DIR]
+        except KeyError:
+            return None
+        return self.repo[entry.id] if entry.type_str == "tree" else None
+
+    def touched(self, commit: pygit2.Commit) -> set[str]:
+        old = self._tree(commit.parents[0]) if commit.parents else None
+        return changed_plugin_names(old, self._tree(commit))
+
+    def changed(self, old: pygit2.Commit | None, new: pygit2.Commit) -> set[str]:
+        return changed_plugin_names(self._tree(old) if old is not None else None, self._tree(new))
+
+    def new_commits(self, new: pygit2.Commit, old: pygit2.Commit | None) -> list[pygit2.Commit]:
+        walker = self.repo.walk(new.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        if old is not None:
+            walker.hide(old.id)
+        return list(walker)
+
+    def last_touching(self, head: pygit2.Commit, name: str) -> str:
+        """As pds_log.pv.epoch.last_touching_commit: first-parent walk back from head."""
+        commit = head
+        while True:
+            if name in self.touched(commit) or not commit.parents:
+                return str(commit.id)
+            commit = commit.parents[0]
 
 
 def open_log(path: str | Path, ref: str | None = None) -> tuple[pygit2.Repository, pygit2.Commit]:
@@ -108,8 +266,17 @@ class Auditor:
         self.repo, self.head = open_log(log_path, ref)
         self.vkey = vkey
         self.pr = pygit2.Repository(str(pr_path)) if pr_path else None
+        self.pr_view = PrView(self.pr) if self.pr is not None else None
         self.state_path = Path(state_path) if state_path else None
         self.report = AuditReport(head=str(self.head.id))
+        self._acceptance: tuple[str, list[str]] | None = None
+        self._formula: Formula | None = None
+        # The PR as of the previous epoch: its `pr` commit and each plugin's latest version.
+        self._pr_commit: pygit2.Commit | None = None
+        self._latest: dict[str, Latest] = {}
+        self._pr_usable = True
+        self._verdicts: dict[tuple[str, int], object] = {}
+        self._policies: dict[str, object] = {}
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
         self.report.findings.append(Finding(epoch, check, message))
@@ -126,7 +293,7 @@ class Auditor:
         verifier = self._verifier(chain[0])
         if verifier is None:
             return self.report
-        values: dict[str, bytes] = {}
+        bindings: dict[str, Binding] = {}
         tree = PrefixTree()
         prev: SignedTreeRoot | None = None
         str_bytes: dict[int, bytes] = {}
@@ -137,12 +304,12 @@ class Auditor:
                 break  # without a valid STR nothing else of this epoch (or later) can be trusted
             epoch = signed.head.epoch
             parent = commit.parents[0] if commit.parents else None
-            added, modified, deleted = self._binding_changes(parent, commit, epoch)
-            for name, binding in {**added, **modified}.items():
-                values[name] = binding.value()
-                tree.set(name_key(name), values[name])
-            for name in deleted:
-                values.pop(name, None)
+            changes = self._changes(parent, commit, epoch)
+            for name, binding in {**changes.added, **changes.modified}.items():
+                bindings[name] = binding
+                tree.set(name_key(name), binding.value())
+            for name in changes.deleted:
+                bindings.pop(name, None)
                 tree.delete(name_key(name))
             if tree.root() != signed.head.root:
                 self.find(epoch, "tree", f"bindings rebuild to root {tree.root().hex()[:16]}..., "
@@ -150,13 +317,20 @@ class Auditor:
             if len(tree) != signed.head.size:
                 self.find(epoch, "tree", f"{len(tree)} bindings, the STR says size {signed.head.size}")
             self._check_policy(commit, signed, epoch)
-            self._check_record(commit, epoch, signed, added, modified, deleted)
-            self._check_tiles(commit, epoch, tree, [name_key(n) for n in (*added, *modified, *deleted)])
+            for path in changes.epoch_files:
+                if not path.endswith(".note"):  # STRs: the byte-identity check above names them
+                    self.find(epoch, "history", f"{path} (the record of epoch {Path(path).stem}) changed in "
+                                                f"epoch {epoch}: an epoch's files are written once")
+            record = self._check_record(commit, epoch, signed, changes)
+            results = self._check_results(commit, epoch, changes, record, bindings)
+            self._check_tiles(commit, epoch, tree, [name_key(n) for n in (*changes.added, *changes.modified,
+                                                                           *changes.deleted)])
             if self.pr is not None:
-                for binding in (*added.values(), *modified.values()):
+                for binding in (*changes.added.values(), *changes.modified.values()):
                     self._check_against_pr(epoch, binding, signed.head.time)
+                self._check_pr_tree(commit, epoch, signed, prev, changes, record, results, bindings)
             prev = signed
-        self.report.plugins = len(values)
+        self.report.plugins = len(bindings)
         if self.pr is not None and prev is not None:
             self._check_pr_area(prev.head.origin, str_bytes, verifier)
         self._check_state(chain, str_bytes)
@@ -164,12 +338,20 @@ class Auditor:
         return self.report
 
     # ------------------------------------------------------------------ checks
+    def _descriptor(self, commit: pygit2.Commit) -> dict:
+        data = self.read(commit, layout.PV_DESCRIPTOR)
+        if data is None:
+            raise FormatError(f"{layout.PV_DESCRIPTOR} missing")
+        desc = jsondoc.loads(data, layout.PV_DESCRIPTOR, max_bytes=MAX_RECORD_BYTES)
+        if not isinstance(desc, dict):
+            raise FormatError(f"{layout.PV_DESCRIPTOR}: not a JSON object")
+        return desc
+
     def _verifier(self, first: pygit2.Commit) -> NoteVerifier | None:
-        data = self.read(first, layout.PV_DESCRIPTOR)
         try:
-            desc = json.loads(data) if data else None
-            logged = NoteVerifier.from_string(desc["vkey"]) if desc else None
-        except (ValueError, KeyError, TypeError, FormatError) as exc:
+            desc = self._descriptor(first)
+            logged = NoteVerifier.from_string(desc["vkey"]) if "vkey" in desc else None
+        except (ValueError, KeyError, TypeError, AttributeError, FormatError) as exc:
             self.find(1, "descriptor", f"pv.json unreadable: {exc}")
             logged = None
         if self.vkey:
@@ -186,7 +368,8 @@ class Auditor:
             self.find(index, "history", f"commit {commit.id} is a merge; the log must be linear")
         if commit.message.split("\n", 1)[0] != f"epoch {index}":
             self.find(index, "history", f"commit {str(commit.id)[:12]} is not 'epoch {index}' "
-                                        f"(message: {commit.message.splitlines()[0][:60]!r}): an epoch was dropped or added")
+                                        f"(message: {commit.message.splitlines()[0][:60] if commit.message else ''!r}): "
+                                        f"an epoch was dropped or added")
         note = self.read(commit, layout.str_path(index))
         latest = self.read(commit, layout.LATEST_STR)
         if note is None:
@@ -214,23 +397,23 @@ class Auditor:
         str_bytes[index] = note
         return signed
 
-    def _binding_changes(self, parent, commit, epoch):
-        added: dict[str, Binding] = {}
-        modified: dict[str, Binding] = {}
-        deleted: list[str] = []
+    def _changes(self, parent, commit, epoch) -> Changes:
+        """The bindings/ and results/ changes of one epoch commit, bindings decoded."""
+        changes = Changes()
         if parent is None:
-            from pds_log.infra.gittree import walk_blobs
-
-            entries = [(p, "A") for p, _ in walk_blobs(self.repo, commit.tree) if p.startswith("bindings/")]
+            entries = [(p, "A") for p, _ in walk_blobs(self.repo, commit.tree)
+                       if p.startswith(("bindings/", "results/"))]
         else:
             entries = []
             for delta in self.repo.diff(parent.tree, commit.tree).deltas:
                 path = delta.new_file.path or delta.old_file.path
-                if not path.startswith("bindings/"):
+                if path.startswith("epochs/") and path not in (layout.str_path(epoch),
+                                                                layout.epoch_record_path(epoch)):
+                    changes.epoch_files.append(path)
+                if not path.startswith(("bindings/", "results/")):
                     continue
-                status = delta.status
                 code = {pygit2.enums.DeltaStatus.ADDED: "A", pygit2.enums.DeltaStatus.MODIFIED: "M",
-                        pygit2.enums.DeltaStatus.DELETED: "D"}.get(status, "?")
+                        pygit2.enums.DeltaStatus.DELETED: "D"}.get(delta.status, "?")
                 entries.append((path, code))
         for path, code in entries:
             try:
@@ -238,52 +421,74 @@ class Auditor:
             except FormatError as exc:
                 self.find(epoch, "layout", str(exc))
                 continue
-            if code == "D":
-                deleted.append(name)
+            if path.startswith("results/"):
+                changes.results[name] = code
                 continue
-            data = self.read(commit, path)
+            if code == "D":
+                changes.deleted.append(name)
+                continue
             try:
-                binding = Binding.decode(data, path)
+                binding = decode_binding(self.read(commit, path), path)
             except FormatError as exc:
                 self.find(epoch, "binding", str(exc))
                 continue
             if binding.name != name:
                 self.find(epoch, "binding", f"{path} holds the binding of {binding.name}")
                 continue
-            (added if code == "A" else modified)[name] = binding
-        return added, modified, deleted
+            (changes.added if code == "A" else changes.modified)[name] = binding
+        return changes
 
     def _check_policy(self, commit, signed, epoch) -> None:
-        data = self.read(commit, layout.PV_DESCRIPTOR)
         try:
-            desc = json.loads(data)
-            policy = hashlib.sha256(canonical_json({"acceptance": desc["acceptance"],
-                                                    "verifiers": desc["verifiers"]})).hexdigest()
-        except (TypeError, ValueError, KeyError):
-            self.find(epoch, "descriptor", "pv.json missing or malformed")
+            desc = self._descriptor(commit)
+            acceptance, verifier_names = desc["acceptance"], desc["verifiers"]
+            policy = hashlib.sha256(canonical_json({"acceptance": acceptance,
+                                                    "verifiers": verifier_names})).hexdigest()
+            if not isinstance(acceptance, str) or not isinstance(verifier_names, (dict, list)):
+                raise FormatError("acceptance must be a string, verifiers a list or object")
+        except (TypeError, ValueError, KeyError, FormatError) as exc:
+            self.find(epoch, "descriptor", f"pv.json missing or malformed: {exc}")
             return
         if policy != signed.head.policy:
             self.find(epoch, "policy", f"STR policy {signed.head.policy[:16]}... is not the hash of pv.json's "
                                        f"acceptance config ({policy[:16]}...)")
-        self._acceptance = (desc["acceptance"], list(desc["verifiers"]))
+        config = (acceptance, [str(v) for v in verifier_names])
+        if config != self._acceptance:
+            self._acceptance = config
+            try:
+                self._formula = Formula.parse(acceptance, known_pvs=config[1])
+            except Exception as exc:  # noqa: BLE001 -- a hostile formula must make a finding, whatever the library raises
+                self._formula = None
+                self.find(epoch, "descriptor", f"pv.json acceptance {acceptance[:80]!r} does not parse: {exc}")
 
-    def _result(self, commit, name) -> dict | None:
-        data = self.read(commit, layout.result_path(name))
-        try:
-            return json.loads(data) if data else None
-        except ValueError:
-            return None
-
-    def _check_record(self, commit, epoch, signed, added, modified, deleted) -> None:
-        data = self.read(commit, layout.epoch_record_path(epoch))
+    def _result(self, commit, name, epoch) -> ResultRecord | None:
+        """The results record of `name` in `commit`; a malformed one is a finding (and None)."""
+        path = layout.result_path(name)
+        data = self.read(commit, path)
         if data is None:
-            self.find(epoch, "record", f"{layout.epoch_record_path(epoch)} missing")
-            return
+            return None
         try:
-            record = layout.EpochRecord.decode(data)
+            record = parse_result(data, path)
+        except FormatError as exc:
+            self.find(epoch, "results", str(exc))
+            return None
+        if record.name != name:
+            self.find(epoch, "results", f"{path} holds the record of {record.name[:130]!r}")
+            return None
+        return record
+
+    def _check_record(self, commit, epoch, signed, changes: Changes) -> layout.EpochRecord | None:
+        added, modified, deleted = changes.added, changes.modified, changes.deleted
+        path = layout.epoch_record_path(epoch)
+        data = self.read(commit, path)
+        if data is None:
+            self.find(epoch, "record", f"{path} missing")
+            return None
+        try:
+            record = decode_epoch_record(data, path)
         except FormatError as exc:
             self.find(epoch, "record", str(exc))
-            return
+            return None
         if record.root != signed.head.root.hex() or record.pr_to != signed.head.pr:
             self.find(epoch, "record", "epoch record root/PR differ from the STR")
         for label, actual, claimed in (("added", set(added), set(record.added)),
@@ -296,16 +501,15 @@ class Auditor:
             if missing:
                 self.find(epoch, "record", f"record says {label} but the tree did not change: "
                                            f"{', '.join(sorted(missing))}")
-        acceptance, verifier_names = getattr(self, "_acceptance", (None, []))
-        formula = Formula.parse(acceptance, known_pvs=verifier_names) if acceptance else None
+        formula, acceptance = self._formula, (self._acceptance or ("", []))[0]
         for name, binding in {**added, **modified}.items():
-            result = self._result(commit, name)
-            if result is None or result.get("status") != "accepted":
+            result = self._result(commit, name, epoch)
+            if result is None or result.status != "accepted":
                 self.find(epoch, "results", f"{name} entered the tree without an 'accepted' results record")
                 continue
-            if result.get("binding_value") != binding.value().hex():
+            if result.binding_value != binding.value().hex():
                 self.find(epoch, "results", f"{name}: results record is for another binding")
-            verdicts = {v: r.get("status") == "pass" for v, r in (result.get("verifiers") or {}).items()}
+            verdicts = result.verdicts
             if formula is not None and not formula.evaluate(verdicts):
                 self.find(epoch, "results", f"{name}: verifier results do not satisfy '{acceptance}'")
             if sorted(v for v, ok in verdicts.items() if ok) != list(binding.properties):
@@ -316,9 +520,54 @@ class Auditor:
                 if blob is None or hashlib.sha256(blob).hexdigest() != digest:
                     self.find(epoch, "bytecode", f"{name}: {path} ({digest[:12]}...) missing from bytecode/")
         for entry in record.rejected:
-            result = self._result(commit, entry["name"]) if entry["name"] and "/" not in entry["name"] else None
-            if result is not None and result.get("status") != "rejected":
-                self.find(epoch, "results", f"{entry['name']}: rejected in the record, '{result.get('status')}' in results")
+            result = self._result(commit, entry["name"], epoch) if is_valid_name(entry["name"]) else None
+            if result is not None and result.status != "rejected":
+                self.find(epoch, "results", f"{entry['name']}: rejected in the record, '{result.status}' in results")
+        return record
+
+    def _check_results(self, commit, epoch, changes: Changes, record: layout.EpochRecord | None,
+                       bindings: dict[str, Binding]) -> dict[str, ResultRecord | None]:
+        """Every results/ record written by this commit is of this epoch and agrees with the tree;
+        every plugin the epoch added, changed, removed or rejected got a new record. Returns the
+        records read (name -> record) for the PR checks."""
+        rejected = {e["name"] for e in record.rejected} if record is not None else set()
+        must_be_new = set(changes.added) | set(changes.modified) | set(changes.deleted) | \
+            {n for n in rejected if is_valid_name(n)}
+        read: dict[str, ResultRecord | None] = {}
+        for name in sorted(set(changes.results) | must_be_new):
+            code = changes.results.get(name)
+            if code == "D":
+                self.find(epoch, "results", f"{name}: results record deleted (a record is replaced, never removed)")
+                read[name] = None
+                continue
+            result = self._result(commit, name, epoch)
+            read[name] = result
+            if code is None:  # in must_be_new, untouched by the commit
+                if result is None or result.epoch != epoch:
+                    self.find(epoch, "results", f"{name}: the epoch changed it in the tree or rejected it, "
+                                                f"but wrote no results record of epoch {epoch}")
+                continue
+            if result is None:
+                continue  # malformed: already a finding
+            if result.epoch != epoch:
+                self.find(epoch, "results", f"{name}: record of epoch {result.epoch} changed in epoch {epoch} "
+                                            f"(a record is rewritten only by a re-verification in its own new epoch)")
+            binding = bindings.get(name)
+            if result.status == "accepted":
+                if binding is None or binding.value().hex() != result.binding_value:
+                    self.find(epoch, "results", f"{name}: record says accepted, but the tree "
+                                                f"{'does not hold it' if binding is None else 'holds another binding'}")
+            else:
+                if binding is not None:
+                    self.find(epoch, "results", f"{name}: record says {result.status}, but it is in the tree")
+                if result.status == "rejected":
+                    if record is not None and name not in rejected:
+                        self.find(epoch, "results", f"{name}: record says rejected in epoch {epoch}, "
+                                                    f"the epoch record does not list it")
+                    if result.verdicts and self._formula is not None and self._formula.evaluate(result.verdicts):
+                        self.find(epoch, "results", f"{name}: record says rejected, but its verifier results "
+                                                    f"satisfy '{self._acceptance[0]}'")
+        return read
 
     def _check_tiles(self, commit, epoch, tree, keys) -> None:
         for tile_hash, tile in tiles_on_paths(tree, keys).items():
@@ -342,14 +591,148 @@ class Auditor:
                 self.find(epoch, "bytecode", f"{binding.name}: {path} in the log ({digest[:12]}...) differs from "
                                              f"the PR's at {binding.source[:12]} "
                                              f"({hashlib.sha256(data).hexdigest()[:12]}...)")
-        try:
-            from pds_log.infra import commit_check
-        except ImportError:  # pragma: no cover
-            return
-        verdict = commit_check.check_commit(self.pr, commit, when=when)  # as the PV did, at its epoch time
+        verdict = self._commit_verdict(commit, when)  # as the PV did, at its epoch time
         if not verdict.ok:
             self.find(epoch, "signer", f"{binding.name}: source commit {binding.source[:12]} fails the PR policy: "
                                        f"{'; '.join(verdict.reasons)}")
+
+    def _commit_verdict(self, commit: pygit2.Commit, when: int):
+        """commit_check.check_commit, memoised: an epoch checks each new commit once for the PR
+        walk and again for every binding it is the source of, and most commits share a policy
+        file, whose parse dominates the cost."""
+        from pds_log.infra import commit_check
+
+        key = (str(commit.id), when)
+        if key not in self._verdicts:
+            policy = None
+            base = commit.parents[0] if commit.parents else commit
+            try:
+                policy_id = str(base.tree[commit_check.POLICY_PATH].id)
+            except KeyError:
+                policy_id = None
+            if policy_id is not None and len(commit.parents) <= 1:
+                if policy_id not in self._policies:
+                    try:
+                        self._policies[policy_id] = commit_check.policy_at(self.pr, base)
+                    except FormatError:
+                        self._policies[policy_id] = None  # check_commit reports it in its own words
+                policy = self._policies[policy_id]
+            self._verdicts[key] = commit_check.check_commit(self.pr, commit, when=when, policy=policy)
+        return self._verdicts[key]
+
+    def _claimed_verdicts(self, record: layout.EpochRecord | None, epoch: int) -> list[tuple[str, bool]] | None:
+        """The epoch record's `commits`: (PR commit id, policy verdict) in the PV's order."""
+        if record is None:
+            return None
+        out = []
+        for entry in record.commits:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) \
+                    or not isinstance(entry.get("ok"), bool):
+                self.find(epoch, "record", "epoch record commits need an id and an ok flag")
+                return None
+            out.append((entry["id"], entry["ok"]))
+        return out
+
+    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,
+                       results: dict[str, ResultRecord | None], bindings: dict[str, Binding]) -> None:
+        """The tree against the PR at the STR's `pr` commit, as an honest PV decides it."""
+        assert self.pr_view is not None
+        if not self._pr_usable:
+            return
+        view = self.pr_view
+        pr_commit = view.commit(signed.head.pr)
+        if pr_commit is None:
+            self.find(epoch, "pr", f"the STR's PR commit {signed.head.pr[:12]} is not in the PR clone "
+                                   f"(stale clone or rewritten PR); PR tree checks stop here")
+            self._pr_usable = False
+            return
+        old = self._pr_commit
+        if old is not None and old.id != pr_commit.id and not self.pr.descendant_of(pr_commit.id, old.id):
+            self.find(epoch, "pr history", f"the STR's PR commit {signed.head.pr[:12]} does not descend from the "
+                                           f"previous epoch's {str(old.id)[:12]}; PR tree checks stop here")
+            self._pr_usable = False
+            return
+        # Re-check each new PR commit as the PV does: the last commit touching a plugin gives
+        # its source, or taints it when that commit was refused.
+        source_of: dict[str, str] = {}
+        tainted: dict[str, str] = {}
+        claimed = self._claimed_verdicts(record, epoch)
+        new_commits = view.new_commits(pr_commit, old) if old is None or old.id != pr_commit.id else []
+        if claimed is not None and sorted(c for c, _ in claimed) != sorted(str(c.id) for c in new_commits):
+            self.find(epoch, "pr commits", f"the epoch record lists {len(claimed)} PR commit(s), the PR has "
+                                           f"{len(new_commits)} between the STRs' pr commits: a commit was hidden "
+                                           f"or invented")
+        claimed_ok = dict(claimed or [])
+        for pr_c in new_commits:
+            touched = view.touched(pr_c)
+            if touched:
+                verdict = self._commit_verdict(pr_c, signed.head.time)
+                said = claimed_ok.get(str(pr_c.id))
+                if said is not None and said != verdict.ok:
+                    self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "
+                                                   f"{'accepted' if said else 'refused'}; re-checked against the "
+                                                   f"PR policy it is {'accepted' if verdict.ok else 'refused'}")
+                for name in touched:
+                    if verdict.ok:
+                        tainted.pop(name, None)
+                        source_of[name] = str(pr_c.id)
+                    else:
+                        tainted[name] = f"commit {str(pr_c.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+        changed = view.changed(old, pr_commit) if old is None or old.id != pr_commit.id else set()
+        present = view.plugins(pr_commit)
+        for name in changed:
+            if name not in present:
+                self._latest.pop(name, None)
+            elif name in tainted:
+                self._latest[name] = Latest(None, tainted[name], epoch)
+            elif name in source_of:
+                self._latest[name] = Latest(source_of[name], None, epoch)
+            else:  # changed only through a merge's second parent: the PV walks first parents back
+                before = self._latest.get(name)
+                if before is not None and before.taint:
+                    self._latest[name] = Latest(None, before.taint, epoch)
+                else:
+                    self._latest[name] = Latest(view.last_touching(pr_commit, name), None, epoch)
+        policy_changed = prev is not None and prev.head.policy != signed.head.policy
+        range_text = f"{str(old.id)[:12] if old is not None else 'the root'}..{signed.head.pr[:12]}"
+        for name, code in sorted(changes.results.items()):
+            if code != "D" and not policy_changed and name not in changed:
+                self.find(epoch, "results", f"{name}: record rewritten in epoch {epoch} although the PR did not "
+                                            f"change the plugin ({range_text}) nor the policy: nothing to re-verify")
+        # Only plugins that changed in the PR or in the log can change verdict this epoch.
+        for name in sorted(changed | set(changes.added) | set(changes.modified) | set(changes.deleted)
+                           | set(changes.results)):
+            if not is_valid_name(name):
+                continue  # the PV rejects the directory name; it can never be in the tree
+            binding = bindings.get(name)
+            if name not in present:
+                if binding is not None:
+                    self.find(epoch, "pr tree", f"{name}: deleted from the PR at {signed.head.pr[:12]} "
+                                                f"but still in the tree (source {binding.source[:12]})")
+                continue
+            latest = self._latest.get(name)
+            if latest is None:  # present but never seen changing: the clone lacks history
+                latest = self._latest[name] = Latest(view.last_touching(pr_commit, name), None, epoch)
+            if binding is not None:
+                if latest.taint:
+                    self.find(epoch, "pr tree", f"{name}: in the tree although its latest PR change is refused "
+                                                f"({latest.taint})")
+                elif binding.source != latest.source:
+                    self.find(epoch, "pr tree", f"{name}: the tree serves source {binding.source[:12]}, but the PR "
+                                                f"at {signed.head.pr[:12]} has {latest.source[:12]} (of epoch "
+                                                f"{latest.since}): an update was ignored")
+                continue
+            result = results[name] if name in results else self._result(commit, name, epoch)
+            wanted = f"commit {latest.source[:12]}" if latest.source else "its refused commit"
+            if result is None or result.status != "rejected" or result.epoch < latest.since:
+                state = "no results record" if result is None else f"a '{result.status}' record of epoch {result.epoch}"
+                self.find(epoch, "pr tree", f"{name}: in the PR at {signed.head.pr[:12]} ({wanted}, epoch "
+                                            f"{latest.since}) but absent from the tree with {state}: "
+                                            f"neither served nor rejected")
+            elif latest.source is not None and result.commit != latest.source:
+                self.find(epoch, "pr tree", f"{name}: rejected for commit {str(result.commit)[:12]}, but the PR's "
+                                            f"latest for it is {latest.source[:12]}: the new version was never judged")
+        self._pr_commit = pr_commit
 
     def _check_pr_area(self, origin: str, str_bytes: dict[int, bytes], verifier: NoteVerifier) -> None:
         ref = None
@@ -362,11 +745,14 @@ class Auditor:
         area = self.pr[ref.target]
         prefix = f"pvs/{origin}/str/"
         try:
-            entry = area.tree[prefix.rstrip("/")]
-        except KeyError:
+            entry = area.peel(pygit2.Commit).tree[prefix.rstrip("/")]
+        except (KeyError, pygit2.GitError, ValueError):
+            return
+        if entry.type_str != "tree":
+            self.find(None, "pr area", f"{prefix.rstrip('/')} in the PR area is not a directory")
             return
         for item in self.pr[entry.id]:
-            if not item.name.endswith(".note"):
+            if not item.name.endswith(".note") or item.type_str != "blob":
                 continue
             try:
                 epoch = int(item.name[:-5])
@@ -385,11 +771,15 @@ class Auditor:
         if self.state_path is None:
             return
         try:
-            seen = json.loads(self.state_path.read_text())
+            seen = jsondoc.loads(self.state_path.read_bytes(), str(self.state_path), max_bytes=MAX_RECORD_BYTES)
         except FileNotFoundError:
             seen = None
-        except ValueError:
-            self.find(None, "state", f"{self.state_path} unreadable")
+        except (OSError, FormatError) as exc:
+            self.find(None, "state", f"{self.state_path} unreadable: {exc}")
+            return
+        if seen is not None and (not isinstance(seen, dict) or not isinstance(seen.get("epoch"), int)
+                                 or seen["epoch"] < 1 or not isinstance(seen.get("str_sha256"), str)):
+            self.find(None, "state", f"{self.state_path}: not an audit state file")
             return
         if seen:
             epoch = int(seen["epoch"])
@@ -401,9 +791,9 @@ class Auditor:
                                             f"{epoch} differs from the one audited before")
         if self.report.ok and chain:
             last = len(chain)
-            atomic_write_bytes(self.state_path, json.dumps({
+            atomic_write_bytes(self.state_path, canonical_json({
                 "epoch": last, "commit": str(chain[-1].id),
-                "str_sha256": hashlib.sha256(str_bytes[last]).hexdigest()}).encode())
+                "str_sha256": hashlib.sha256(str_bytes[last]).hexdigest()}))
 
 
 def audit(log_path, **kwargs) -> AuditReport:

@@ -11,7 +11,8 @@ import click
 @click.command("audit")
 @click.argument("log_repo", type=click.Path(exists=True, file_okay=False))
 @click.option("--pr", "pr_repo", type=click.Path(exists=True, file_okay=False),
-              help="A clone of the Plugin Repository: also check bytecode, signers and the PV's PR area.")
+              help="A clone of the Plugin Repository: also check each epoch's tree against the PR at its pr "
+                   "commit (latest versions, deletions, rejections), bytecode, signers and the PV's PR area.")
 @click.option("--vkey", default=None, help="The PV's verifier key (default: trust the first epoch's pv.json).")
 @click.option("--ref", default=None, help="Branch or commit to audit (default: main).")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import yaml
 
 from .errors import FormatError
-from .jsondoc import MAX_DEPTH, depth_of
+from .jsondoc import MAX_DEPTH, depth_of, lone_surrogate
 
 MAX_YAML_BYTES = 1 << 20
 MAX_INT_BITS = 128
@@ -74,6 +74,8 @@ def load(text: str | bytes, where: str) -> Any:
         raise FormatError(f"{where}: YAML nested deeper than {MAX_DEPTH} levels")
     if _big_int(doc) is not None:
         raise FormatError(f"{where}: an integer over {MAX_INT_BITS} bits")
+    if lone_surrogate(doc) is not None:
+        raise FormatError(f"{where}: a string holds a lone surrogate escape (not Unicode text)")
     return doc
 
 

@@ -31,6 +31,29 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_OPEN = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+         yaml.BlockMappingStartToken)
+_CLOSE = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the token stream, before PyYAML builds anything: its parser and
+    composer recurse per level and get slower with depth (measured: 2,000 nested ``[`` cost 3.5 s
+    before the RecursionError), so the bound must hold before them, not after."""
+    depth = 0
+    for token in yaml.scan(text, Loader=_NoAliasLoader):
+        if isinstance(token, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _TooDeep
+        elif isinstance(token, _CLOSE):
+            depth -= 1
+
+
 def _big_int(value: Any) -> int | None:
     """An int anywhere in `value` that is over MAX_INT_BITS bits, or None (iterative walk)."""
     stack = [value]
@@ -59,7 +82,10 @@ def load(text: str | bytes, where: str) -> Any:
         except UnicodeDecodeError as exc:
             raise FormatError(f"{where}: not UTF-8 (byte {exc.start})") from None
     try:
+        _check_depth(text)
         doc = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except _TooDeep:
+        raise FormatError(f"{where}: YAML nested deeper than {MAX_DEPTH} levels") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where

@@ -38,7 +38,12 @@ def load_webhooks(repo_path: str | os.PathLike) -> list[dict]:
         return []
     except OSError as exc:
         raise FormatError(f"{path}: {exc.strerror or exc}") from None
-    doc = yamldoc.load(data, str(path)) or {}
+    return parse_webhooks(data, str(path))
+
+
+def parse_webhooks(data: bytes, path: str) -> list[dict]:
+    """The webhooks of pds-notify.yaml's bytes, each with a string url; FormatError naming `path`."""
+    doc = yamldoc.load(data, path) or {}
     if not isinstance(doc, dict):
         raise FormatError(f"{path}: must be a mapping")
     hooks = doc.get("webhooks") or []

@@ -30,6 +30,18 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
         return super().compose_node(parent, index)
 
+    def construct_yaml_int(self, node: Any) -> int:
+        # int() of a 5,000-digit scalar raises ValueError deep in PyYAML; refuse it by length
+        # first (an int of MAX_INT_BITS bits has at most ~40 digits; underscores may pad it)
+        text = self.construct_scalar(node)
+        if len(text) > 4 * MAX_INT_BITS:
+            raise yaml.constructor.ConstructorError(None, None, f"integer of {len(text)} characters",
+                                                    node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+_NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)
+
 
 _OPEN = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
          yaml.BlockMappingStartToken)

@@ -122,7 +122,9 @@ def _optional(doc: dict, key: str, kind: type, default: Any, where: str) -> Any:
 
 def _count(doc: dict, key: str, default: int, where: str) -> int:
     """A whole number >= 0 (as before, a decimal string such as "600" is read as its number)."""
-    value = doc.get(key, default)
+    value = doc.get(key)
+    if value is None:
+        value = default
     if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii() and len(value) < 20:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

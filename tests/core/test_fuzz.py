@@ -381,15 +381,19 @@ def pquic_files(draw) -> dict[str, bytes]:
 
 
 FORMULA_ATOMS = ["pv1", "pv2", "pv3", "pv1.termination", "pv2.safety", "a", "b"]
+FORMULA_TOKENS = FORMULA_ATOMS + ["(", ")", "|", "&", "+", "*", "~", "!", "x", "or", "and", "not", "1", "0", "true",
+                                  ")x", "(|", ""]
 
 
 @st.composite
 def formula_text(draw) -> str:
-    kind = draw(st.integers(0, 3))
+    kind = draw(st.integers(0, 4))
     if kind == 0:
         return draw(st.text(max_size=60))
     if kind == 1:
         return draw(st.text(alphabet="abpv123._ &|()~!+-^01xTRUEandornt\t\n", max_size=60))
+    if kind == 4:  # token soup: where boolean.py's own assertions fire (``a + ( | b)x``)
+        return " ".join(draw(st.lists(st.sampled_from(FORMULA_TOKENS), max_size=12)))
     expr = draw(st.recursive(st.sampled_from(FORMULA_ATOMS), lambda c: st.builds(
         lambda a, op, b, paren: f"({a} {op} {b})" if paren else f"{a} {op} {b}", c,
         st.sampled_from(["&", "|", "and", "or", "+", "*", "&&", "~", "| ~"]), c, st.booleans()), max_leaves=12))
@@ -652,3 +656,28 @@ def test_known_crashes_are_format_errors_naming_the_place(make, where) -> None:
     with pytest.raises(PdsError) as caught:
         make()
     assert type(caught.value).__name__ == "FormatError" and where in str(caught.value)
+
+
+@pytest.mark.slow
+def test_cli_reports_hostile_files_in_one_line(tmp_path, pds) -> None:
+    """The real CLI, on the hostile files of the issue: one error line naming the file, no traceback."""
+    (tmp_path / "pv.yaml").write_bytes(b"version: 1\norigin: \xff\xfe\n")
+    (tmp_path / "big.yaml").write_text("version: " + "9" * 5000 + "\n")
+    (tmp_path / "formula.yaml").write_text(render_yaml({**TRUST, "require": "pv1 + ( | pv2)x"}))
+    (tmp_path / "deep.json").write_bytes(b"[" * DEEP + b"]" * DEEP)
+    (tmp_path / "evidence.json").write_bytes(b'{"type": "pds-equivocation", "notes": ' + b"[" * DEEP + b"]" * DEEP + b"}")
+    (tmp_path / "bad.jsonl").write_bytes(BINDINGS[NAMES[0]].encode() + b"\n\xff\n")
+    cases = [
+        (("pv", "epoch", "--config", tmp_path / "pv.yaml"), "pv.yaml: not UTF-8 (byte 19)"),
+        (("peer", "verify", "--trust", tmp_path / "big.yaml", NAMES[0]), "big.yaml:1:10: invalid YAML (integer of 5000"),
+        (("peer", "verify", "--trust", tmp_path / "formula.yaml", NAMES[0]), "require: formula 'pv1 + ( | pv2)x'"),
+        (("tree", "check", tmp_path / "deep.json", "00" * 32), "invalid: proof: JSON nested too deeply"),
+        (("note", "verify", tmp_path / "evidence.json", str(VERIFIER)), "invalid: evidence: JSON nested too deeply"),
+        (("tree", "root", tmp_path / "bad.jsonl"), "bad.jsonl:2: not UTF-8 (byte 0)"),
+    ]
+    for args, message in cases:
+        result = pds(*args, cwd=tmp_path)
+        out = (result.stdout + result.stderr).decode()
+        assert result.returncode != 0, (args, out)
+        assert message in out, (args, out)
+        assert "Traceback" not in out and len(out.strip().splitlines()) == 1, (args, out)

@@ -44,7 +44,7 @@ from pds_log.core.signed_root import TreeHead, open_str, sign_str
 from pds_log.core.tiles import TILE_MAGIC, Tile, all_tiles, prove_from_tiles
 from pds_log.core.tree import PrefixTree
 from pds_log.peer.bundle import check_bundle, parse_bundle
-from pds_log.peer.trust import parse_trust
+from pds_log.peer.trust import PeerState, parse_trust
 from pds_log.pr.notify import parse_webhooks
 from pds_log.pv.config import parse_config
 
@@ -495,6 +495,16 @@ def run_bundle(data: bytes) -> None:
     check_bundle(data, TRUST_OBJ, _EMPTY_DIR, now=1_700_000_200, state=None, update_state=False)
 
 
+_STATE_FILE = Path(_EMPTY_DIR) / "peer-state.json"
+
+
+def run_peer_state(data: bytes) -> None:
+    _STATE_FILE.write_bytes(data)
+    state = PeerState.load(_STATE_FILE)
+    for origin in list(state.pvs) + ["pv1.example"]:
+        state.last(origin)
+
+
 def run_formula(text: str) -> None:
     formula = Formula.parse(text, known_pvs=["pv1", "pv2", "pv3", "a", "b"] if len(text) % 2 else None)
     formula.evaluate_with({"pv1": True, "pv2": len(text) % 3 == 0}, {"pv1": ["termination"]})
@@ -583,6 +593,9 @@ TARGETS = [
     Target("pds-notify.yaml", yaml_docs([NOTIFY]), run_notify),
     Target("bundle JSON", json_docs([BUNDLE]), run_bundle),
     Target("formula", formula_text(), run_formula),
+    Target("peer state file", json_docs([{"v": 1, "pvs": {"pv1.example": {"epoch": 2, "note": STR_A.note.decode(),
+                                                                         "seen": 1_700_000_000, "source": "x"}}}]),
+           run_peer_state),
     Target("equivocation evidence", json_docs([json.loads(EVIDENCE)]), run_evidence),
     Target("epoch record", json_docs([RECORD.to_obj()]), run_record),
     Target("bindings JSONL", json_docs([BINDINGS[n].to_obj() for n in NAMES[:2]]).map(
@@ -644,6 +657,11 @@ def test_valid_documents_still_parse() -> None:
     (lambda: parse_config("version: 1\norigin: \xff\n".encode("latin-1"), Path("/x/pv.yaml")), "/x/pv.yaml"),
     (lambda: parse_trust("version: " + "9" * 5000 + "\n", "trust.yaml"), "trust.yaml"),
     (lambda: Policy.parse("version: " + "9" * 5000 + "\n"), "pds/policy.yaml"),
+    (lambda: Policy.parse("version: 1\nadmins: " + "[" * DEEP + "\n"), "pds/policy.yaml: YAML nested deeper than 64"),
+    (lambda: Policy.parse(render_yaml({**POLICY, "developers": [{**POLICY["developers"][0], "valid_before": 10**20}]})),
+     "developers[0].valid_before: 100000000000000000000 is out of range"),
+    (lambda: parse_trust(b"version: 1\npvs: {pv1: {vkey: \"a\\ud800+00000000+AA\"}}\n", "trust.yaml"),
+     "trust.yaml: a string holds a lone surrogate"),
     (lambda: parse_xbgp({"manifest.json": b'{"jit_all": ' + b"9" * 5000 + b"}"}, "be.example.x"), "manifest.json"),
     (lambda: parse_xbgp({"manifest.json": b"[" * DEEP + b"]" * DEEP}, "be.example.x"), "manifest.json"),
     (lambda: Formula.parse("a + ( | b)x"), "a + ( | b)x"),

@@ -8,7 +8,7 @@ The property is the same for all: the parser returns, or raises an instance of
 `pds_log.core.errors.PdsError` (FormatError subclasses ValueError, so "raises ValueError" would
 not do: a stray ValueError from a library is exactly the bug being hunted).
 
-The default run is small (PDS_FUZZ_EXAMPLES, default 100 examples per parser; generating the
+The default run is small (PDS_FUZZ_EXAMPLES, default 60 examples per parser; generating the
 inputs, not parsing them, is most of the time);
 `benchmarks/fuzz.py --cases N` runs a bigger campaign over the same targets and prints a table.
 """
@@ -48,7 +48,7 @@ from pds_log.peer.trust import PeerState, parse_trust
 from pds_log.pr.notify import parse_webhooks
 from pds_log.pv.config import parse_config
 
-EXAMPLES = int(os.environ.get("PDS_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("PDS_FUZZ_EXAMPLES", "60"))
 
 
 # ------------------------------------------------------------------ rendering documents with hostile lexemes

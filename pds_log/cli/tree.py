@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from pds_log.core import jsondoc
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.names import name_key
@@ -16,24 +16,24 @@ from pds_log.core.tree import PrefixTree
 
 def load_bindings(path: str) -> dict[str, Binding]:
     """Read a JSONL file of bindings (one JSON object per line; blank lines ignored)."""
-    bindings: dict[str, Binding] = {}
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
     except OSError as exc:
         raise PdsError(f"{path}: {exc.strerror}") from None
-    with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(f"{where}: invalid JSON ({exc.msg})") from None
-            binding = Binding.from_obj(obj, where)
-            if binding.name in bindings:
-                raise FormatError(f"{where}: second binding for {binding.name}")
-            bindings[binding.name] = binding
+    return parse_bindings(data, path)
+
+
+def parse_bindings(data: bytes, path: str) -> dict[str, Binding]:
+    """The bindings of JSONL bytes; each line is decoded on its own, so errors name their line."""
+    bindings: dict[str, Binding] = {}
+    for lineno, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        binding = Binding.from_obj(jsondoc.loads(line, where), where)
+        if binding.name in bindings:
+            raise FormatError(f"{where}: second binding for {binding.name}")
+        bindings[binding.name] = binding
     return bindings
 
 

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from . import jsondoc
 from .errors import FormatError
 from .manifest import validate_relative_path
 from .names import validate_name
@@ -39,7 +40,8 @@ def sha256_hex(data: bytes) -> str:
 
 def _check_hex64(value: object, where: str) -> str:
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise FormatError(f"{where}: expected 64 lowercase hex characters, got {str(value)[:80]!r}")
+        shown = value[:80] if isinstance(value, str) else f"<{type(value).__name__}>"  # str() of a huge int raises
+        raise FormatError(f"{where}: expected 64 lowercase hex characters, got {shown!r}")
     return value
 
 
@@ -106,7 +108,7 @@ class Binding:
         if set(obj) != keys:
             missing, extra = keys - set(obj), set(obj) - keys
             raise FormatError(
-                f"{where}: wrong keys (missing: {sorted(missing)}, unexpected: {sorted(extra)})"
+                f"{where}: wrong keys (missing: {sorted(missing)}, unexpected: {sorted(extra, key=repr)})"
             )
         if obj["v"] != BINDING_VERSION or isinstance(obj["v"], bool):
             raise FormatError(f"{where}: unsupported binding version {obj['v']!r}")
@@ -126,10 +128,7 @@ class Binding:
     @classmethod
     def decode(cls, data: bytes, where: str = "binding") -> "Binding":
         """Parse canonical binding bytes; non-canonical encodings are rejected."""
-        try:
-            obj = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{where}: not valid UTF-8 JSON ({exc})") from None
+        obj = jsondoc.loads(data, where)
         binding = cls.from_obj(obj, where)
         if binding.encode() != data:
             raise FormatError(f"{where}: not in canonical form (sorted keys, no spaces)")

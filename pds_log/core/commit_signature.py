@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sshsig
 
+from .errors import PdsError
+
 SSH_ARMOR = b"-----BEGIN SSH SIGNATURE-----"
 
 
-class SignatureProblem(Exception):
+class SignatureProblem(PdsError):
     """Why a commit's signature is unusable (one line)."""
 
 
@@ -23,6 +25,8 @@ def signer_key(signature: bytes | None, payload: bytes | None) -> str:
     Raises SignatureProblem: unsigned, not an SSH signature, wrong namespace or bad signature."""
     if not signature:
         raise SignatureProblem("unsigned commit")
+    if not isinstance(signature, bytes) or not isinstance(payload, bytes):
+        raise SignatureProblem("signature and payload must be bytes")
     if not signature.lstrip().startswith(SSH_ARMOR):
         raise SignatureProblem("signature is not an SSH signature (gpg.format=ssh required)")
     try:
@@ -31,5 +35,7 @@ def signer_key(signature: bytes | None, payload: bytes | None) -> str:
         raise SignatureProblem(f"invalid SSH signature ({exc or 'does not verify'})") from None
     except (NotImplementedError, ValueError) as exc:
         raise SignatureProblem(f"unsupported SSH signature ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the signature is hostile input to a third-party parser
+        raise SignatureProblem(f"malformed SSH signature ({type(exc).__name__})") from None
     parts = key.openssh_str().split()
     return f"{parts[0]} {parts[1]}"

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from . import jsondoc
 from .errors import FormatError, VerificationError
 from .note import NoteVerifier
 from .signed_root import SignedTreeRoot, open_str
 
 EVIDENCE_TYPE = "pds-equivocation"
+MAX_EVIDENCE_BYTES = 4 << 20  # two notes of at most 1 MiB each, JSON-escaped
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,7 @@ def is_evidence(data: bytes) -> bool:
 
 def check(data: bytes, verifier: NoteVerifier) -> Equivocation:
     """Verify an evidence file against the PV key; raises unless it proves equivocation."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise FormatError(f"evidence: invalid JSON ({exc})") from None
+    doc = jsondoc.loads(data, "evidence", max_bytes=MAX_EVIDENCE_BYTES)
     if not isinstance(doc, dict) or doc.get("type") != EVIDENCE_TYPE or doc.get("v") != 1:
         raise FormatError("evidence: not a v1 pds-equivocation document")
     notes = doc.get("notes")

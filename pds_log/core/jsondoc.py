@@ -10,19 +10,23 @@ escape (measured: one 100k-deep proof file crashed the peer before it tried the 
     loads(data, where)  -> the parsed value, or FormatError("<where>: ...")
 
 Limits: nesting depth <= MAX_DEPTH, integers of at most MAX_INT_DIGITS digits, floats finite,
-no duplicate keys, at most `max_bytes` bytes when given, strict UTF-8.
+no duplicate keys, at most `max_bytes` bytes when given, strict UTF-8 (also for what escapes
+decode to: a lone surrogate such as ``"\\ud800"`` is refused, since no UTF-8 text holds one and
+every later ``.encode()`` of it would raise `UnicodeEncodeError`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from .errors import FormatError
 
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 40  # a 128-bit number has 39 digits; no PDS record needs more
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _parse_int(text: str) -> int:
@@ -48,7 +52,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ValueError(f"duplicate key {key[:60]!r}")
+            raise ValueError(f"duplicate JSON key {key[:60]!r}")
         out[key] = value
     return out
 
@@ -70,6 +74,22 @@ def depth_of(value: Any, limit: int = MAX_DEPTH) -> int:
             return deepest
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """A string (key or value) anywhere in `value` holding a lone surrogate, or None (iterative)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return None
 
 
 def loads(data: bytes | str, where: str, *, max_bytes: int | None = None, max_depth: int = MAX_DEPTH) -> Any:
@@ -94,4 +114,6 @@ def loads(data: bytes | str, where: str, *, max_bytes: int | None = None, max_de
         raise FormatError(f"{where}: invalid JSON ({exc})") from None
     if depth_of(value, max_depth) > max_depth:
         raise FormatError(f"{where}: JSON nested deeper than {max_depth} levels")
+    if lone_surrogate(value) is not None:
+        raise FormatError(f"{where}: a string holds a lone surrogate escape (not Unicode text)")
     return value

@@ -24,11 +24,11 @@ serves, plus ``proofs/<E>/<name>.json`` one-file proofs; only ``latest.note`` ev
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsondoc
 from .binding import canonical_json
 from .errors import FormatError
 from .names import name_key, validate_name
@@ -132,12 +132,14 @@ class EpochRecord:
 
     @classmethod
     def decode(cls, data: bytes, where: str = "epoch record") -> "EpochRecord":
-        try:
-            obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"{where}: invalid JSON ({exc})") from None
-        if not isinstance(obj, dict) or obj.get("v") != LOG_VERSION:
+        obj = jsondoc.loads(data, where)
+        if not isinstance(obj, dict) or obj.get("v") != LOG_VERSION or isinstance(obj.get("v"), bool):
             raise FormatError(f"{where}: not a v{LOG_VERSION} epoch record")
+        for field_name in ("added", "updated", "removed", "rejected", "commits"):
+            if field_name in obj and not isinstance(obj[field_name], list):
+                raise FormatError(f"{where}: {field_name} must be a list")
+        if "pr" in obj and not isinstance(obj["pr"], dict):
+            raise FormatError(f"{where}: pr must be an object")
         try:
             rec = cls(epoch=obj["epoch"], origin=obj["origin"], pr_from=obj["pr"]["from"], pr_to=obj["pr"]["to"],
                       time=obj["time"], root=obj["root"], size=obj["size"], added=list(obj["added"]),
@@ -145,7 +147,23 @@ class EpochRecord:
                       commits=list(obj["commits"]), policy=obj.get("policy", ""))
         except (KeyError, TypeError) as exc:
             raise FormatError(f"{where}: missing or bad field {exc}") from None
+        # Types are checked here, once, so that readers (auditor, publisher, pusher) can use the
+        # fields without guarding each access against a hostile log.
+        for field_name in ("epoch", "time", "size"):
+            value = getattr(rec, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise FormatError(f"{where}: {field_name} must be an integer >= 0")
+        for field_name in ("origin", "pr_to", "root", "policy"):
+            if not isinstance(getattr(rec, field_name), str):
+                raise FormatError(f"{where}: {field_name} must be a string")
+        if rec.pr_from is not None and not isinstance(rec.pr_from, str):
+            raise FormatError(f"{where}: pr.from must be a string or null")
+        if not all(isinstance(n, str) for n in rec.added + rec.updated):
+            raise FormatError(f"{where}: added/updated must list plugin names")
         for entry in rec.removed + rec.rejected:
-            if not isinstance(entry, dict) or "name" not in entry or "reason" not in entry:
+            if (not isinstance(entry, dict) or not isinstance(entry.get("name"), str)
+                    or not isinstance(entry.get("reason"), str)):
                 raise FormatError(f"{where}: removed/rejected entries need a name and a reason")
+        if not all(isinstance(c, dict) for c in rec.commits):
+            raise FormatError(f"{where}: commits must be a list of objects")
         return rec

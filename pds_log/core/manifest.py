@@ -16,12 +16,12 @@ the plugin's files as a mapping of relative POSIX path -> bytes.
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from . import jsondoc
 from .errors import FormatError
 from .names import validate_name
 
@@ -226,15 +226,6 @@ def parse_pquic(files: Mapping[str, bytes], path: str, dir_name: str | None = No
                     fragments=tuple(fragments))
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise FormatError(f"duplicate JSON key {key!r}")
-        out[key] = value
-    return out
-
-
 def _nonneg_int(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1 << 32:
         raise FormatError(f"{where}: must be an integer in 0..2^32")
@@ -244,13 +235,9 @@ def _nonneg_int(value: object, where: str) -> int:
 def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_MANIFEST) -> Manifest:
     """Parse an xBGP ``manifest.json``; `name` is the plugin's directory name."""
     validate_name(name)
-    text = _decode_text(files[path], path)
-    try:
-        doc = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except FormatError as exc:
-        raise FormatError(f"{path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if path not in files:
+        raise FormatError(f"{path}: missing")
+    doc = jsondoc.loads(_decode_text(files[path], path), path)
     if not isinstance(doc, dict):
         raise FormatError(f"{path}: top level must be an object")
     extra = set(doc) - {"jit_all", "plugins"}

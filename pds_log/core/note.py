@@ -40,6 +40,11 @@ _NAME_BAD = re.compile(r"[\s+]")
 def validate_key_name(name: str) -> str:
     if not isinstance(name, str) or not name or _NAME_BAD.search(name):
         raise FormatError(f"invalid key name {name!r}: must be non-empty, without spaces or '+'")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")  # the key ID hashes the UTF-8 name: a lone surrogate has none
+        except UnicodeEncodeError:
+            raise FormatError(f"invalid key name {name!r}: not Unicode text") from None
     return name
 
 
@@ -131,6 +136,8 @@ class NoteSigner:
 
     @classmethod
     def from_string(cls, skey: str) -> "NoteSigner":
+        if not isinstance(skey, str):
+            raise FormatError("signer key must be a string")
         parts = skey.strip().split("+", 4)  # the base64 seed may itself contain '+'
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise FormatError("malformed signer key: expected PRIVATE+KEY+<name>+<hex id>+<base64>")
@@ -197,6 +204,9 @@ def sign(text: str, signers: Iterable[NoteSigner]) -> bytes:
 
 def parse(data: bytes) -> Note:
     """Split a signed note into text and signature lines, checking the format only."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError(f"note must be bytes, got {type(data).__name__}")
+    data = bytes(data)
     if len(data) > MAX_NOTE_BYTES:
         raise FormatError(f"note larger than {MAX_NOTE_BYTES} bytes")
     try:

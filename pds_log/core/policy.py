@@ -28,6 +28,8 @@ the entry.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 from dataclasses import dataclass, field
 
@@ -51,6 +53,10 @@ def key_id(openssh: str) -> str:
     parts = str(openssh).split()
     if len(parts) < 2 or parts[0] not in _KEY_TYPES:
         raise FormatError(f"not an OpenSSH public key: {str(openssh)[:50]!r}")
+    try:  # checked here so that short_key, called on every decision, cannot fail later
+        base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatError(f"not an OpenSSH public key (key data is not base64): {str(openssh)[:50]!r}") from None
     return f"{parts[0]} {parts[1]}"
 
 
@@ -60,13 +66,20 @@ def _timestamp(value: object, where: str) -> int | None:
     if isinstance(value, bool):
         raise FormatError(f"{where}: expected a timestamp")
     if isinstance(value, int):
+        try:  # a time messages cannot print (year > 9999) would crash each decision that names it
+            _iso(value)
+        except (OverflowError, ValueError, OSError):
+            raise FormatError(f"{where}: {value} is out of range for a time") from None
         return value
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
-        return int(value.timestamp())
+        try:
+            return _timestamp(int(value.timestamp()), where)
+        except (OverflowError, ValueError, OSError):
+            raise FormatError(f"{where}: {value} is out of range for a time") from None
     if isinstance(value, datetime.date):
-        return int(datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc).timestamp())
+        return _timestamp(datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc), where)
     if isinstance(value, str):
         try:
             parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -103,7 +116,10 @@ class Policy:
                                           "revoked", "pvs"})
         if doc.get("version") != 1:
             raise FormatError(f"{where}: version must be 1")
-        policy = cls(branch=str(doc.get("branch", "main")))
+        branch = doc.get("branch", "main")
+        if not isinstance(branch, str) or not branch.strip():
+            raise FormatError(f"{where}: branch must be a branch name")
+        policy = cls(branch=branch)
         mbb = doc.get("max_blob_bytes", DEFAULT_MAX_BLOB)
         if isinstance(mbb, bool) or not isinstance(mbb, int) or mbb <= 0:
             raise FormatError(f"{where}: max_blob_bytes must be a positive integer")
@@ -212,7 +228,6 @@ class Policy:
 
 
 def short_key(kid: str) -> str:
-    import base64
     import hashlib
 
     blob = base64.b64decode(kid.split()[1])
@@ -236,7 +251,7 @@ def _list(doc: dict, key: str, where: str) -> list:
 def _only(entry: dict, keys: set[str], where: str) -> None:
     extra = set(entry) - keys
     if extra:
-        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
 
 
 def _str(entry: dict, key: str, where: str) -> str:

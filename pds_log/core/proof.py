@@ -20,11 +20,11 @@ sibling would have been compressed one level up), so such proofs are rejected as
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import jsondoc
 from .binding import Binding, canonical_json
 from .errors import FormatError, VerificationError
 from .names import name_key, validate_name
@@ -85,7 +85,7 @@ class Proof:
         keys = {"v", "name", "epoch", "binding", "other", "siblings"}
         if set(obj) != keys:
             raise FormatError(
-                f"proof: wrong keys (missing: {sorted(keys - set(obj))}, unexpected: {sorted(set(obj) - keys)})")
+                f"proof: wrong keys (missing: {sorted(keys - set(obj))}, unexpected: {sorted(set(obj) - keys, key=repr)})")
         if obj["v"] != PROOF_VERSION or isinstance(obj["v"], bool):
             raise FormatError(f"proof: unsupported version {obj['v']!r} (this is v{PROOF_VERSION})")
         try:
@@ -112,11 +112,7 @@ class Proof:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> "Proof":
-        try:
-            obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"proof: invalid JSON ({exc})") from None
-        return cls.from_obj(obj)
+        return cls.from_obj(jsondoc.loads(data, "proof"))
 
 
 def make_proof(tree: PrefixTree, name: str, epoch: int, binding_of: Callable[[str], Binding]) -> Proof:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 
+from .errors import FormatError
 from .log_layout import epoch_record_path, str_path, tile_path
 from .names import validate_name
 
@@ -58,7 +59,7 @@ def status_path(name: str) -> str:
 
 def content_path(kind: str, sha256_hex: str) -> str:
     if kind not in ("bytecode", "logs") or not _HEX64.fullmatch(sha256_hex):
-        raise ValueError(f"bad content path {kind}/{sha256_hex}")
+        raise FormatError(f"bad content path {kind}/{sha256_hex}")
     return f"{kind}/{sha256_hex[:2]}/{sha256_hex}"
 
 

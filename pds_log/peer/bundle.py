@@ -32,10 +32,13 @@ the state once verified, so that the next online check chains from it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
+from pds_log.core import jsondoc
 from pds_log.core.errors import FormatError, PdsError, VerificationError
+from pds_log.core.manifest import validate_relative_path
 from pds_log.core.names import validate_name
 from pds_log.core.proof import Proof, verify_proof
 from pds_log.core.signed_root import open_str
@@ -50,6 +53,7 @@ BUNDLE_VERSION = 1
 BUNDLE_TYPE = "pds-proof-bundle"
 MAX_BUNDLE_BYTES = 16 << 20
 _KEYS = {"v", "type", "name", "created", "bytecode", "pvs"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytecode_dir: str | Path | None = None,
@@ -94,17 +98,14 @@ def parse_bundle(data: bytes) -> dict:
     """Decode a bundle and check its shape (not its proofs); FormatError says what is wrong."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise FormatError(f"bundle: larger than {MAX_BUNDLE_BYTES} bytes")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FormatError(f"bundle: invalid JSON ({exc})") from None
+    doc = jsondoc.loads(data, "bundle")
     if not isinstance(doc, dict) or doc.get("type") != BUNDLE_TYPE:
         raise FormatError(f"bundle: not a {BUNDLE_TYPE} document")
     if doc.get("v") != BUNDLE_VERSION or isinstance(doc.get("v"), bool):
         raise FormatError(f"bundle: unsupported version {doc.get('v')!r} (this peer reads v{BUNDLE_VERSION})")
     if set(doc) != _KEYS:
         raise FormatError(f"bundle: wrong keys (missing: {sorted(_KEYS - set(doc))}, "
-                          f"unexpected: {sorted(set(doc) - _KEYS)})")
+                          f"unexpected: {sorted(set(doc) - _KEYS, key=repr)})")
     try:
         validate_name(doc["name"])
     except FormatError as exc:
@@ -114,6 +115,10 @@ def parse_bundle(data: bytes) -> dict:
     code = doc["bytecode"]
     if not isinstance(code, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in code.items()):
         raise FormatError("bundle: bytecode must map paths to SHA-256 hex strings")
+    for path, digest in code.items():  # the paths are opened in the receiver's bytecode directory
+        validate_relative_path(path, "bundle: bytecode")
+        if not _HEX64.fullmatch(digest):
+            raise FormatError(f"bundle: bytecode[{path!r}]: not a SHA-256 hex digest")
     if not isinstance(doc["pvs"], dict):
         raise FormatError("bundle: pvs must be an object keyed by PV origin")
     return doc

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pds_log.core import jsondoc
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
@@ -154,10 +155,10 @@ def _optional_str(value: object, where: str) -> str | None:
 def load_trust(path: str | os.PathLike) -> Trust:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PdsError(f"{path}: cannot read trust file ({getattr(exc, 'strerror', None) or exc})") from None
-    trust = parse_trust(text, str(path), base=path.parent.resolve())
+        data = path.read_bytes()  # decoded by yamldoc: strict UTF-8, an error naming the file
+    except OSError as exc:
+        raise PdsError(f"{path}: cannot read trust file ({exc.strerror or exc})") from None
+    trust = parse_trust(data, str(path), base=path.parent.resolve())
     trust.path = path
     return trust
 
@@ -209,10 +210,10 @@ class PeerState:
 
 def _read_state(path: Path) -> dict[str, dict]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = jsondoc.loads(path.read_bytes(), str(path))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except (OSError, FormatError) as exc:
         raise PdsError(f"{path}: unreadable peer state ({exc}); refusing to forget what was seen") from None
     if not isinstance(doc, dict) or doc.get("v") != STATE_VERSION or not isinstance(doc.get("pvs"), dict):
         raise PdsError(f"{path}: not a v{STATE_VERSION} peer state file")

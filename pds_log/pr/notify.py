@@ -21,22 +21,45 @@ import os
 from pathlib import Path
 
 import requests
-import yaml
+
+from pds_log.core.errors import FormatError
+from pds_log.core import yamldoc
 
 CONFIG = "pds-notify.yaml"
 TIMEOUT = 3.0
 
 
 def load_webhooks(repo_path: str | os.PathLike) -> list[dict]:
+    """The webhooks of pds-notify.yaml ([] without one); FormatError (a ValueError) if malformed."""
     path = Path(repo_path) / CONFIG
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        data = path.read_bytes()
     except FileNotFoundError:
         return []
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: {exc.strerror or exc}") from None
+    return parse_webhooks(data, str(path))
+
+
+def parse_webhooks(data: bytes, path: str) -> list[dict]:
+    """The webhooks of pds-notify.yaml's bytes, each with a string url; FormatError naming `path`."""
+    doc = yamldoc.load(data, path) or {}
+    if not isinstance(doc, dict):
+        raise FormatError(f"{path}: must be a mapping")
     hooks = doc.get("webhooks") or []
-    return [h if isinstance(h, dict) else {"url": str(h)} for h in hooks]
+    if not isinstance(hooks, list):
+        raise FormatError(f"{path}: webhooks must be a list")
+    out = []
+    for i, hook in enumerate(hooks):
+        hook = hook if isinstance(hook, dict) else {"url": hook}
+        if not isinstance(hook.get("url"), str) or not hook["url"]:
+            raise FormatError(f"{path}: webhooks[{i}]: url must be a string")
+        headers = hook.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in headers.items()):
+            raise FormatError(f"{path}: webhooks[{i}]: headers must map names to strings")
+        out.append(hook)
+    return out
 
 
 def notify_all(repo_path: str | os.PathLike, updates) -> list[str]:

@@ -65,9 +65,11 @@ class PvConfig:
 
     def signer(self) -> NoteSigner:
         try:
-            text = self.note_key.read_text()
+            text = self.note_key.read_text(encoding="utf-8")
         except OSError as exc:
             raise PdsError(f"{self.note_key}: cannot read the PV note key ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise PdsError(f"{self.note_key}: the PV note key is not UTF-8 text") from None
         signer = NoteSigner.from_string(text)
         if signer.name != self.origin:
             raise PdsError(f"{self.note_key}: key is for {signer.name!r}, but origin is {self.origin!r}")
@@ -111,22 +113,54 @@ def _require(doc: dict, key: str, kind: type, where: str):
     return value
 
 
+def _optional(doc: dict, key: str, kind: type, default: Any, where: str) -> Any:
+    """doc[key] if present (and not null), of type `kind`, else `default`."""
+    if doc.get(key) is None:
+        return default
+    return _require(doc, key, kind, where)
+
+
+def _count(doc: dict, key: str, default: int, where: str) -> int:
+    """A whole number >= 0 (as before, a decimal string such as "600" is read as its number)."""
+    value = doc.get(key)
+    if value is None:
+        value = default
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FormatError(f"{where}: '{key}' must be a whole number >= 0")
+    return value
+
+
 def load_config(path: str | os.PathLike) -> PvConfig:
     path = Path(path).resolve()
-    where = str(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()  # decoded by yamldoc: strict UTF-8, an error naming the file
     except OSError as exc:
-        raise PdsError(f"{where}: {exc.strerror}") from None
-    doc = parse_mapping(text, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
+        raise PdsError(f"{path}: {exc.strerror}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: str | bytes, path: Path) -> PvConfig:
+    """pv.yaml's content as read from `path` (an absolute path: relative paths resolve against
+    its directory); every problem is a FormatError naming the file and the field."""
+    where = str(path)
+    doc = parse_mapping(data, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
                                       "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr"})
-    if doc.get("version") != 1:
+    version = doc.get("version")
+    if version != 1 or isinstance(version, bool):
         raise FormatError(f"{where}: 'version' must be 1")
     origin = validate_key_name(_require(doc, "origin", str, where))
     pr = _require(doc, "pr", dict, where)
     keys = _require(doc, "keys", dict, where)
     base = path.parent
-    resolve = lambda p: (base / p).resolve() if not os.path.isabs(p) else Path(p)  # noqa: E731
+
+    def resolve(p: str, what: str) -> Path:
+        try:
+            return (base / p).resolve() if not os.path.isabs(p) else Path(p)
+        except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte
+            raise FormatError(f"{where}: {what}: unusable path {p[:80]!r} ({exc})") from None
+
     verifiers = _require(doc, "verifiers", dict, where)
     if not verifiers:
         raise FormatError(f"{where}: 'verifiers' must name at least one verifier")
@@ -137,28 +171,39 @@ def load_config(path: str | os.PathLike) -> PvConfig:
             raise FormatError(f"{where}: verifiers.{name} must be a mapping with a 'runner'")
     pr_url = _require(pr, "url", str, f"{where}: pr")
     if "://" not in pr_url and not pr_url.startswith("/") and ":" not in pr_url:
-        pr_url = str(resolve(pr_url))
+        pr_url = str(resolve(pr_url, "pr.url"))
+    pr_root = pr.get("root")
+    if pr_root is not None and not isinstance(pr_root, str):
+        raise FormatError(f"{where}: pr: 'root' must be a commit id")
+    mirrors = _optional(doc, "mirrors", list, [], where)
+    if not all(isinstance(m, str) and m for m in mirrors):
+        raise FormatError(f"{where}: 'mirrors' must be a list of git URLs")
+    ssh_key = _optional(keys, "ssh", str, None, f"{where}: keys")
     config = PvConfig(
         path=path,
         origin=origin,
         pr_url=pr_url,
-        pr_branch=str(pr.get("branch", "main")),
-        pr_root=pr.get("root"),
-        note_key=resolve(_require(keys, "note", str, f"{where}: keys")),
-        ssh_key=resolve(keys["ssh"]) if keys.get("ssh") else None,
-        log_repo=resolve(str(doc.get("log_repo", "log.git"))),
-        state_dir=resolve(str(doc.get("state_dir", "state"))),
+        pr_branch=_optional(pr, "branch", str, "main", f"{where}: pr"),
+        pr_root=pr_root,
+        note_key=resolve(_require(keys, "note", str, f"{where}: keys"), "keys.note"),
+        ssh_key=resolve(ssh_key, "keys.ssh") if ssh_key else None,
+        log_repo=resolve(_optional(doc, "log_repo", str, "log.git", where), "log_repo"),
+        state_dir=resolve(_optional(doc, "state_dir", str, "state", where), "state_dir"),
         verifiers=verifiers,
         acceptance=_require(doc, "acceptance", str, where),
-        epoch_interval=int(doc.get("epoch_interval", 600)),
-        jobs=int(doc.get("jobs", 0)),
-        mirrors=[str(m) for m in doc.get("mirrors", []) or []],
-        report_to_pr=bool(doc.get("report_to_pr", True)),
+        epoch_interval=_count(doc, "epoch_interval", 600, where),
+        jobs=_count(doc, "jobs", 0, where),
+        mirrors=list(mirrors),
+        report_to_pr=_optional(doc, "report_to_pr", bool, True, where),
     )
     try:
         config.acceptance_formula()
     except FormatError as exc:
         raise FormatError(f"{where}: acceptance: {exc}") from None
+    try:  # the STR policy line hashes the verifier configs: they must be plain JSON data
+        config.policy_hash()
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: verifiers: not plain data ({type(exc).__name__}: {str(exc)[:80]})") from None
     return config
 
 

@@ -6,7 +6,9 @@ top-level manifest:
 * PQUIC: a ``<x>.plugin`` file whose first line is ``<plugin name> [flags]`` (the name must be
   the directory name); then lines ``protoop_name [param 0xNN] anchor file.o`` with anchor in
   ``replace|pre|post|extern``, and lines ``other.plugin include`` that pull in fragments
-  (``.plugin`` files without a name line). Blank lines are ignored.
+  (``.plugin`` files without a name line, relative to the plugin directory). As PQUIC's
+  loader (``picoquic/plugin.c``) reads them: blank lines and lines starting with ``#`` are
+  skipped, and a line starting with ``-`` ends the pre-negotiation part.
 * xBGP: ``manifest.json`` = ``{"jit_all": bool, "plugins": {<insertion point>: {"extra_mem": n,
   "shared_mem": n, "replace"|"pre"|"post": {"<seq>": {"path": "x.o"}}}}}``.
 
@@ -62,6 +64,9 @@ class Manifest:
     flags: tuple[str, ...] = ()
     fragments: tuple[str, ...] = ()  # PQUIC included files, in include order
     options: Mapping[str, object] = field(default_factory=dict)  # xBGP jit_all / memory sizes
+    # PQUIC: how many hooks come before the '-' line that ends the pre-negotiation part (None:
+    # no such line). The manifest's bytes are bound as they are; this only reports the split.
+    pre_negotiation: int | None = None
 
     @property
     def pluglets(self) -> tuple[str, ...]:
@@ -130,6 +135,7 @@ def _parse_pquic_lines(
     stack: tuple[str, ...],
     hooks: list[Hook],
     fragments: list[str],
+    markers: list[int],
 ) -> tuple[str, tuple[str, ...]]:
     if path in stack:
         raise FormatError(f"{stack[-1]}: include cycle through {path}")
@@ -144,7 +150,11 @@ def _parse_pquic_lines(
     for lineno, raw in enumerate(text.split("\n"), start=1):
         where = f"{path}:{lineno}"
         tokens = raw.split()
-        if not tokens:
+        if not tokens or raw.startswith("#"):  # PQUIC's loader skips blank lines and '#' lines
+            continue
+        if tokens[0].startswith("-") and not expect_name:
+            # PQUIC's loader: a line starting with '-' ends the pre-negotiation part
+            markers.append(len(hooks))
             continue
         if raw != raw.strip() or "  " in raw or "\t" in raw:
             raise FormatError(f"{where}: tokens must be separated by single spaces")
@@ -166,7 +176,7 @@ def _parse_pquic_lines(
                 raise FormatError(f"{where}: included file {target!r} must end in .plugin")
             if target not in fragments:
                 fragments.append(target)
-            _parse_pquic_lines(files, target, False, stack + (path,), hooks, fragments)
+            _parse_pquic_lines(files, target, False, stack + (path,), hooks, fragments, markers)
             continue
         if len(tokens) == 3:
             point, anchor, obj = tokens
@@ -207,7 +217,8 @@ def parse_pquic(files: Mapping[str, bytes], path: str, dir_name: str | None = No
     validate_relative_path(path, path)
     hooks: list[Hook] = []
     fragments: list[str] = []
-    name, flags = _parse_pquic_lines(files, path, True, (), hooks, fragments)
+    markers: list[int] = []
+    name, flags = _parse_pquic_lines(files, path, True, (), hooks, fragments, markers)
     if dir_name is not None and name != dir_name:
         raise FormatError(f"{path}:1: plugin name {name!r} differs from its directory {dir_name!r}")
     if not hooks:
@@ -223,7 +234,7 @@ def parse_pquic(files: Mapping[str, bytes], path: str, dir_name: str | None = No
                 )
             seen[key] = hook.source
     return Manifest(kind="pquic", path=path, name=name, hooks=tuple(hooks), flags=flags,
-                    fragments=tuple(fragments))
+                    fragments=tuple(fragments), pre_negotiation=markers[0] if markers else None)
 
 
 def _nonneg_int(value: object, where: str) -> int:
@@ -286,8 +297,8 @@ def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
     """Which file of a plugin directory is its top-level manifest.
 
     ``manifest.json`` means xBGP. Otherwise the PQUIC manifest is the one top-level ``.plugin``
-    file whose first non-blank line starts with the plugin's name (fragments start with a
-    protoop line). Exactly one manifest is allowed."""
+    file whose first line that is neither blank nor a ``#`` comment starts with the plugin's
+    name (fragments start with a protoop line). Exactly one manifest is allowed."""
     candidates = []
     if XBGP_MANIFEST in files:
         candidates.append(XBGP_MANIFEST)
@@ -295,7 +306,8 @@ def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
         if "/" in path or not path.endswith(".plugin"):
             continue
         try:
-            first = next((ln for ln in files[path].decode("utf-8", "replace").split("\n") if ln.strip()), "")
+            first = next((ln for ln in files[path].decode("utf-8", "replace").split("\n")
+                          if ln.strip() and not ln.startswith("#")), "")
         except Exception:  # pragma: no cover - decode with "replace" cannot fail
             first = ""
         if first.split()[:1] == [name]:

@@ -92,3 +92,18 @@ def test_pluglet_checks():
     x86 = bytearray(ELF_BPF)
     x86[18] = 62
     assert "not eBPF" in ebpf_object_problem(bytes(x86))
+
+
+def test_pquic_comments_and_the_pre_negotiation_marker_as_pquic_reads_them():
+    """picoquic/plugin.c skips blank and '#' lines and ends the pre-negotiation part at a line
+    starting with '-' (as qlog.plugin and multipath_cond.plugin use them)."""
+    from pds_log.core.manifest import find_manifest_path, parse_pquic
+
+    files = {"m.plugin": b"# header comment\n\nbe.example.m negotiate\n# TODO a comment\n"
+                         b"write_transport_parameter param 0x40 replace a.o\n-\nfrag.plugin include\n",
+             "frag.plugin": b"# fragment comment\nparse_frame param 0x0e post b.o\n"}
+    assert find_manifest_path(files, "be.example.m") == "m.plugin"
+    manifest = parse_pquic(files, "m.plugin", "be.example.m")
+    assert [h.pluglet for h in manifest.hooks] == ["a.o", "b.o"]
+    assert manifest.pre_negotiation == 1 and manifest.flags == ("negotiate",)
+    assert parse_pquic({"m.plugin": b"be.example.m\nx replace a.o\n"}, "m.plugin").pre_negotiation is None

@@ -100,7 +100,7 @@ class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = urlsplit(self.path).path.lstrip("/")
         self.server.requests.append(path)
-        behave = self.server.hostile.get(path)
+        behave = self.server.hostile.get(path) or self.server.hostile.get("*")
         if behave is None and path.endswith("x") and "*redirect" in self.server.hostile:
             behave = self.server.hostile["*redirect"]
         if behave is None:
@@ -114,7 +114,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
 class HostileMirror:
     """A real HTTP server on 127.0.0.1 serving `directory`, except the paths in `hostile`
-    (path -> behaviour(handler)); "*redirect" also answers every path ending in "x"."""
+    (path -> behaviour(handler)); "*" answers every path, "*redirect" every path ending in "x"."""
 
     def __init__(self, directory: Path, hostile: dict, protocol: str = "HTTP/1.0") -> None:
         handler = functools.partial(type("H", (_Handler,), {"protocol_version": protocol}), directory=str(directory))
@@ -249,6 +249,28 @@ def test_endless_redirects_fail_over(sim_pvs, hostile):
     pv1 = verdict["pvs"]["pv1"]
     assert result.returncode == 0 and pv1["mirror"] == good_mirror(sim_pvs, "pv1"), result.stdout
     assert "more than 5 redirects" in pv1["attempts"][0]
+
+
+def test_gossip_skips_a_stalled_mirror_and_still_finds_equivocation(sim_pvs, hostile, tmp_path):
+    pv1 = sim_pvs["pvs"]["pv1"]
+    forked = pv1.copy(tmp_path / "forked")
+    other = pv1.resign(1)  # a second, validly signed STR for epoch 1
+    (forked / site.LATEST).write_bytes(other.note)
+    (forked / site.str_path(1)).write_bytes(other.note)
+    stalled = hostile(pv1.out, {"*": stall})
+    lying = hostile(forked, {})
+    trust = sim_trust(sim_pvs, urls={"pv1": [stalled.url, good_mirror(sim_pvs, "pv1"), lying.url]})
+    env = dict(os.environ, PDS_FETCH_DEADLINE=str(DEADLINE))
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pds_log", "gossip", "--trust", str(trust), "--out",
+                             str(tmp_path / "evidence"), "--state", str(tmp_path / "state.json")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "pv1.sim epoch 1: EQUIVOCATION" in result.stdout, result.stdout
+    assert f"note: pv1: {stalled.url}latest.note: not complete within the {DEADLINE:g} s deadline" in result.stdout
+    assert stalled.requests == ["latest.note"]  # not asked again for each epoch
+    assert elapsed < DEADLINE + MARGIN, elapsed
 
 
 # ---------------------------------------------------------------------- the fetcher itself

@@ -170,8 +170,13 @@ class Fetcher:
             if status in _REDIRECTS:
                 if not location:
                     raise FetchError(url, f"HTTP {status} redirect without a Location", status)
-                target = urljoin(url, location)
-                if urlparse(target).scheme not in ("http", "https"):
+                try:
+                    target = urljoin(url, location)
+                    scheme = urlparse(target).scheme
+                except ValueError:
+                    raise FetchError(url, f"HTTP {status} redirect to an invalid URL {location[:200]!r}",
+                                     status) from None
+                if scheme not in ("http", "https"):
                     raise FetchError(original, f"refused redirect to a non-http(s) URL {target[:200]!r}", status)
                 url = target
                 continue
@@ -246,12 +251,15 @@ class Fetcher:
                          out_of_time=True) from None
         except TimeoutError:
             _close(conn, response)
-            wait = self.timeout[1] if connected else self.timeout[0]
-            raise _Retry(FetchError(url, f"timed out ({'no data' if connected else 'connecting'} for {wait:g} s)")) from None
+            waited = f"no data for {self.timeout[1]:g} s" if connected else f"connecting for {self.timeout[0]:g} s"
+            raise _Retry(FetchError(url, f"timed out ({waited})")) from None
         except http.client.IncompleteRead as exc:
             _close(conn, response)
             raise _Retry(FetchError(url, f"connection broken while reading ({len(exc.partial)} bytes "
                                          f"of the body, then the connection closed)")) from None
+        except ssl.SSLCertVerificationError as exc:  # an answer, not a transient failure: not retried
+            _close(conn, response)
+            raise FetchError(url, f"TLS certificate not accepted ({exc.verify_message or _short(exc)})") from None
         except OSError as exc:
             _close(conn, response)
             phase = "connection failed" if not connected else "connection broken"

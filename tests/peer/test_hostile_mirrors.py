@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -287,6 +288,84 @@ def test_fetch_deadline_covers_connect_headers_body_and_retries(tmp_path, hostil
         assert bad.requests == ["f", "f"] and "within the 1.5 s deadline, after 2 attempts" in str(caught.value)
     else:  # a byte every 0.5 s never trips the read timeout; only the deadline stops it
         assert bad.requests == ["f"] and str(caught.value).endswith("not complete within the 1.5 s deadline")
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that speaks no protocol: `behave(connection, stopping)`."""
+
+    def __init__(self, behave) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        self.accepted = 0
+
+        def serve() -> None:
+            while not self.stopping.is_set():
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                self.accepted += 1
+                threading.Thread(target=self._run, args=(behave, conn), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def _run(self, behave, conn: socket.socket) -> None:
+        with conn:
+            behave(conn, self.stopping)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+def tls_silence(conn: socket.socket, stopping: threading.Event) -> None:
+    stopping.wait()
+
+
+def tls_drip(conn: socket.socket, stopping: threading.Event) -> None:
+    """The header of a 16 KiB TLS handshake record, then its body one byte at a time."""
+    record = b"\x16\x03\x03\x40\x00" + b"\x00" * 16384
+    for i in range(len(record)):
+        try:
+            conn.sendall(record[i:i + 1])
+        except OSError:
+            return
+        if stopping.wait(DRIP):
+            return
+
+
+@pytest.mark.parametrize("behave", [tls_silence, tls_drip], ids=["silent", "trickle"])
+def test_fetch_deadline_covers_the_tls_handshake(behave):
+    server = RawServer(behave)
+    try:
+        fetcher = Fetcher(deadline=1.5)
+        start = time.monotonic()
+        with pytest.raises(FetchError, match="not complete within the 1.5 s deadline$"):
+            fetcher.get(f"https://127.0.0.1:{server.port}/", "latest.note")
+        elapsed = time.monotonic() - start
+        assert 1.5 <= elapsed < 2.0 and server.accepted == 1, elapsed
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("location, message", [
+    ("file:///etc/passwd", "refused redirect to a non-http(s) URL 'file:///etc/passwd'"),
+    ("http://[::1/x", "redirect to an invalid URL 'http://[::1/x'"),
+    ("", "HTTP 302 redirect without a Location"),
+])
+def test_bad_redirects_are_refused(tmp_path, hostile, location, message):
+    def redirect(handler):
+        handler.send_response(302)
+        if location:
+            handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    mirror = hostile(tmp_path, {"f": redirect})
+    with pytest.raises(FetchError, match=re.escape(message)):
+        Fetcher().get(mirror.url, "f")
+    assert mirror.requests == ["f"]  # an answer, not retried
 
 
 def test_size_limit_and_keep_alive(tmp_path, hostile):

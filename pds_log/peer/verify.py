@@ -573,9 +573,14 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
         evidence_dir = state.path.parent / "evidence"
     held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
     now = int(time.time()) if now is None else int(now)
-    checker = PvChecker(trust, fetcher or Fetcher(), state, now, via, held,
-                        Path(evidence_dir) if evidence_dir is not None else None)
-    reports = {pv_name: checker.check(name, pv) for pv_name, pv in trust.pvs.items()}
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher()
+    checker = PvChecker(trust, fetcher, state, now, via, held, Path(evidence_dir) if evidence_dir is not None else None)
+    try:
+        reports = {pv_name: checker.check(name, pv) for pv_name, pv in trust.pvs.items()}
+    finally:
+        if own_fetcher:
+            fetcher.close()
     if state is not None:
         state.save()
     return Verdict(name, evaluate(trust, reports), trust.formula.text, reports, now)

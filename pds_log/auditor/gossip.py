@@ -22,6 +22,7 @@ from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gitremote import fetch_branch
 from pds_log.infra.http import FetchError, Fetcher
 from pds_log.peer.trust import PeerState, Trust, TrustedPv
+from pds_log.peer.verify import MAX_STR_BYTES
 
 
 @dataclass
@@ -67,13 +68,18 @@ def gossip(trust: Trust, out_dir: str | Path, *, pr_url: str | None = None, stat
     for pv in trust.pvs.values():
         notes = notes_of.setdefault(str(pv.verifier), {})
         epochs = epochs_of.setdefault(str(pv.verifier), set())
+        failed: set[str] = set()  # mirrors that did not answer: not asked again (each try may cost a deadline)
         for mirror in pv.mirrors:
             try:
-                signed = _collect(report, pv, fetcher.get(mirror, site.LATEST), f"{mirror} latest.note", notes)
-                if signed:
-                    epochs.add(signed.head.epoch)
+                data = fetcher.get(mirror, site.LATEST, max_bytes=MAX_STR_BYTES)
             except FetchError as exc:
                 report.problems.append(f"{pv.name}: {exc}")
+                if not exc.not_found:
+                    failed.add(mirror)
+                continue
+            signed = _collect(report, pv, data, f"{mirror} latest.note", notes)
+            if signed:
+                epochs.add(signed.head.epoch)
         pr = pv.pr or pr_url
         if pr:
             for source, note in _pr_area_notes(pr, pv.verifier.name):
@@ -85,11 +91,17 @@ def gossip(trust: Trust, out_dir: str | Path, *, pr_url: str | None = None, stat
             _collect(report, pv, note, f"peer state {state.path}", notes)
             epochs.add(epoch)
         for mirror in pv.mirrors:  # the same epochs, as each mirror keeps them
+            if mirror in failed:
+                continue
             for epoch in sorted(epochs):
                 try:
-                    _collect(report, pv, fetcher.get(mirror, site.str_path(epoch)), f"{mirror} epoch {epoch}", notes)
-                except FetchError:
-                    continue
+                    data = fetcher.get(mirror, site.str_path(epoch), max_bytes=MAX_STR_BYTES)
+                except FetchError as exc:
+                    if exc.not_found:
+                        continue
+                    report.problems.append(f"{pv.name}: {exc} (its other epochs were not fetched)")
+                    break
+                _collect(report, pv, data, f"{mirror} epoch {epoch}", notes)
     for pv in {str(p.verifier): p for p in trust.pvs.values()}.values():
         notes = notes_of[str(pv.verifier)]
         for epoch, texts in sorted(report.seen.get(pv.verifier.name, {}).items()):

@@ -26,19 +26,22 @@ mirror. From a mirror the peer
 5. with the bytecode the peer holds, checks that every file the binding lists is there and
    hashes to the binding's SHA-256.
 
-A mirror that fails a check is skipped with its reason, and the next one is tried. A PV is
+A mirror that fails a check is skipped with its reason, and the next one is tried: whatever
+is wrong with its answer -- a network error, an HTTP status, a file over its size limit or
+past the fetch deadline (pds_log.infra.http), JSON that breaks the bounded loader
+(pds_log.core.jsondoc: depth, integer size, UTF-8), a bad signature, chain or proof. A PV is
 approved only when one mirror passes every check; one none of whose mirrors answers is
-"unreachable" and counts as false, never as an error that accepts: the formula is monotone.
-For an absent plugin the PV's explanation is read from ``status/<name>.json`` and shown as
-such: it is not covered by any signature. The state file advances for a PV only when every
-check for it passed.
+"unreachable" and counts as false, never as an error that accepts: the formula is monotone;
+the report lists each mirror's problem. For an absent plugin the PV's explanation is read from
+``status/<name>.json`` and shown as such: it is not covered by any signature (a missing one is
+no explanation; an unreadable or malformed one fails that mirror like any other bad file).
+The state file advances for a PV only when every check for it passed.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import stat
 import time
@@ -46,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Mapping
 
-from pds_log.core import equivocation
+from pds_log.core import equivocation, jsondoc
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError, VerificationError
@@ -367,6 +370,16 @@ class PvChecker:
                 if exc.fatal:
                     best = r
                     break
+            except PdsError as exc:  # FormatError, VerificationError from a check not wrapped above
+                attempts.append(f"{mirror}: {exc}")
+                r.status, r.reason = INVALID, str(exc)
+            except (ValueError, LookupError, TypeError, RecursionError, AssertionError) as exc:
+                # a mirror's bytes reach several parsers: should one of them fail in a way it
+                # does not report as a FormatError, that is still this mirror's bad answer, and
+                # the peer tries the next mirror instead of crashing
+                problem = f"malformed answer ({type(exc).__name__}: {_one_line(str(exc), 200)})"
+                attempts.append(f"{mirror}: {problem}")
+                r.status, r.reason = INVALID, problem
             else:
                 best = r
                 break
@@ -482,7 +495,8 @@ class PvChecker:
                         raise
                     r.proof_source = f"tiles (no one-file proof at epoch {head.epoch})"
                 else:
-                    proof = Proof.from_json(data)
+                    path = site.proof_path(head.epoch, name)
+                    proof = Proof.from_obj(jsondoc.loads(data, path, max_bytes=MAX_PROOF_BYTES))
                     r.proof_source = "one-file proof"
                     if proof.name != name:
                         raise VerificationError(f"the one-file proof is for {proof.name}, not {name}")
@@ -505,18 +519,27 @@ class PvChecker:
             data = self._get(mirror, path, MAX_BINDING_BYTES)
             if hashlib.sha256(data).digest() != leaf[1]:
                 raise VerificationError(f"{path} does not hash to the value at the leaf (tampered binding)")
-            return Binding.decode(data, path)
+            binding = Binding.from_obj(jsondoc.loads(data, path, max_bytes=MAX_BINDING_BYTES), path)
+            if binding.encode() != data:
+                raise FormatError(f"{path}: not in canonical form (sorted keys, no spaces)")
+            return binding
 
         return make_proof_from_leaf(name, head.epoch, siblings, leaf, binding_of)
 
     def _explanation(self, mirror: str, name: str, epoch: int) -> str | None:
-        """The PV's own words about an absent plugin (status/<name>.json): not authenticated."""
+        """The PV's own words about an absent plugin (status/<name>.json): not authenticated.
+        None when the mirror has none; MirrorProblem when it serves one that cannot be read."""
+        path = site.status_path(name)
         try:
-            doc = json.loads(self._get(mirror, site.status_path(name), MAX_STATUS_BYTES))
-        except (FetchError, ValueError):
-            return None
+            doc = jsondoc.loads(self._get(mirror, path, MAX_STATUS_BYTES), path, max_bytes=MAX_STATUS_BYTES)
+        except FetchError as exc:
+            if exc.not_found:
+                return None
+            raise MirrorProblem(f"the PV's explanation is unavailable: {exc}") from None
+        except FormatError as exc:
+            raise MirrorProblem(f"the PV's explanation is malformed: {exc}") from None
         if not isinstance(doc, dict):
-            return None
+            raise MirrorProblem(f"the PV's explanation is malformed: {path}: not a JSON object")
         status, at, reason = doc.get("status"), doc.get("epoch"), doc.get("reason")
         text = f"{status} at epoch {at}: {reason}" if reason else f"{status} at epoch {at}"
         if status == "accepted":
@@ -550,9 +573,14 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
         evidence_dir = state.path.parent / "evidence"
     held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
     now = int(time.time()) if now is None else int(now)
-    checker = PvChecker(trust, fetcher or Fetcher(), state, now, via, held,
-                        Path(evidence_dir) if evidence_dir is not None else None)
-    reports = {pv_name: checker.check(name, pv) for pv_name, pv in trust.pvs.items()}
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher()
+    checker = PvChecker(trust, fetcher, state, now, via, held, Path(evidence_dir) if evidence_dir is not None else None)
+    try:
+        reports = {pv_name: checker.check(name, pv) for pv_name, pv in trust.pvs.items()}
+    finally:
+        if own_fetcher:
+            fetcher.close()
     if state is not None:
         state.save()
     return Verdict(name, evaluate(trust, reports), trust.formula.text, reports, now)

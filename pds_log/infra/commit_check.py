@@ -71,6 +71,7 @@ class CommitVerdict:
     # unknown key): the PR's hook refuses that whenever it runs, so such a commit on the PR's
     # branch means the hook was bypassed (a PR-integrity alarm for the PVs).
     unverifiable: bool = False
+    over_limit: bool = False  # refused for changing more files than allowed (not looked at further)
 
     def refuse(self, reason: str) -> None:
         self.ok = False
@@ -226,7 +227,8 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     try:
         changed = changes(repo, commit, limit=max_files)
     except TooManyChanges:
-        verdict.refuse(f"changes more than {max_files} files (the limit per commit and per push)")
+        verdict.refuse(f"changes more than {max_files} files")
+        verdict.over_limit = True
         return verdict
     for change in changed:
         path = change.path

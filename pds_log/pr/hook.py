@@ -114,15 +114,14 @@ def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[s
         policy, budget = branch_policy, MAX_PUSH_FILES
         for commit in commits:
             verdict = check_commit(repo, commit, when=now, policy=policy if commit.parents else None,
-                                   max_files=budget)
+                                   max_files=min(budget, MAX_COMMIT_FILES))
+            if verdict.over_limit:
+                lines.append(f"refused {update.ref}: the push changes more than {MAX_PUSH_FILES} files "
+                             f"(commit {str(commit.id)[:12]} and those before it); split it into smaller pushes")
+                break
             budget -= len(verdict.paths)
             if not verdict.ok:
                 lines.extend(_lines(verdict))
-                if budget <= 0 or not verdict.paths:
-                    if budget <= 0:
-                        lines.append(f"refused {update.ref}: the push changes more than {MAX_PUSH_FILES} "
-                                     f"files; split it")
-                    break
             elif POLICY_PATH in verdict.paths or not commit.parents:
                 policy = policy_at(repo, commit)
     else:

@@ -82,6 +82,7 @@ class EpochSummary:
     updated: list[str] = field(default_factory=list)
     removed: list[dict[str, str]] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)  # PR-integrity alarms of this epoch
     pushes: dict[str, str] = field(default_factory=dict)
     recovered: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
@@ -282,7 +283,7 @@ class EpochJob:
             epoch=epoch, origin=config.origin, root=root.hex(), size=len(state.tree),
             str_sha256=signed.hash.hex(), pr_from=last, pr_to=str(pr_head.id), added=sorted(record.added),
             updated=sorted(record.updated), removed=record.to_obj()["removed"], rejected=record.to_obj()["rejected"],
-            recovered=bool(recovered), seconds=self.timings)
+            alarms=[c["alarm"] for c in checks if c.get("alarm")], recovered=bool(recovered), seconds=self.timings)
 
     # ------------------------------------------------------------------ steps
     def _check_root(self, mirror: PrMirror, pr_head: pygit2.Commit) -> None:

@@ -322,6 +322,7 @@ class EpochJob:
                 policy_problem = str(exc)
         for commit in commits:
             touched = sorted(mirror.touched_plugins(commit))
+            judged_by = policy_source if commit.parents else str(commit.id)
             verdict = commit_check.CommitVerdict(str(commit.id))
             if commit.parents and policy is None:
                 verdict.refuse(f"no usable PR policy in effect: {policy_problem}")
@@ -336,8 +337,9 @@ class EpochJob:
                     policy, policy_source = commit_check.policy_at(mirror.repo, commit), str(commit.id)
                 except PdsError as exc:  # cannot happen: check_commit parsed it; stay on the old one
                     verdict.refuse(str(exc))
+            # "policy": the commit whose pds/policy.yaml judged this one (so an auditor can redo it)
             entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
-                     "reasons": verdict.reasons, "plugins": touched}
+                     "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
             if verdict.unverifiable:
                 entry["alarm"] = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
                                   f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "

@@ -111,6 +111,7 @@ def test_planted_commits_are_refused_and_raise_the_alarm_in_the_log(hostile):
     first = layout.EpochRecord.decode(log_file(hostile["config"], layout.epoch_record_path(1)))
     assert record.pr_policy and record.pr_policy == first.pr_policy
     assert by_id[hostile["pushed"]]["ok"] is True
+    assert {c["policy"] for c in record.commits} == {first.pr_policy}  # every commit judged by it
     for commit in hostile["bad"]:
         assert by_id[commit]["ok"] is False and "alarm" not in by_id[commit]  # signed by a policy key
         assert any("malformed manifest" in r for r in by_id[commit]["reasons"]), by_id[commit]

@@ -108,6 +108,30 @@ class TooManyChanges(FormatError):
     """A commit changes more files than the caller allows (the walk stopped at the limit)."""
 
 
+def usable_policy(repo: pygit2.Repository, commit: pygit2.Commit, depth: int) -> tuple[Policy, str]:
+    """The policy at `commit`, else at its newest first-parent ancestor (at most `depth` back)
+    where it parses; returns it and that commit's id. For a history that may hold a planted,
+    unparseable policy; raises the first FormatError if none parses."""
+    first_error: FormatError | None = None
+    failed: set[pygit2.Oid] = set()  # policy blobs already found unusable (most commits share one)
+    for _ in range(depth):
+        try:
+            blob = commit.tree[POLICY_PATH].id
+        except KeyError:
+            blob = None
+        if blob is None or blob not in failed:
+            try:
+                return policy_at(repo, commit), str(commit.id)
+            except FormatError as exc:
+                first_error = first_error or exc
+                if blob is not None:
+                    failed.add(blob)
+        if not commit.parents:
+            break
+        commit = commit.parents[0]
+    raise first_error or FormatError(f"no usable {POLICY_PATH} within {depth} commits")
+
+
 def changes(repo: pygit2.Repository, commit: pygit2.Commit, limit: int | None = None) -> list[Change]:
     """Every file added, modified, deleted or retyped by a commit, against its first parent.
 

@@ -36,10 +36,9 @@ from dataclasses import dataclass
 import pygit2
 
 from pds_log.core.errors import FormatError
-from pds_log.core.policy import Policy
-from pds_log.core.policy import POLICY_PATH
+from pds_log.core.policy import POLICY_PATH, Policy
 from pds_log.infra.commit_check import (MAX_COMMIT_FILES, CommitVerdict, check_commit, check_pv_area_commit,
-                                        policy_at)
+                                        policy_at, usable_policy)
 
 ZERO = "0" * 40
 PV_REF_PREFIX = "refs/heads/pvs/"
@@ -158,25 +157,10 @@ def _current_policy(repo: pygit2.Repository) -> Policy | None:
                                        not r.startswith(PV_REF_PREFIX)]):
         if name in repo.references:
             commit = repo[repo.references[name].target]
-            policy = _usable_policy(repo, commit)
+            policy, _ = usable_policy(repo, commit, POLICY_FALLBACK_DEPTH)
             if f"refs/heads/{policy.branch}" == name:
                 return policy
     return None
-
-
-def _usable_policy(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
-    """The policy at `commit`, else at its newest first-parent ancestor where it parses."""
-    first_error: FormatError | None = None
-    for _ in range(POLICY_FALLBACK_DEPTH):
-        try:
-            return policy_at(repo, commit)
-        except FormatError as exc:
-            first_error = first_error or exc
-        if not commit.parents:
-            break
-        commit = commit.parents[0]
-    assert first_error is not None
-    raise first_error
 
 
 def pre_receive(repo_path: str, stdin_text: str, now: int | None = None) -> tuple[int, list[str]]:

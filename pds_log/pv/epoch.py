@@ -57,6 +57,7 @@ from .treestate import TreeState
 PENDING = "pending.json"
 LOG_README = Path(__file__).resolve().parents[2] / "repo_template" / "log" / "README.md"
 TREE_CACHE = "tree.cache"
+LEGACY_POLICY_DEPTH = 1000  # first-parent commits searched for a usable policy (records without pr_policy)
 
 
 @dataclass
@@ -213,7 +214,7 @@ class EpochJob:
         t = self._tick("fetch", t)
 
         now = opts.now if opts.now is not None else int(time.time())
-        policy_source = self._policy_source(log, head, prev)
+        policy_source = self._policy_source(log, head, prev, mirror)
         checks, tainted, source_of, policy_source = self._check_commits(mirror, commits, now, policy_source)
         t = self._tick("commit_checks", t)
 
@@ -296,7 +297,8 @@ class EpochJob:
             raise PdsError(f"the PR's root commit is {', '.join(str(c.id) for c in roots)}, "
                            f"not the pinned {pinned}: wrong or rewritten PR; refusing to sign anything")
 
-    def _policy_source(self, log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None) -> str | None:
+    def _policy_source(self, log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
+                       mirror: PrMirror) -> str | None:
         """The PR commit whose policy was in effect after the last epoch (None before the first)."""
         if head is None or prev is None:
             return None
@@ -304,7 +306,16 @@ class EpochJob:
         if data is None:
             raise PdsError(f"log repo {log.path}: no record of epoch {prev.head.epoch}; refusing to continue")
         record = layout.EpochRecord.decode(data, layout.epoch_record_path(prev.head.epoch))
-        return record.pr_policy or prev.head.pr  # older records: the policy at the last PR head
+        if record.pr_policy:
+            return record.pr_policy
+        # Records older than pr_policy: the policy at the last PR head, or where that one does
+        # not parse (a planted commit processed by an older PV), the newest one before it.
+        from pds_log.infra.commit_check import usable_policy
+
+        try:
+            return usable_policy(mirror.repo, mirror.commit(prev.head.pr), LEGACY_POLICY_DEPTH)[1]
+        except PdsError:
+            return prev.head.pr  # its commits are refused with the reason
 
     def _check_commits(self, mirror: PrMirror, commits: list[pygit2.Commit], now: int, policy_source: str | None):
         """Re-check every new commit against the policy in effect before it; returns (records,

@@ -247,3 +247,28 @@ def test_a_plugin_with_too_many_files_is_refused_by_the_hook_and_the_pv(tmp_path
     summary = epoch(config_path)
     rejected = {r["name"]: r["reason"] for r in summary["rejected"]}
     assert f"more than {MAX_PLUGIN_FILES} files" in rejected["org.pds.a.many"], rejected
+
+
+def test_an_admin_repairs_a_planted_policy_through_the_hook(tmp_path):
+    """After a planted unparseable policy, the hook still judges pushes by the last policy that
+    parses, so the admin can push the repair; the PV adopts the repaired policy from then on."""
+    world = World(tmp_path)
+    config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety")
+    assert epoch(config_path)["epoch"] == 1
+    ws = world.ws
+    ws.reset_to_remote()
+    good_policy = (ws.path / "pds" / "policy.yaml").read_text()
+    ws.write("pds/policy.yaml", "version: " + "9" * 5000 + "\n")
+    planted = ws.commit("planted: policy", None)
+    plant(ws)
+    ws.write("pds/policy.yaml", good_policy.replace("max_blob_bytes: 1048576", "max_blob_bytes: 2097152"))
+    repair = ws.commit("repair the policy", world.admin)
+    pushed = ws.push()
+    assert pushed.returncode == 0, pushed.stderr
+    world.push_plugins({"org.pds.a.one": GOOD})  # alice, judged by the repaired policy
+    summary = epoch(config_path)
+    assert summary["added"] == ["org.pds.a.one"] and len(summary["alarms"]) == 1
+    record = layout.EpochRecord.decode(log_file(load_config(config_path), layout.epoch_record_path(2)))
+    by_id = {c["id"]: c for c in record.commits}
+    assert "alarm" in by_id[planted] and by_id[repair]["ok"] is True
+    assert record.pr_policy == repair

@@ -100,7 +100,9 @@ class EpochRecord:
     added/updated: names whose binding entered or changed in the tree; removed: names whose
     leaf left the tree, each with a reason ("deleted from the PR" or the rejection reason);
     rejected: names verified this epoch and not accepted (absent from the tree after it);
-    commits: the PR commits checked this epoch with the verdict of the policy re-check."""
+    commits: the PR commits checked this epoch with the verdict of the policy re-check;
+    pr_policy: the PR commit whose pds/policy.yaml is in effect after pr_to (the last one the
+    PV did not refuse that set it; empty in records older than this field)."""
 
     epoch: int
     origin: str
@@ -115,6 +117,7 @@ class EpochRecord:
     rejected: list[dict[str, str]] = field(default_factory=list)
     commits: list[dict[str, Any]] = field(default_factory=list)
     policy: str = ""
+    pr_policy: str = ""
 
     def to_obj(self) -> dict[str, Any]:
         return {
@@ -125,6 +128,7 @@ class EpochRecord:
             "removed": sorted(self.removed, key=lambda r: r["name"]),
             "rejected": sorted(self.rejected, key=lambda r: r["name"]),
             "commits": self.commits,
+            **({"pr_policy": self.pr_policy} if self.pr_policy else {}),
         }
 
     def encode(self) -> bytes:
@@ -144,7 +148,8 @@ class EpochRecord:
             rec = cls(epoch=obj["epoch"], origin=obj["origin"], pr_from=obj["pr"]["from"], pr_to=obj["pr"]["to"],
                       time=obj["time"], root=obj["root"], size=obj["size"], added=list(obj["added"]),
                       updated=list(obj["updated"]), removed=list(obj["removed"]), rejected=list(obj["rejected"]),
-                      commits=list(obj["commits"]), policy=obj.get("policy", ""))
+                      commits=list(obj["commits"]), policy=obj.get("policy", ""),
+                      pr_policy=str(obj.get("pr_policy") or ""))
         except (KeyError, TypeError) as exc:
             raise FormatError(f"{where}: missing or bad field {exc}") from None
         # Types are checked here, once, so that readers (auditor, publisher, pusher) can use the

@@ -4,9 +4,20 @@ pre-receive (the gate; a refused push changes nothing):
 
 * ``refs/heads/<branch>`` (the plugin branch, from the policy): no deletion, fast-forward only,
   and every new commit passes `pds_log.infra.commit_check.check_commit` at the time of the push;
-* ``refs/heads/pvs/<origin>``: no deletion, fast-forward only (its first commit may be an
-  orphan), every new commit signed by that PV's key and touching only ``pvs/<origin>/``;
+  a push changes at most `MAX_PUSH_FILES` files in all (sizes are read from object headers,
+  never by inflating a blob);
+* ``refs/heads/pvs/<origin>``: only for an origin the policy names; no deletion, fast-forward
+  only (its first commit may be an orphan), every new commit signed by that PV's key and
+  touching only ``pvs/<origin>/``; and the commit the ref ends up at must itself be such a
+  commit, even when the push brings no new commit (``git push PR <existing sha>:pvs/<x>``
+  would otherwise create or move an area with no check at all). This is what gitolite's
+  per-PV ``RW`` rules give; the embedded default enforces it here;
 * any other ref is refused.
+
+The policy in effect is the one at the branch tip. If that one does not parse (a commit
+planted into the repository behind the hook's back, as a compromised server could), the
+hook falls back to the newest first-parent ancestor whose policy parses, so that an admin
+can still push the repair; the PVs never trust the PR's history this way (pds_log.pv.epoch).
 
 Each refused commit gets one line naming the commit and the path: ``refused <id>: <path>:
 <reason>``. Any unexpected error refuses the push (fail closed).
@@ -25,11 +36,14 @@ from dataclasses import dataclass
 import pygit2
 
 from pds_log.core.errors import FormatError
-from pds_log.core.policy import Policy
-from pds_log.infra.commit_check import CommitVerdict, check_commit, check_pv_area_commit, policy_at
+from pds_log.core.policy import POLICY_PATH, Policy
+from pds_log.infra.commit_check import (MAX_COMMIT_FILES, CommitVerdict, check_commit, check_pv_area_commit,
+                                        policy_at, usable_policy)
 
 ZERO = "0" * 40
 PV_REF_PREFIX = "refs/heads/pvs/"
+MAX_PUSH_FILES = MAX_COMMIT_FILES  # changed files over all the commits of one push
+POLICY_FALLBACK_DEPTH = 1000  # ancestors tried when the tip's policy does not parse
 
 
 @dataclass
@@ -93,18 +107,43 @@ def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[s
     lines = []
     commits = new_commits(repo, update)
     if update.ref == branch:
+        # Each commit is judged against the policy in effect before it: the branch's, then the
+        # one each accepted commit of this push sets (the same as "its parent's" when the
+        # branch's history is sound, and still usable when a planted tip's policy is not).
+        policy, budget = branch_policy, MAX_PUSH_FILES
         for commit in commits:
-            verdict = check_commit(repo, commit, when=now)
+            verdict = check_commit(repo, commit, when=now, policy=policy if commit.parents else None,
+                                   max_files=min(budget, MAX_COMMIT_FILES))
+            if verdict.over_limit:
+                lines.append(f"refused {update.ref}: the push changes more than {MAX_PUSH_FILES} files "
+                             f"(commit {str(commit.id)[:12]} and those before it); split it into smaller pushes")
+                break
+            budget -= len(verdict.paths)
             if not verdict.ok:
                 lines.extend(_lines(verdict))
+            elif POLICY_PATH in verdict.paths or not commit.parents:
+                policy = policy_at(repo, commit)
     else:
         origin = update.ref[len(PV_REF_PREFIX):]
         if branch_policy is None:
             return [f"refused {update.ref}: no policy yet"]
+        if origin not in {p.origin for p in branch_policy.pvs}:
+            return [f"refused {update.ref}: the policy names no PV {origin!r}; only a PV's own key may "
+                    f"create or move its area"]
+        tip = repo.get(update.new)
+        if not isinstance(tip, pygit2.Commit):
+            return [f"refused {update.ref}: {update.new[:12]} is not a commit"]
         for commit in commits:
             verdict = check_pv_area_commit(repo, commit, origin, branch_policy, now)
             if not verdict.ok:
                 lines.extend(_lines(verdict))
+        if tip.id not in {c.id for c in commits}:
+            # An existing commit (another area's, the plugin branch's, an old one of this area):
+            # the ref may point at it only if it is a commit this PV could have pushed itself.
+            verdict = check_pv_area_commit(repo, tip, origin, branch_policy, now)
+            if not verdict.ok:
+                lines.append(f"refused {update.ref}: existing commit {update.new[:12]} is not a commit of PV "
+                             f"{origin}'s area: {'; '.join(verdict.reasons)}")
     return lines
 
 
@@ -113,12 +152,12 @@ def _lines(verdict: CommitVerdict) -> list[str]:
 
 
 def _current_policy(repo: pygit2.Repository) -> Policy | None:
-    """The policy at the tip of the plugin branch before this push."""
+    """The policy in effect on the plugin branch before this push (see the module docstring)."""
     for name in ("refs/heads/main", *[r for r in repo.references if r.startswith("refs/heads/") and
                                        not r.startswith(PV_REF_PREFIX)]):
         if name in repo.references:
             commit = repo[repo.references[name].target]
-            policy = policy_at(repo, commit)
+            policy, _ = usable_policy(repo, commit, POLICY_FALLBACK_DEPTH)
             if f"refs/heads/{policy.branch}" == name:
                 return policy
     return None

@@ -14,6 +14,15 @@ Safety properties, and what provides each:
 * History. The new PR head must descend from the last processed head, else nothing is signed.
 * Independence. Every new PR commit is re-checked against the PR's policy; a plugin touched
   by a refused commit is rejected (and stays so until a later valid commit touches it).
+* A hostile PR cannot stop the PV. A refused commit is never adopted: the plugins it touches
+  are tainted as above, and a policy it sets is never used -- every commit is judged against
+  the policy *in effect*, the one in ``pds/policy.yaml`` of the last commit the PV did not
+  refuse that set it (the epoch record's ``pr_policy``), until an accepted admin commit changes
+  it again. A refused commit that no key of the policy signed (unsigned, a bad signature, an
+  unknown key) can only be on the PR's branch if its hook was bypassed: its entry in the epoch
+  record's ``commits`` carries an ``alarm`` (and so does the failure report sent to the PR
+  area, and the site). Whatever a commit or plugin holds, it fails alone and the epoch ends
+  with a signed STR.
 * Isolation. A malformed plugin is rejected alone, with its reason; it never stops the epoch.
 """
 
@@ -34,6 +43,7 @@ from pds_log.core.binding import Binding, canonical_json, plugin_files_digest, s
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import is_valid_name, name_key
+from pds_log.core.policy import POLICY_PATH
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
@@ -47,6 +57,7 @@ from .treestate import TreeState
 PENDING = "pending.json"
 LOG_README = Path(__file__).resolve().parents[2] / "repo_template" / "log" / "README.md"
 TREE_CACHE = "tree.cache"
+LEGACY_POLICY_DEPTH = 1000  # first-parent commits searched for a usable policy (records without pr_policy)
 
 
 @dataclass
@@ -72,6 +83,7 @@ class EpochSummary:
     updated: list[str] = field(default_factory=list)
     removed: list[dict[str, str]] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)  # PR-integrity alarms of this epoch
     pushes: dict[str, str] = field(default_factory=dict)
     recovered: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
@@ -202,7 +214,8 @@ class EpochJob:
         t = self._tick("fetch", t)
 
         now = opts.now if opts.now is not None else int(time.time())
-        checks, tainted, source_of = self._check_commits(mirror, commits, now)
+        policy_source = self._policy_source(log, head, prev, mirror)
+        checks, tainted, source_of, policy_source = self._check_commits(mirror, commits, now, policy_source)
         t = self._tick("commit_checks", t)
 
         policy = config.policy_hash()
@@ -211,7 +224,8 @@ class EpochJob:
             self.say("acceptance policy changed: re-verifying every plugin")
             changed |= set(mirror.plugin_names(pr_head)) | set(state.values)
         record = layout.EpochRecord(epoch=epoch, origin=config.origin, pr_from=last, pr_to=str(pr_head.id),
-                                    time=now, root="", size=0, commits=checks, policy=policy)
+                                    time=now, root="", size=0, commits=checks, policy=policy,
+                                    pr_policy=policy_source or "")
         old_keys = [name_key(n) for n in changed if is_valid_name(n)]
         old_tiles = tiles_on_paths(state.tree, old_keys)
         self._process_plugins(log, head, mirror, pr_head, sorted(changed), tainted, source_of, state, record, epoch)
@@ -270,7 +284,7 @@ class EpochJob:
             epoch=epoch, origin=config.origin, root=root.hex(), size=len(state.tree),
             str_sha256=signed.hash.hex(), pr_from=last, pr_to=str(pr_head.id), added=sorted(record.added),
             updated=sorted(record.updated), removed=record.to_obj()["removed"], rejected=record.to_obj()["rejected"],
-            recovered=bool(recovered), seconds=self.timings)
+            alarms=[c["alarm"] for c in checks if c.get("alarm")], recovered=bool(recovered), seconds=self.timings)
 
     # ------------------------------------------------------------------ steps
     def _check_root(self, mirror: PrMirror, pr_head: pygit2.Commit) -> None:
@@ -283,18 +297,65 @@ class EpochJob:
             raise PdsError(f"the PR's root commit is {', '.join(str(c.id) for c in roots)}, "
                            f"not the pinned {pinned}: wrong or rewritten PR; refusing to sign anything")
 
-    def _check_commits(self, mirror: PrMirror, commits: list[pygit2.Commit], now: int):
-        """Re-check every new commit; returns (records, tainted name -> reason, name -> source commit)."""
+    def _policy_source(self, log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
+                       mirror: PrMirror) -> str | None:
+        """The PR commit whose policy was in effect after the last epoch (None before the first)."""
+        if head is None or prev is None:
+            return None
+        data = log.read(head, layout.epoch_record_path(prev.head.epoch))
+        if data is None:
+            raise PdsError(f"log repo {log.path}: no record of epoch {prev.head.epoch}; refusing to continue")
+        record = layout.EpochRecord.decode(data, layout.epoch_record_path(prev.head.epoch))
+        if record.pr_policy:
+            return record.pr_policy
+        # Records older than pr_policy: the policy at the last PR head, or where that one does
+        # not parse (a planted commit processed by an older PV), the newest one before it.
+        from pds_log.infra.commit_check import usable_policy
+
+        try:
+            return usable_policy(mirror.repo, mirror.commit(prev.head.pr), LEGACY_POLICY_DEPTH)[1]
+        except PdsError:
+            return prev.head.pr  # its commits are refused with the reason
+
+    def _check_commits(self, mirror: PrMirror, commits: list[pygit2.Commit], now: int, policy_source: str | None):
+        """Re-check every new commit against the policy in effect before it; returns (records,
+        tainted name -> reason, name -> source commit, the commit whose policy is in effect after)."""
         from pds_log.infra import commit_check
 
         records: list[dict[str, Any]] = []
         tainted: dict[str, str] = {}
         source_of: dict[str, str] = {}
+        policy, policy_problem = None, "the PR's root commit was refused"
+        if policy_source is not None:
+            try:
+                policy = commit_check.policy_at(mirror.repo, mirror.commit(policy_source))
+            except PdsError as exc:  # FormatError included
+                policy_problem = str(exc)
         for commit in commits:
             touched = sorted(mirror.touched_plugins(commit))
-            verdict = commit_check.check_commit(mirror.repo, commit, when=now)
+            judged_by = policy_source if commit.parents else str(commit.id)
+            verdict = commit_check.CommitVerdict(str(commit.id))
+            if commit.parents and policy is None:
+                verdict.refuse(f"no usable PR policy in effect: {policy_problem}")
+            else:
+                try:
+                    verdict = commit_check.check_commit(mirror.repo, commit, when=now,
+                                                        policy=policy if commit.parents else None)
+                except (PdsError, ValueError, RecursionError) as exc:  # defence in depth: refuse, never halt
+                    verdict.refuse(f"cannot be checked: {type(exc).__name__}: {str(exc)[:300]}")
+            if verdict.ok and (not commit.parents or POLICY_PATH in verdict.paths):
+                try:
+                    policy, policy_source = commit_check.policy_at(mirror.repo, commit), str(commit.id)
+                except PdsError as exc:  # cannot happen: check_commit parsed it; stay on the old one
+                    verdict.refuse(str(exc))
+            # "policy": the commit whose pds/policy.yaml judged this one (so an auditor can redo it)
             entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
-                     "reasons": verdict.reasons, "plugins": touched}
+                     "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
+            if verdict.unverifiable:
+                entry["alarm"] = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
+                                  f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "
+                                  f"bypassed or the PR is compromised. Its changes are not adopted.")
+                self.say(entry["alarm"])
             records.append(entry)
             for name in touched:
                 if verdict.ok:
@@ -304,7 +365,7 @@ class EpochJob:
                     tainted[name] = f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}"
             if not verdict.ok:
                 self.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
-        return records, tainted, source_of
+        return records, tainted, source_of, policy_source
 
     def _process_plugins(self, log, head, mirror, pr_head, names, tainted, source_of, state, record, epoch):
         to_verify: list[tuple[PluginSnapshot, Any]] = []
@@ -338,6 +399,10 @@ class EpochJob:
                 manifest = parse_plugin_manifest(snap.files, name)
             except FormatError as exc:
                 self._reject(state, record, epoch, name, f"malformed manifest: {exc}", snap, {}, source)
+                continue
+            except (ValueError, RecursionError) as exc:  # a parser letting its own error escape: this plugin only
+                self._reject(state, record, epoch, name, f"malformed manifest: {type(exc).__name__}: {str(exc)[:300]}",
+                             snap, {}, source)
                 continue
             problems = check_pluglets(manifest, snap.files)
             if problems:

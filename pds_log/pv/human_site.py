@@ -78,6 +78,8 @@ class HumanSite:
             "removed": [dict(r, linkable=is_valid_name(r["name"])) for r in record["removed"]],
             "rejected": [dict(r, linkable=is_valid_name(r["name"])) for r in record["rejected"]],
             "commits": record.get("commits", []),
+            # PR-integrity alarms (pds_log.pv.epoch): commits on the PR branch no policy key signed
+            "alarms": [c["alarm"] for c in record.get("commits", []) if isinstance(c, dict) and c.get("alarm")],
             "str_path": site.str_path(epoch),
         }
         epochs = [e for e in epochs if e["epoch"] != epoch] + [entry]
@@ -124,8 +126,10 @@ class HumanSite:
         plugins = self._load("plugins.json", {})
         d = self.descriptor
         self._render("mkdocs.yml.j2", "../mkdocs.yml")
+        alarms = [{"epoch": e["epoch"], "alarm": a} for e in reversed(epochs) for a in e.get("alarms", [])]
         self._render("index.md.j2", "index.md", latest={**latest, "pr": latest["pr_to"]},
-                     acceptance=d["acceptance"], recent_epochs=list(reversed(epochs[-RECENT:])))
+                     acceptance=d["acceptance"], recent_epochs=list(reversed(epochs[-RECENT:])),
+                     alarms=alarms[:RECENT])
         self._render("pv.md.j2", "pv.md", vkey=d["vkey"], acceptance=d["acceptance"], policy=d["policy"],
                      verifiers=d["verifiers"], pr=d["pr"], epoch_interval=d.get("epoch_interval", "?"))
         rows = [{"name": n, "badge": self._badge(s["status"]), "epoch": s["epoch"], "reason": s["reason"]}

@@ -4,20 +4,28 @@ The PV never trusts the PR: the new head must descend from the last head it proc
 every new commit is re-checked against the PR's policy (pds_log.infra.commit_check), and
 plugin files are read from git blobs only (a symlink or submodule entry makes the plugin
 invalid; nothing is ever checked out).
+
+A hostile PR cannot make the PV inflate what it will refuse: the fetch is `git fetch` (its
+index-pack streams big blobs; libgit2's fetch held a 1 GiB zero blob, a 1 MB pack, in memory:
+1.1 GB RSS), and every blob's size is read from its object header and checked against the
+per-plugin limits (files, bytes) before the blob is read.
 """
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 
-from pds_log.core.errors import PdsError
+from pds_log.core.errors import FormatError, PdsError
+from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_plugin_tree  # noqa: F401
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
+from pds_log.infra.gitremote import git_env
 
 PLUGINS_DIR = "plugins"
-MAX_PLUGIN_BYTES = 64 << 20
+FETCH_TIMEOUT = 600  # seconds for one fetch of the PR
 
 
 class HistoryRewritten(PdsError):
@@ -47,26 +55,26 @@ class PrMirror:
         self.repo = pygit2.Repository(str(path))
         self._plugin_trees: dict[str, tuple[pygit2.Tree | None, dict]] = {}
 
-    def _callbacks(self) -> pygit2.RemoteCallbacks | None:
-        if not self.ssh_key:
-            return None
-        pub = str(self.ssh_key) + ".pub"
-        return pygit2.RemoteCallbacks(credentials=pygit2.Keypair("git", pub, str(self.ssh_key), ""))
-
     def fetch(self) -> pygit2.Commit:
         """Fetch the PR's main branch and every PV area; return the new head commit.
 
         Fetches into the mirror are serialised by a lock of their own (plan, run-one and epoch
         jobs may share a state dir), under which ref locks left by a killed fetch are cleared."""
-        remote = self.repo.remotes.create_anonymous(self.url)
         refspecs = [f"+refs/heads/{self.branch}:refs/remotes/pr/{self.branch}",
                     "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
         with exclusive_lock(self.path.parent / "pr-mirror.lock", wait=True):
             clear_stale_git_locks(self.path)
             try:
-                remote.fetch(refspecs, callbacks=self._callbacks())
-            except pygit2.GitError as exc:
-                raise PdsError(f"cannot fetch the PR from {self.url}: {exc}") from None
+                result = subprocess.run(["git", "--git-dir", str(self.path), "fetch", "--quiet", "--no-tags",
+                                         "--no-write-fetch-head", self.url, *refspecs],
+                                        capture_output=True, text=True, env=git_env(self.ssh_key),
+                                        timeout=FETCH_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise PdsError(f"cannot fetch the PR from {self.url}: no answer in {FETCH_TIMEOUT} s") from None
+            if result.returncode != 0:
+                lines = result.stderr.strip().splitlines()
+                raise PdsError(f"cannot fetch the PR from {self.url}: {lines[-1] if lines else 'git fetch failed'}")
+        self.repo = pygit2.Repository(str(self.path))  # see the objects and refs git just wrote
         head = self.head()
         if head is None:
             raise PdsError(f"the PR at {self.url} has no branch {self.branch}")
@@ -148,25 +156,12 @@ class PrMirror:
         if entry.type_str != "tree":
             snap.problem = f"plugins/{name} is not a directory"
             return snap
-        total = 0
-        stack = [("", self.repo[entry.id])]
-        while stack:
-            prefix, sub = stack.pop()
-            for item in sub:
-                path = prefix + item.name
-                if item.filemode == pygit2.GIT_FILEMODE_TREE:
-                    stack.append((path + "/", self.repo[item.id]))
-                elif item.filemode in (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE):
-                    data = self.repo[item.id].data
-                    total += len(data)
-                    if total > MAX_PLUGIN_BYTES:
-                        snap.problem = f"plugins/{name}: larger than {MAX_PLUGIN_BYTES} bytes"
-                        return snap
-                    snap.files[path] = data
-                else:
-                    kind = "symlink" if item.filemode == pygit2.GIT_FILEMODE_LINK else "submodule"
-                    snap.problem = f"plugins/{name}/{path}: {kind} not allowed"
-                    return snap
+        try:
+            files, snap.problem = read_plugin_tree(self.repo, self.repo[entry.id], f"{PLUGINS_DIR}/{name}")
+        except FormatError as exc:  # e.g. an object the PR's history names but never sent
+            files, snap.problem = {}, str(exc)
+        if snap.problem is None:
+            snap.files = files
         return snap
 
 

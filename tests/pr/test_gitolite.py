@@ -220,7 +220,10 @@ def test_pv_writes_its_area_and_nothing_else(gitolite, tmp_path):
     ok = push(gitolite, ws, "pv1", "refs/heads/pvs/pv1.example")
     assert ok.returncode == 0, ok.stderr
     denied = push(gitolite, ws, "pv1", "refs/heads/pvs/pv2.example")
-    assert denied.returncode != 0 and "DENIED" in denied.stderr
+    assert denied.returncode != 0 and "refused refs/heads/pvs/pv2.example" in denied.stderr  # the PDS hook runs first
+    check = as_user(gitolite["user"], gitolite["home"], "gitolite", "access", "pr", "pv1", "W",
+                    "refs/heads/pvs/pv2.example", check=False)
+    assert check.returncode != 0 and "DENIED" in check.stdout  # and gitolite would deny it too
     run("git", "-C", ws.path, "checkout", "-q", "main")
     ws.write("plugins/be.example.rtt/notes.txt", "a PV writing the plugin branch")
     ws.commit("pv1 on main", gitolite["keys"]["pv1"])

@@ -276,7 +276,8 @@ class Auditor:
         self._latest: dict[str, Latest] = {}
         self._pr_usable = True
         self._verdicts: dict[tuple[str, int], object] = {}
-        self._policies: dict[str, object] = {}
+        self._policy_chain = None  # commit_check.PolicyChain, built on the first PR walk
+        self._judged_by: dict[str, str | None] = {}  # PR commit -> the commit whose policy judged it
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
         self.report.findings.append(Finding(epoch, check, message))
@@ -326,9 +327,10 @@ class Auditor:
             self._check_tiles(commit, epoch, tree, [name_key(n) for n in (*changes.added, *changes.modified,
                                                                            *changes.deleted)])
             if self.pr is not None:
+                # the PR walk first: it judges this epoch's new commits, which bindings may name
+                self._check_pr_tree(commit, epoch, signed, prev, changes, record, results, bindings)
                 for binding in (*changes.added.values(), *changes.modified.values()):
                     self._check_against_pr(epoch, binding, signed.head.time)
-                self._check_pr_tree(commit, epoch, signed, prev, changes, record, results, bindings)
             prev = signed
         self.report.plugins = len(bindings)
         if self.pr is not None and prev is not None:
@@ -597,28 +599,28 @@ class Auditor:
                                        f"{'; '.join(verdict.reasons)}")
 
     def _commit_verdict(self, commit: pygit2.Commit, when: int):
-        """commit_check.check_commit, memoised: an epoch checks each new commit once for the PR
-        walk and again for every binding it is the source of, and most commits share a policy
-        file, whose parse dominates the cost."""
+        """The PR policy's verdict on `commit` at time `when`, judged as the PV judges it: by
+        the policy in effect when the PR walk reached it (commit_check.PolicyChain), memoised
+        (an epoch checks each new commit once for the walk and again for every binding it is
+        the source of)."""
         from pds_log.infra import commit_check
 
         key = (str(commit.id), when)
         if key not in self._verdicts:
-            policy = None
-            base = commit.parents[0] if commit.parents else commit
-            try:
-                policy_id = str(base.tree[commit_check.POLICY_PATH].id)
-            except KeyError:
-                policy_id = None
-            if policy_id is not None and len(commit.parents) <= 1:
-                if policy_id not in self._policies:
-                    try:
-                        self._policies[policy_id] = commit_check.policy_at(self.pr, base)
-                    except FormatError:
-                        self._policies[policy_id] = None  # check_commit reports it in its own words
-                policy = self._policies[policy_id]
-            self._verdicts[key] = commit_check.check_commit(self.pr, commit, when=when, policy=policy)
+            judged_by = self._judged_by.get(str(commit.id), self._policy_chain.source if self._policy_chain else None)
+            self._verdicts[key] = commit_check.PolicyChain.verdict_with(self.pr, commit, judged_by, when)
         return self._verdicts[key]
+
+    def _walk_verdict(self, commit: pygit2.Commit, when: int):
+        """Judge the next PR commit of the walk (in the PV's order), moving the policy in effect."""
+        from pds_log.infra import commit_check
+
+        if self._policy_chain is None:
+            self._policy_chain = commit_check.PolicyChain(self.pr, None)
+        verdict, judged_by = self._policy_chain.judge(commit, when)
+        self._judged_by[str(commit.id)] = judged_by
+        self._verdicts[(str(commit.id), when)] = verdict
+        return verdict
 
     def _claimed_verdicts(self, record: layout.EpochRecord | None, epoch: int) -> list[tuple[str, bool]] | None:
         """The epoch record's `commits`: (PR commit id, policy verdict) in the PV's order."""
@@ -665,19 +667,22 @@ class Auditor:
         claimed_ok = dict(claimed or [])
         for pr_c in new_commits:
             touched = view.touched(pr_c)
-            if touched:
-                verdict = self._commit_verdict(pr_c, signed.head.time)
-                said = claimed_ok.get(str(pr_c.id))
-                if said is not None and said != verdict.ok:
-                    self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "
-                                                   f"{'accepted' if said else 'refused'}; re-checked against the "
-                                                   f"PR policy it is {'accepted' if verdict.ok else 'refused'}")
-                for name in touched:
-                    if verdict.ok:
-                        tainted.pop(name, None)
-                        source_of[name] = str(pr_c.id)
-                    else:
-                        tainted[name] = f"commit {str(pr_c.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+            verdict = self._walk_verdict(pr_c, signed.head.time)  # every commit: any may set the policy
+            said = claimed_ok.get(str(pr_c.id))
+            if said is not None and said != verdict.ok:
+                self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "
+                                               f"{'accepted' if said else 'refused'}; re-checked against the "
+                                               f"PR policy it is {'accepted' if verdict.ok else 'refused'}")
+            for name in touched:
+                if verdict.ok:
+                    tainted.pop(name, None)
+                    source_of[name] = str(pr_c.id)
+                else:
+                    tainted[name] = f"commit {str(pr_c.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+        in_effect = self._policy_chain.source if self._policy_chain else None
+        if record is not None and record.pr_policy and in_effect and record.pr_policy != in_effect:
+            self.find(epoch, "pr policy", f"the epoch record says the PR policy of {record.pr_policy[:12]} is in "
+                                          f"effect; walking the PR, it is {in_effect[:12]}'s")
         changed = view.changed(old, pr_commit) if old is None or old.id != pr_commit.id else set()
         present = view.plugins(pr_commit)
         for name in changed:

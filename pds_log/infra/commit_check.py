@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from pds_log.core.commit_signature import SignatureProblem, signer_key
-from pds_log.core.errors import FormatError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest, validate_relative_path
 from pds_log.core.names import is_valid_name
 from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, PV_AREA_DIR, Policy, short_key
@@ -130,6 +130,55 @@ def usable_policy(repo: pygit2.Repository, commit: pygit2.Commit, depth: int) ->
             break
         commit = commit.parents[0]
     raise first_error or FormatError(f"no usable {POLICY_PATH} within {depth} commits")
+
+
+class PolicyChain:
+    """The rule for which PR policy judges a commit, in one place for the PV and the auditor.
+
+    Walk the PR's new commits in order. Each is judged against the policy *in effect*: the
+    ``pds/policy.yaml`` of the last commit that was not refused and set it (the root commit
+    judges itself). A refused commit never moves it, so a planted commit cannot change the
+    rules for the commits after it. `source` is the id of the commit whose policy is in effect
+    (None before the root); the PV records it per epoch as ``pr_policy``."""
+
+    def __init__(self, repo: pygit2.Repository, source: str | None) -> None:
+        self.repo = repo
+        self.source = source
+        self.policy: Policy | None = None
+        self.problem = "the PR's root commit was refused"
+        if source is not None:
+            try:
+                self.policy = policy_at(repo, repo[source])
+            except (PdsError, KeyError, ValueError) as exc:  # FormatError included
+                self.problem = str(exc)
+
+    def judge(self, commit: pygit2.Commit, when: int) -> tuple[CommitVerdict, str | None]:
+        """The verdict on `commit`, and the id of the commit whose policy gave it; moves the
+        policy in effect when the commit is accepted and sets one."""
+        judged_by = self.source if commit.parents else str(commit.id)
+        verdict = CommitVerdict(str(commit.id))
+        if commit.parents and self.policy is None:
+            verdict.refuse(f"no usable PR policy in effect: {self.problem}")
+            return verdict, judged_by
+        try:
+            verdict = check_commit(self.repo, commit, when=when, policy=self.policy if commit.parents else None)
+        except (PdsError, ValueError, RecursionError) as exc:  # defence in depth: refuse, never halt
+            verdict.refuse(f"cannot be checked: {type(exc).__name__}: {str(exc)[:300]}")
+        if verdict.ok and (not commit.parents or POLICY_PATH in verdict.paths):
+            try:
+                self.policy, self.source = policy_at(self.repo, commit), str(commit.id)
+            except PdsError as exc:  # cannot happen: check_commit parsed it; stay on the old one
+                verdict.refuse(str(exc))
+        return verdict, judged_by
+
+    @staticmethod
+    def verdict_with(repo: pygit2.Repository, commit: pygit2.Commit, judged_by: str | None,
+                     when: int) -> CommitVerdict:
+        """Re-judge one commit at another time with the policy that judged it (key expiry)."""
+        chain = PolicyChain(repo, judged_by)
+        if not commit.parents:
+            chain.source = None
+        return chain.judge(commit, when)[0]
 
 
 def changes(repo: pygit2.Repository, commit: pygit2.Commit, limit: int | None = None) -> list[Change]:

@@ -43,7 +43,6 @@ from pds_log.core.binding import Binding, canonical_json, plugin_files_digest, s
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import is_valid_name, name_key
-from pds_log.core.policy import POLICY_PATH
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
@@ -325,29 +324,10 @@ class EpochJob:
         records: list[dict[str, Any]] = []
         tainted: dict[str, str] = {}
         source_of: dict[str, str] = {}
-        policy, policy_problem = None, "the PR's root commit was refused"
-        if policy_source is not None:
-            try:
-                policy = commit_check.policy_at(mirror.repo, mirror.commit(policy_source))
-            except PdsError as exc:  # FormatError included
-                policy_problem = str(exc)
+        chain = commit_check.PolicyChain(mirror.repo, policy_source)
         for commit in commits:
             touched = sorted(mirror.touched_plugins(commit))
-            judged_by = policy_source if commit.parents else str(commit.id)
-            verdict = commit_check.CommitVerdict(str(commit.id))
-            if commit.parents and policy is None:
-                verdict.refuse(f"no usable PR policy in effect: {policy_problem}")
-            else:
-                try:
-                    verdict = commit_check.check_commit(mirror.repo, commit, when=now,
-                                                        policy=policy if commit.parents else None)
-                except (PdsError, ValueError, RecursionError) as exc:  # defence in depth: refuse, never halt
-                    verdict.refuse(f"cannot be checked: {type(exc).__name__}: {str(exc)[:300]}")
-            if verdict.ok and (not commit.parents or POLICY_PATH in verdict.paths):
-                try:
-                    policy, policy_source = commit_check.policy_at(mirror.repo, commit), str(commit.id)
-                except PdsError as exc:  # cannot happen: check_commit parsed it; stay on the old one
-                    verdict.refuse(str(exc))
+            verdict, judged_by = chain.judge(commit, now)
             # "policy": the commit whose pds/policy.yaml judged this one (so an auditor can redo it)
             entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
                      "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
@@ -365,7 +345,7 @@ class EpochJob:
                     tainted[name] = f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}"
             if not verdict.ok:
                 self.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
-        return records, tainted, source_of, policy_source
+        return records, tainted, source_of, chain.source
 
     def _process_plugins(self, log, head, mirror, pr_head, names, tainted, source_of, state, record, epoch):
         to_verify: list[tuple[PluginSnapshot, Any]] = []

@@ -176,6 +176,12 @@ def test_a_refused_commit_never_sets_the_policy(tmp_path):
     by_id = {c["id"]: c for c in record.commits}
     assert "alarm" in by_id[planted] and "alarm" in by_id[evil]  # mallory's key is unknown to the policy
     assert epoch(config_path)["epoch"] == 3
+    # the auditor judges by the same policy in effect: under the planted one mallory's commit
+    # would pass, and an auditor using it would call the honest PV's refusal a lie
+    from pds_log.auditor.audit import audit
+
+    report = audit(load_config(config_path).log_repo, pr_path=world.pr)
+    assert report.ok, [str(f) for f in report.findings]
 
 
 @pytest.mark.slow
@@ -272,3 +278,14 @@ def test_an_admin_repairs_a_planted_policy_through_the_hook(tmp_path):
     by_id = {c["id"]: c for c in record.commits}
     assert "alarm" in by_id[planted] and by_id[repair]["ok"] is True
     assert record.pr_policy == repair
+
+
+def test_the_auditor_judges_commits_by_the_same_policy_in_effect(hostile, tmp_path):
+    """One rule (commit_check.PolicyChain) for the PV and the auditor: after a planted policy,
+    the honest log audits clean with --pr (the auditor once judged by the parent's policy and
+    reported the good commits after the planted one)."""
+    from pds_log.auditor.audit import audit
+
+    report = audit(hostile["config"].log_repo, pr_path=hostile["world"].pr)
+    assert report.ok, [str(f) for f in report.findings]
+

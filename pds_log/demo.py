@@ -99,7 +99,8 @@ def run_demo(directory: str | Path | None = None, say: Callable[[str], None] = p
     for example in PLUGINS:
         target = work / example
         shutil.copytree(resource("examples", example), target, ignore=shutil.ignore_patterns("expect.yaml"))
-        flags = (yaml.safe_load(resource("examples", example, "expect.yaml").read_text()).get("build") or {}).get("flags")
+        expect = yaml.safe_load(resource("examples", example, "expect.yaml").read_text())
+        flags = (expect.get("build") or {}).get("flags")
         build_plugin(target, flags=flags)
         submit_plugin(target, str(pr), keys / "alice", author="alice", message=f"add {example}")
         say(f"      pushed {example}")

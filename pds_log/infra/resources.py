@@ -18,7 +18,8 @@ def resource(*parts: str) -> Path:
     if not isinstance(found, Path):  # zipimport: hooks and copytree need real files
         raise PdsError(f"pds_log is installed as {found!r}, not as files; reinstall it with pip")
     if not found.exists():
-        raise PdsError(f"{found}: missing from the pds_log installation (reinstall pds: pip install ...)")
+        raise PdsError(f"{found}: missing from the pds_log installation (a broken or partial install: "
+                       f"reinstall pds from its wheel or git URL, see the deployment docs)")
     return found
 
 

@@ -55,11 +55,13 @@ def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", 
     policy = Policy(branch=branch, admins=[Principal(admin_name, key_id(public), "admin")])
     if max_blob_bytes:
         policy.max_blob_bytes = max_blob_bytes
+    readme = template("pr", "README.md").read_bytes()  # before creating anything: a broken install leaves no half PR
+    for name in ("pre-receive", "post-receive"):
+        template("pr", "hooks", f"{name}.in")
     repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
     repo.config["receive.denyNonFastForwards"] = True
     repo.config["receive.denyDeletes"] = True
     repo.config["receive.fsckObjects"] = True
-    readme = template("pr", "README.md").read_bytes()
     tree = update_tree(repo, None, {POLICY_PATH: policy.to_yaml().encode(), README: readme})
     root = signed_commit(path, tree, [], "PDS plugin repository: initial policy", admin_key, admin_name)
     repo.references.create(f"refs/heads/{branch}", root)

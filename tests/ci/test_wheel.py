@@ -222,3 +222,19 @@ def test_ci_templates_default_to_the_documented_pinned_spec(template):
         github = re.fullmatch(r"\$\{\{ vars\.PDS_PIP_SPEC \|\| '([^']+)' \}\}", value)
         defaults.append(github.group(1) if github else value)
     assert defaults and set(defaults) == {documented_spec()}, defaults
+
+
+# ---------------------------------------------------------------------------- tests run without PATH
+BARE_CLI = re.compile(r"""(?:\(|\[|,)\s*["'](?:pds|python3?)["']\s*,\s*(?:["'](?:-m["']\s*,\s*["']pds_log|"""
+                      r"""pr|pv|dev|peer|audit|monitor|gossip|note|tree|key|demo)["'])""")
+
+
+def test_tests_call_the_cli_through_sys_executable():
+    """`pds` and `python3` on PATH may be another installation (or none): tests run the CLI as
+    tests.support.PDS (sys.executable -m pds_log)."""
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for path in sorted((ROOT / "tests").rglob("*.py")) if path.resolve() != Path(__file__).resolve()
+             for n, line in enumerate(path.read_text().splitlines(), 1) if BARE_CLI.search(line)]
+    assert found == []
+    assert BARE_CLI.search('run("pds", "pv", "epoch")') and BARE_CLI.search('Popen(["pds", "peer", "verify"])')
+    assert BARE_CLI.search("['python3', '-m', 'pds_log', 'audit']") and not BARE_CLI.search('run(*PDS, "pv")')

@@ -122,7 +122,7 @@ def test_installed_package_is_the_venvs(installed):
     for module in where[:2]:
         assert Path(module).resolve().is_relative_to(venv), module
     assert not any(p and Path(p).resolve().is_relative_to(ROOT) for p in where[2]), where[2]
-    assert Path(installed["work"]).resolve().is_relative_to(ROOT) is False
+    assert not installed["work"].resolve().is_relative_to(ROOT)
     entry = subprocess.run(["pds", "--version"], cwd=installed["work"], env=installed["env"], capture_output=True,
                            text=True, timeout=60)
     assert entry.returncode == 0 and shutil.which("pds", path=installed["env"]["PATH"]) == \

@@ -20,8 +20,8 @@ from typing import Callable
 import yaml
 
 from pds_log.core.errors import PdsError
+from pds_log.infra.resources import resource
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEVELOPER_NAMESPACE = "org.pds.*"
 PVS = {
     "pv1": {"origin": "pv1.demo.pds", "acceptance": "reproducible & safety & termination",
@@ -39,7 +39,7 @@ DEMO_MAX_AGE = 86400  # a demo's STRs stay fresh for a day, so the artifacts can
 
 
 def expected_verdict(example: str) -> str:
-    expect = yaml.safe_load((EXAMPLES / example / "expect.yaml").read_text())["expect"]
+    expect = yaml.safe_load(resource("examples", example, "expect.yaml").read_text())["expect"]
     needed = {v for pv in PVS.values() for v in pv["verifiers"]}
     return "accept" if all(expect.get(v, "pass") == "pass" for v in needed) else "reject"
 
@@ -98,8 +98,9 @@ def run_demo(directory: str | Path | None = None, say: Callable[[str], None] = p
     work.mkdir()
     for example in PLUGINS:
         target = work / example
-        shutil.copytree(EXAMPLES / example, target, ignore=shutil.ignore_patterns("expect.yaml"))
-        flags = (yaml.safe_load((EXAMPLES / example / "expect.yaml").read_text()).get("build") or {}).get("flags")
+        shutil.copytree(resource("examples", example), target, ignore=shutil.ignore_patterns("expect.yaml"))
+        expect = yaml.safe_load(resource("examples", example, "expect.yaml").read_text())
+        flags = (expect.get("build") or {}).get("flags")
         build_plugin(target, flags=flags)
         submit_plugin(target, str(pr), keys / "alice", author="alice", message=f"add {example}")
         say(f"      pushed {example}")

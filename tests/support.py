@@ -13,7 +13,7 @@ from pds_log.core.manifest import parse_plugin_manifest
 from pds_log.developer.build import build_plugin, read_plugin_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "pds_log" / "examples"
 HEADER = ROOT / "pds_log" / "data" / "pquic" / "pquic.h"
 
 
@@ -51,8 +51,14 @@ def plugin_input(directory: Path, name: str | None = None):
 # ---------------------------------------------------------------------------- PR helpers
 import os  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 from pds_log.infra.sshkeys import write_ssh_keypair  # noqa: E402
+
+
+# The CLI as the interpreter running the tests has it installed: no `pds` on PATH needed, and
+# never another installation's pds (tests/ci/test_wheel.py runs an installed wheel on purpose).
+PDS = (sys.executable, "-m", "pds_log")
 
 
 def run(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
@@ -129,11 +135,11 @@ class World:
         self.keys: dict[str, Path] = {}
         self.pr = root / "pr.git"
         self.admin = self.key("admin")
-        run("pds", "pr", "init", self.pr, "--admin-key", self.admin)
+        run(*PDS, "pr", "init", self.pr, "--admin-key", self.admin)
         for name, spaces in (developers or {"alice": ["org.pds.*"]}).items():
             args = ["--namespace"] * len(spaces)
             ns_args = [x for pair in zip(args, spaces) for x in pair]
-            run("pds", "pr", "add-developer", "--repo", self.pr, "--admin-key", self.admin, "--name", name,
+            run(*PDS, "pr", "add-developer", "--repo", self.pr, "--admin-key", self.admin, "--name", name,
                 "--key", f"{self.key(name)}.pub", *ns_args)
         self.built = root / "built"
         self.built.mkdir()
@@ -173,7 +179,7 @@ class World:
 
         config = init_pv(self.root / origin, origin, str(self.pr), verifiers=verifiers, acceptance=acceptance,
                          mirrors=mirrors)
-        run("pds", "pr", "add-pv", "--repo", self.pr, "--admin-key", self.admin, "--origin", origin,
+        run(*PDS, "pr", "add-pv", "--repo", self.pr, "--admin-key", self.admin, "--origin", origin,
             "--key", self.root / origin / "keys" / "ssh_ed25519.pub")
         return config
 
@@ -182,7 +188,7 @@ def epoch(config: Path, *extra: str, check: bool = True) -> dict:
     """Run `pds pv epoch --json` as a subprocess; returns the summary."""
     import json
 
-    result = run("pds", "pv", "epoch", "--config", config, "--json", *extra, check=check)
+    result = run(*PDS, "pv", "epoch", "--config", config, "--json", *extra, check=check)
     return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr,
                                                                      "code": result.returncode}
 

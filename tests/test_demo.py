@@ -3,12 +3,12 @@
 import json
 
 from pds_log.core.note import NoteVerifier, open_note
-from tests.support import run
+from tests.support import PDS, run
 
 
 def test_demo(tmp_path):
     root = tmp_path / "demo"
-    result = run("pds", "demo", "--dir", root)
+    result = run(*PDS, "demo", "--dir", root)
     assert "peer verdict under pv1 & pv2: ACCEPT" in result.stdout
     doc = json.loads((root / "demo.json").read_text())
     assert set(doc) >= {"pr", "trust", "pvs", "plugins"}
@@ -18,9 +18,9 @@ def test_demo(tmp_path):
     for pv in doc["pvs"].values():
         verifier = NoteVerifier.from_string(pv["vkey"])
         open_note(open(pv["str_latest"], "rb").read(), [verifier])
-        assert run("pds", "audit", pv["log_repo"], "--pr", doc["pr"]).returncode == 0
+        assert run(*PDS, "audit", pv["log_repo"], "--pr", doc["pr"]).returncode == 0
     # the artifacts outlive the demo's HTTP servers: the peer fails over to the site directories
-    again = run("pds", "peer", "verify", "org.pds.examples.rtt_monitor", "--trust", doc["trust"])
+    again = run(*PDS, "peer", "verify", "org.pds.examples.rtt_monitor", "--trust", doc["trust"])
     assert "verdict: ACCEPT" in again.stdout
-    refused = run("pds", "demo", "--dir", root, check=False)
+    refused = run(*PDS, "demo", "--dir", root, check=False)
     assert refused.returncode == 1 and "is not empty" in refused.stderr

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pds_log.core.errors import PdsError
 from pds_log.core.names import validate_name
-
-HEADER = Path(__file__).resolve().parents[1] / "data" / "pquic" / "pquic.h"
+from pds_log.infra.resources import resource
 
 PLUGLET = """#include "pquic.h"
 
@@ -41,6 +40,6 @@ def new_plugin(name: str, parent: str | Path = ".") -> Path:
     function = f"{short}_update_rtt"
     (target / f"{short}.plugin").write_text(f"{name}\nupdate_rtt post {function}.o\n")
     (target / f"{function}.c").write_text(PLUGLET.format(name=name, function=function))
-    (target / "pquic.h").write_bytes(HEADER.read_bytes())
+    (target / "pquic.h").write_bytes(resource("data", "pquic", "pquic.h").read_bytes())
     (target / "README.md").write_text(README.format(name=name))
     return target

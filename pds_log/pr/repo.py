@@ -1,6 +1,6 @@
 """Creating and administering a Plugin Repository (embedded default: a bare repo + hooks).
 
-`init_pr` creates the bare repository, installs the hooks from repo_template/pr/hooks and
+`init_pr` creates the bare repository, installs the hooks from pds_log/templates/pr/hooks and
 writes the root commit: ``pds/policy.yaml`` naming the first admin, signed by that admin's
 SSH key. Validators pin that root commit (trust on first use). Every later policy change is
 a commit signed by an admin of the policy in effect, checked by the same hook as any push;
@@ -21,9 +21,9 @@ from pds_log.core.policy import POLICY_PATH, Policy, Principal, key_id
 from pds_log.infra.gitremote import fetch_branch, push
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import update_tree
+from pds_log.infra.resources import template
 from pds_log.infra.sshkeys import read_public_key
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "repo_template" / "pr"
 README = "README.md"
 
 
@@ -31,7 +31,7 @@ def _write_hooks(directory: Path, prefix: str, python: str | None) -> list[Path]
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in ("pre-receive", "post-receive"):
-        text = (TEMPLATE / "hooks" / f"{name}.in").read_text().replace("@PYTHON@", python or sys.executable)
+        text = template("pr", "hooks", f"{name}.in").read_text().replace("@PYTHON@", python or sys.executable)
         target = directory / f"{prefix}{name}"
         target.write_text(text)
         target.chmod(0o755)
@@ -55,11 +55,13 @@ def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", 
     policy = Policy(branch=branch, admins=[Principal(admin_name, key_id(public), "admin")])
     if max_blob_bytes:
         policy.max_blob_bytes = max_blob_bytes
+    readme = template("pr", "README.md").read_bytes()  # before creating anything: a broken install leaves no half PR
+    for name in ("pre-receive", "post-receive"):
+        template("pr", "hooks", f"{name}.in")
     repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
     repo.config["receive.denyNonFastForwards"] = True
     repo.config["receive.denyDeletes"] = True
     repo.config["receive.fsckObjects"] = True
-    readme = (TEMPLATE / "README.md").read_bytes()
     tree = update_tree(repo, None, {POLICY_PATH: policy.to_yaml().encode(), README: readme})
     root = signed_commit(path, tree, [], "PDS plugin repository: initial policy", admin_key, admin_name)
     repo.references.create(f"refs/heads/{branch}", root)

@@ -46,6 +46,7 @@ from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
+from pds_log.infra.resources import template
 
 from . import verification
 from .config import PvConfig
@@ -54,7 +55,6 @@ from .prsource import PluginSnapshot, PrMirror
 from .treestate import TreeState
 
 PENDING = "pending.json"
-LOG_README = Path(__file__).resolve().parents[2] / "repo_template" / "log" / "README.md"
 TREE_CACHE = "tree.cache"
 LEGACY_POLICY_DEPTH = 1000  # first-parent commits searched for a usable policy (records without pr_policy)
 
@@ -263,7 +263,7 @@ class EpochJob:
         if head is None or log.read(head, layout.PV_DESCRIPTOR) != descriptor:
             self.changes[layout.PV_DESCRIPTOR] = descriptor
         if head is None:
-            self.changes["README.md"] = LOG_README.read_bytes()
+            self.changes["README.md"] = template("log", "README.md").read_bytes()
         message = (f"epoch {epoch}\n\nroot {root.hex()}\npr {pr_head.id}\nsize {len(state.tree)}\n"
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")

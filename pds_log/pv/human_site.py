@@ -1,4 +1,4 @@
-"""The human side of a PV's publication: jinja2 pages (site/templates) built with mkdocs.
+"""The human side of a PV's publication: jinja2 pages (pds_log/templates/site) built with mkdocs.
 
 Per plugin (status, properties, reasons for absence, bytecode hashes, verifier results with
 logs, history), per epoch (what changed and why), and the PV's key and policy. The page data
@@ -28,8 +28,8 @@ import jinja2
 from pds_log.core import static_layout as site
 from pds_log.core.names import is_valid_name
 from pds_log.infra.files import atomic_write_bytes, atomic_write_text
+from pds_log.infra.resources import template
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "site" / "templates"
 DATA_DIR = ".pds-site"
 RECENT = 10
 
@@ -50,9 +50,7 @@ class HumanSite:
         self.data = out / DATA_DIR
         self.docs = self.data / "docs"
         self.descriptor = descriptor
-        if not TEMPLATES.is_dir():
-            raise FileNotFoundError(f"site templates not found at {TEMPLATES}")
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template("site"))), autoescape=False,
                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         self.env.filters["e"] = _cell
         self.changed_plugins: set[str] = set()

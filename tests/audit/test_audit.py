@@ -13,7 +13,7 @@ from pds_log.core.signed_root import TreeHead, open_str, sign_str
 from pds_log.pv.config import load_config
 from pds_log.pv.epoch import EpochOptions, run_epoch
 from pds_log.pv.publish import publish
-from tests.support import StaticServer, World, forge_epoch, run, write_trust
+from tests.support import PDS, StaticServer, World, forge_epoch, run, write_trust
 
 FAST = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 EXAMPLES = ["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total", "org.pds.examples.local_call",
@@ -35,7 +35,7 @@ def honest(tmp_path_factory):
             world.push_plugins(batch, delete=delete, message=f"batch {e}")
         run_epoch(config, EpochOptions(push=e % 10 == 0))
     start = time.perf_counter()
-    result = run("pds", "audit", config.log_repo, "--pr", world.pr, "--json")
+    result = run(*PDS, "audit", config.log_repo, "--pr", world.pr, "--json")
     seconds = time.perf_counter() - start
     return {"world": world, "config": config, "report": json.loads(result.stdout), "seconds": seconds}
 
@@ -58,7 +58,7 @@ def clone(honest, tmp_path):
 
 
 def audit(path, *extra):
-    result = run("pds", "audit", path, *extra, check=False)
+    result = run(*PDS, "audit", path, *extra, check=False)
     return result.returncode, result.stdout
 
 
@@ -170,7 +170,7 @@ def test_monitor_catches_a_binding_the_developer_never_pushed(honest, clone, tmp
         for label, server in (("honest", servers[0]), ("liar", servers[1])):
             trust = write_trust(tmp_path / f"trust-{label}.yaml", {label: (vkey, [server.url])}, label,
                                 state=tmp_path / f"state-{label}.json")
-            result = run("pds", "monitor", "--developer", f"{world.keys['alice']}.pub", "--trust", trust,
+            result = run(*PDS, "monitor", "--developer", f"{world.keys['alice']}.pub", "--trust", trust,
                          "--pr", world.pr, check=False)
             alerts = [ln for ln in result.stdout.splitlines() if ln.startswith("ALERT")]
             if label == "honest":
@@ -182,17 +182,17 @@ def test_monitor_catches_a_binding_the_developer_never_pushed(honest, clone, tmp
         # a peer that sees both now holds two different STRs for epoch 30: the monitor alerts
         both = write_trust(tmp_path / "trust.yaml", {"honest": (vkey, [servers[0].url]),
                                                      "liar": (vkey, [servers[1].url])}, "honest & liar")
-        result = run("pds", "monitor", "--developer", f"{world.keys['alice']}.pub", "--trust", both,
+        result = run(*PDS, "monitor", "--developer", f"{world.keys['alice']}.pub", "--trust", both,
                      "--pr", world.pr, check=False)
         assert result.returncode == 1 and "the PV equivocated" in result.stdout
 
         # the two mirrors now show two different STRs for epoch 30: gossip proves it
         evidence_dir = tmp_path / "evidence"
-        gossip = run("pds", "gossip", "--trust", both, "--out", evidence_dir, "--state", tmp_path / "s.json",
+        gossip = run(*PDS, "gossip", "--trust", both, "--out", evidence_dir, "--state", tmp_path / "s.json",
                      check=False)
         assert gossip.returncode == 1 and "epoch 30: EQUIVOCATION" in gossip.stdout
         evidence = next(evidence_dir.glob("equivocation-pv1.example-epoch30.json"))
-        check = run("pds", "note", "verify", evidence, vkey)
+        check = run(*PDS, "note", "verify", evidence, vkey)
         assert "valid: proof of equivocation: pv1.example signed two different STRs for epoch 30" in check.stdout
     finally:
         for server in servers:

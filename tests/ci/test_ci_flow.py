@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import PDS, ROOT
 
 CI = ROOT / "ci" / "pds_ci.py"
 ORIGIN = "pv9.ci.test"
 
 
 def pds(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    exe = shutil.which("pds")
-    argv = [exe, *map(str, args)] if exe else [sys.executable, "-m", "pds_log", *map(str, args)]
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([*PDS, *map(str, args)], cwd=cwd, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"pds {' '.join(map(str, args))}: {result.stdout}{result.stderr}")
     return result

@@ -1,6 +1,6 @@
 """The documentation builds with `mkdocs build --strict` (broken links and anchors fail it), its
 worked examples are what the real commands print, and what it quotes (CLI help, pv.yaml,
-trust.yaml, the gitolite and nginx configurations) is what the code and repo_template accept."""
+trust.yaml, the gitolite and nginx configurations) is what the code and pds_log/templates accept."""
 
 from __future__ import annotations
 
@@ -110,9 +110,9 @@ def test_documented_trust_yaml_is_accepted():
 
 def test_quoted_configurations_are_the_shipped_ones():
     deployment = (DOCS / "deployment.md").read_text()
-    nginx = (ROOT / "repo_template" / "nginx" / "pds-static.conf").read_text()
+    nginx = (ROOT / "pds_log" / "templates" / "nginx" / "pds-static.conf").read_text()
     assert nginx[nginx.index("server {"):].strip() == blocks("deployment.md", "nginx")[0].strip()
-    gitolite = (ROOT / "repo_template" / "gitolite" / "gitolite.conf").read_text()
+    gitolite = (ROOT / "pds_log" / "templates" / "gitolite" / "gitolite.conf").read_text()
     assert gitolite[gitolite.index("@admins"):].strip() in deployment
 
 

@@ -9,7 +9,7 @@ import pytest
 from pds_log.core import static_layout as site
 from pds_log.peer.trust import PeerState, load_trust
 from pds_log.peer.verify import verify_plugin
-from tests.support import StaticServer, run
+from tests.support import PDS, StaticServer, run
 
 from .conftest import PLUGIN, REJECTED, net_trust
 
@@ -17,7 +17,7 @@ DEAD = "http://127.0.0.1:9/dead/"  # the discard port: connection refused
 
 
 def verify(trust, *extra):
-    return run("pds", "peer", "verify", *extra, "--trust", trust, check=False)
+    return run(*PDS, "peer", "verify", *extra, "--trust", trust, check=False)
 
 
 def test_formula_accepts_through_pv3_when_pv2_rejects(net, tmp_path):
@@ -206,7 +206,7 @@ def test_absent_plugin_gets_verified_absence_and_reason(net, tmp_path):
 def test_bundle_round_trip_offline(net, tmp_path):
     trust = net_trust(net, tmp_path)
     bundle = tmp_path / "bundle.json"
-    made = run("pds", "peer", "bundle", PLUGIN, "--trust", trust, "-o", bundle, "--bytecode", net["bytecode"])
+    made = run(*PDS, "peer", "bundle", PLUGIN, "--trust", trust, "-o", bundle, "--bytecode", net["bytecode"])
     assert "wrote" in made.stdout
     doc = json.loads(bundle.read_text())
     assert doc["v"] == 1 and doc["name"] == PLUGIN and set(doc["pvs"]) == {"pv1.example", "pv2.example",
@@ -217,11 +217,11 @@ def test_bundle_round_trip_offline(net, tmp_path):
     receiver = tmp_path / "receiver"
     receiver.mkdir()
     rtrust = net_trust(net, receiver, urls={n: [DEAD] for n in ("pv1", "pv2", "pv3")})
-    ok = run("pds", "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["bytecode"], check=False)
+    ok = run(*PDS, "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["bytecode"], check=False)
     assert ok.returncode == 0, ok.stdout
     assert "from bundle via bundle" in ok.stdout and ok.stdout.splitlines()[-1].startswith("verdict: ACCEPT")
-    late = run("pds", "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["bytecode"],
+    late = run(*PDS, "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["bytecode"],
                "--now", str(int(time.time()) + 10_000), check=False)
     assert late.returncode == 1 and "stale STR" in late.stdout
-    out = run("pds", "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["old_bytecode"], check=False)
+    out = run(*PDS, "peer", "check-bundle", bundle, "--trust", rtrust, "--bytecode", net["old_bytecode"], check=False)
     assert out.returncode == 1 and "bytecode does not match" in out.stdout

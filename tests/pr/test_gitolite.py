@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, Workspace, build_example, make_key, run
+from tests.support import PDS, ROOT, Workspace, build_example, make_key, run
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def gitolite(tmp_path_factory):
         text = text.replace("# 'repo-specific-hooks',", "'repo-specific-hooks',")
         rc.write_text(text)
         hooks = home / "local" / "hooks" / "repo-specific"
-        run("pds", "pr", "gitolite-hooks", hooks)
+        run(*PDS, "pr", "gitolite-hooks", hooks)
         run("chown", "-R", f"{user}:{user}", home / "local")
         as_user(user, home, "gitolite", "setup")
         # sshd on 127.0.0.1
@@ -123,7 +123,7 @@ def configure(world):
     git(world, "gladmin", "clone", "-q", url(world, "gitolite-admin"), admin_clone)
     for name in ("pdsadmin", "alice", "bob", "pv1"):
         shutil.copy(f"{world['keys'][name]}.pub", admin_clone / "keydir" / f"{name}.pub")
-    conf = (ROOT / "repo_template" / "gitolite" / "gitolite.conf").read_text()
+    conf = (ROOT / "pds_log" / "templates" / "gitolite" / "gitolite.conf").read_text()
     (admin_clone / "conf" / "gitolite.conf").write_text(
         "repo gitolite-admin\n    RW+     =   gladmin\n\n" + conf)
     run("git", "-C", admin_clone, "add", "-A")
@@ -131,13 +131,13 @@ def configure(world):
     git(world, "gladmin", "-C", admin_clone, "push", "-q", "origin", "HEAD:master")
     # the PR's content, made locally by the PDS admin, then pushed through gitolite + the hook
     local = world["tmp"] / "pr-local.git"
-    run("pds", "pr", "init", local, "--admin-key", world["keys"]["pdsadmin"], "--admin-name", "pdsadmin")
+    run(*PDS, "pr", "init", local, "--admin-key", world["keys"]["pdsadmin"], "--admin-name", "pdsadmin")
     # the PDS policy lets alice write org.shared.* too; the gitolite rules do not: both layers gate
     for name, spaces in (("alice", ["be.example.*", "org.shared.*"]), ("bob", ["org.bob.*"])):
         ns_args = [x for ns in spaces for x in ("--namespace", ns)]
-        run("pds", "pr", "add-developer", "--repo", local, "--admin-key", world["keys"]["pdsadmin"], "--name", name,
+        run(*PDS, "pr", "add-developer", "--repo", local, "--admin-key", world["keys"]["pdsadmin"], "--name", name,
             "--key", f"{world['keys'][name]}.pub", *ns_args)
-    run("pds", "pr", "add-pv", "--repo", local, "--admin-key", world["keys"]["pdsadmin"], "--origin", "pv1.example",
+    run(*PDS, "pr", "add-pv", "--repo", local, "--admin-key", world["keys"]["pdsadmin"], "--origin", "pv1.example",
         "--key", f"{world['keys']['pv1']}.pub")
     git(world, "pdsadmin", "--git-dir", local, "push", "-q", url(world, "pr"), "main:main")
 

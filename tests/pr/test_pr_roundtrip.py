@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,7 +14,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from tests.support import Workspace, build_example, make_key, run
+from tests.support import PDS, Workspace, build_example, make_key, run
 
 CASES_DIR = "plugins"
 
@@ -25,21 +26,21 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("pr")
     keys = {n: make_key(root, n) for n in ("admin", "alice", "bob", "mallory", "revoked", "pv1")}
     pr = root / "pr.git"
-    run("pds", "pr", "init", pr, "--admin-key", keys["admin"], "--admin-name", "root-admin")
-    run("pds", "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "alice",
+    run(*PDS, "pr", "init", pr, "--admin-key", keys["admin"], "--admin-name", "root-admin")
+    run(*PDS, "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "alice",
         "--key", f"{keys['alice']}.pub", "--namespace", "be.example.*")
-    run("pds", "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "bob",
+    run(*PDS, "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "bob",
         "--key", f"{keys['bob']}.pub", "--namespace", "org.bob.*", "--valid-before", "2020-01-01T00:00:00Z")
-    run("pds", "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "revoked",
+    run(*PDS, "pr", "add-developer", "--repo", pr, "--admin-key", keys["admin"], "--name", "revoked",
         "--key", f"{keys['revoked']}.pub", "--namespace", "be.example.*")
-    run("pds", "pr", "revoke", "--repo", pr, "--admin-key", keys["admin"], "--key", f"{keys['revoked']}.pub",
+    run(*PDS, "pr", "revoke", "--repo", pr, "--admin-key", keys["admin"], "--key", f"{keys['revoked']}.pub",
         "--reason", "laptop stolen")
-    run("pds", "pr", "add-pv", "--repo", pr, "--admin-key", keys["admin"], "--origin", "pv1.example",
+    run(*PDS, "pr", "add-pv", "--repo", pr, "--admin-key", keys["admin"], "--origin", "pv1.example",
         "--key", f"{keys['pv1']}.pub")
     # the developer round trip through the CLI: new, build, submit
-    run("pds", "dev", "new", "be.example.hello", "--dir", root)
-    run("pds", "dev", "build", root / "be.example.hello")
-    out = run("pds", "dev", "submit", root / "be.example.hello", "--repo", pr, "--key", keys["alice"],
+    run(*PDS, "dev", "new", "be.example.hello", "--dir", root)
+    run(*PDS, "dev", "build", root / "be.example.hello")
+    out = run(*PDS, "dev", "submit", root / "be.example.hello", "--repo", pr, "--key", keys["alice"],
               "--author", "alice")
     assert "pushed" in out.stdout
     good = build_example("org.pds.examples.rtt_monitor", root / "built", rename="be.example.rtt")
@@ -232,7 +233,7 @@ def test_hook_fails_closed(world, tmp_path):
     broken = tmp_path / "broken.git"
     shutil.copytree(world["pr"], broken)
     (broken / "hooks" / "pre-receive").write_text("#!/bin/sh\nexec %s -c 'import sys; sys.exit(\"boom\")'\n"
-                                                  % shutil.which("python3"))
+                                                  % sys.executable)
     from pds_log.pr.hook import pre_receive
 
     code, lines = pre_receive(str(tmp_path / "missing.git"), "0 1 refs/heads/main\n")

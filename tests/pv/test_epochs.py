@@ -12,7 +12,7 @@ from pds_log.core import log_layout as layout
 from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import check_chain, open_str
 from pds_log.pv.config import load_config
-from tests.support import World, epoch, run
+from tests.support import PDS, World, epoch, run
 
 GOOD = ["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total", "org.pds.examples.state_logger",
         "org.pds.examples.xbgp_med"]
@@ -137,20 +137,20 @@ def test_split_plan_run_one_seal(scenario, tmp_path):
     world.push_plugins({"org.pds.fan.a": "org.pds.examples.rtt_monitor",
                         "org.pds.fan.b": "org.pds.examples.spin_wait"}, message="fan-out batch")
     plan_path = tmp_path / "plan.json"
-    run("pds", "pv", "plan", "--config", config, "--out", plan_path)
+    run(*PDS, "pv", "plan", "--config", config, "--out", plan_path)
     plan = json.loads(plan_path.read_text())
     assert {i["plugin"] for i in plan["items"]} == {"org.pds.fan.a", "org.pds.fan.b"}
     results = tmp_path / "results"
     results.mkdir()
     # seal refuses while results are missing
-    missing = run("pds", "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, check=False)
+    missing = run(*PDS, "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, check=False)
     assert missing.returncode == 1 and "run `pds pv run-one`" in missing.stderr
     for item in plan["items"]:
-        run("pds", "pv", "run-one", "--config", config, "--plan", plan_path, "--item", item["id"],
+        run(*PDS, "pv", "run-one", "--config", config, "--plan", plan_path, "--item", item["id"],
             "--out", results / f"{item['id']}.json")
-    out = run("pds", "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, "--json")
+    out = run(*PDS, "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, "--json")
     summary = json.loads(out.stdout)
     assert summary["added"] == ["org.pds.fan.a"]
     assert [r["name"] for r in summary["rejected"]] == ["org.pds.fan.b"]
-    stale = run("pds", "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, check=False)
+    stale = run(*PDS, "pv", "seal", "--config", config, "--plan", plan_path, "--results", results, check=False)
     assert stale.returncode == 1 and "stale plan" in stale.stderr

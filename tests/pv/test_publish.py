@@ -14,7 +14,7 @@ from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import open_str
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.pv.config import load_config
-from tests.support import StaticServer, World, epoch, run
+from tests.support import PDS, StaticServer, World, epoch, run
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"},
              "xss": {"runner": "external", "inline": {
@@ -32,7 +32,7 @@ def published(tmp_path_factory):
     epoch(config_path)
     epoch(config_path)
     out = world.root / "site"
-    run("pds", "pv", "publish", "--config", config_path, "--out", out)
+    run(*PDS, "pv", "publish", "--config", config_path, "--out", out)
     return {"world": world, "config": config, "config_path": config_path, "out": out}
 
 
@@ -63,11 +63,11 @@ def test_every_plugin_proves_from_the_published_files(published):
 def test_publishing_is_incremental_and_old_files_never_change(published):
     out, world, config_path = published["out"], published["world"], published["config_path"]
     before = immutable_files(out)
-    again = run("pds", "pv", "publish", "--config", config_path, "--out", out)
+    again = run(*PDS, "pv", "publish", "--config", config_path, "--out", out)
     assert "0 files" in again.stdout or "published epochs -..2" in again.stdout
     world.push_plugins({"org.pds.p0.rtt": "org.pds.examples.state_logger"}, message="one change")
     epoch(config_path)
-    result = run("pds", "pv", "publish", "--config", config_path, "--out", out, "--no-site")
+    result = run(*PDS, "pv", "publish", "--config", config_path, "--out", out, "--no-site")
     after = immutable_files(out)
     for path, digest in before.items():
         assert after[path] == digest, f"{path} changed"
@@ -84,13 +84,13 @@ def test_anyone_can_publish_from_a_clone(published, tmp_path):
     run("git", "clone", "-q", "--bare", published["config"].log_repo, clone)
     out = tmp_path / "mirror"
     vkey = str(published["config"].signer().verifier())
-    run("pds", "pv", "publish", "--log", clone, "--out", out, "--vkey", vkey, "--no-site")
+    run(*PDS, "pv", "publish", "--log", clone, "--out", out, "--vkey", vkey, "--no-site")
     import pygit2
 
     log = pygit2.Repository(str(published["config"].log_repo))
     latest = log[log.revparse_single("main").tree[site.LATEST].id].data
     assert (out / site.LATEST).read_bytes() == latest
-    wrong = run("pds", "pv", "publish", "--log", clone, "--out", tmp_path / "x", "--vkey",
+    wrong = run(*PDS, "pv", "publish", "--log", clone, "--out", tmp_path / "x", "--vkey",
                 "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", check=False)
     assert wrong.returncode == 1 and "expected" in wrong.stderr
 
@@ -147,7 +147,7 @@ def test_nginx_serves_content_types_and_cache_headers(published, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = (ROOT / "repo_template" / "nginx" / "pds-static.conf").read_text()
+    server = (ROOT / "pds_log" / "templates" / "nginx" / "pds-static.conf").read_text()
     server = server.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(
         "root /srv/pds/pv1/public;", f"root {published['out']};")
     for parent in list(published["out"].parents)[::-1] + [published["out"]]:

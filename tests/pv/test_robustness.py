@@ -14,7 +14,7 @@ import pytest
 
 from pds_log.auditor.audit import audit
 from pds_log.pv.config import load_config
-from tests.support import World, epoch, run
+from tests.support import PDS, World, epoch, run
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 
@@ -49,7 +49,7 @@ def test_sigkill_at_random_points(world):
             world.push_plugins({f"org.pds.k{round_}.p{i}": rnd.choice(examples) for i in range(3)},
                                message=f"round {round_}")
         start = time.monotonic()
-        proc = subprocess.Popen(["pds", "pv", "epoch", "--config", str(config_path), "--json"],
+        proc = subprocess.Popen([*PDS, "pv", "epoch", "--config", str(config_path), "--json"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         limit = (sum(durations) / len(durations) * 1.3) if durations else 1.5
         time.sleep(rnd.uniform(0.05, limit))
@@ -78,7 +78,7 @@ def test_sigkill_at_random_points(world):
 def test_two_jobs_at_once_make_exactly_one_str(world):
     config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety & side_effects")
     world.push_plugins({f"org.pds.c.p{i}": "org.pds.examples.rtt_monitor" for i in range(4)})
-    procs = [subprocess.Popen(["pds", "pv", "epoch", "--config", str(config_path), "--json"],
+    procs = [subprocess.Popen([*PDS, "pv", "epoch", "--config", str(config_path), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate() for p in procs]
     config = load_config(config_path)
@@ -98,9 +98,9 @@ def test_held_lock_refuses_at_once_or_waits(world):
     config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety & side_effects")
     config = load_config(config_path)
     with exclusive_lock(config.state_dir / "epoch.lock"):
-        refused = run("pds", "pv", "epoch", "--config", config_path, check=False)
+        refused = run(*PDS, "pv", "epoch", "--config", config_path, check=False)
         assert refused.returncode == 1 and "locked by another process" in refused.stderr
-        waiting = subprocess.Popen(["pds", "pv", "epoch", "--config", str(config_path), "--wait", "--json"],
+        waiting = subprocess.Popen([*PDS, "pv", "epoch", "--config", str(config_path), "--wait", "--json"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2)
         assert waiting.poll() is None  # still waiting for the lock

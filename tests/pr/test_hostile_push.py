@@ -6,7 +6,7 @@ import pygit2
 import pytest
 
 from pds_log.pr.hook import MAX_PUSH_FILES
-from tests.support import Workspace, make_key, run
+from tests.support import PDS, Workspace, make_key, run
 
 
 @pytest.fixture(scope="module")
@@ -15,11 +15,11 @@ def pr(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile-push")
     keys = {n: make_key(root, n) for n in ("admin", "alice", "pv1", "pv2")}
     path = root / "pr.git"
-    run("pds", "pr", "init", path, "--admin-key", keys["admin"])
-    run("pds", "pr", "add-developer", "--repo", path, "--admin-key", keys["admin"], "--name", "alice",
+    run(*PDS, "pr", "init", path, "--admin-key", keys["admin"])
+    run(*PDS, "pr", "add-developer", "--repo", path, "--admin-key", keys["admin"], "--name", "alice",
         "--key", f"{keys['alice']}.pub", "--namespace", "be.example.*")
     for pv in ("pv1", "pv2"):
-        run("pds", "pr", "add-pv", "--repo", path, "--admin-key", keys["admin"], "--origin", f"{pv}.example",
+        run(*PDS, "pr", "add-pv", "--repo", path, "--admin-key", keys["admin"], "--origin", f"{pv}.example",
             "--key", f"{keys[pv]}.pub")
     ws = Workspace(path, root / "pv1-ws", "pv1")
     run("git", "-C", ws.path, "checkout", "-q", "--orphan", "area")

@@ -58,6 +58,7 @@ from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import SignedTreeRoot, check_chain, open_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
+from pds_log.infra import commit_check
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gittree import read_path, walk_blobs
 from pds_log.pv.prsource import PLUGINS_DIR, changed_plugin_names
@@ -603,8 +604,6 @@ class Auditor:
         the policy in effect when the PR walk reached it (commit_check.PolicyChain), memoised
         (an epoch checks each new commit once for the walk and again for every binding it is
         the source of)."""
-        from pds_log.infra import commit_check
-
         key = (str(commit.id), when)
         if key not in self._verdicts:
             judged_by = self._judged_by.get(str(commit.id), self._policy_chain.source if self._policy_chain else None)
@@ -613,8 +612,6 @@ class Auditor:
 
     def _walk_verdict(self, commit: pygit2.Commit, when: int):
         """Judge the next PR commit of the walk (in the PV's order), moving the policy in effect."""
-        from pds_log.infra import commit_check
-
         if self._policy_chain is None:
             self._policy_chain = commit_check.PolicyChain(self.pr, None)
         verdict, judged_by = self._policy_chain.judge(commit, when)
@@ -673,12 +670,7 @@ class Auditor:
                 self.find(epoch, "pr commits", f"the epoch record says PR commit {str(pr_c.id)[:12]} was "
                                                f"{'accepted' if said else 'refused'}; re-checked against the "
                                                f"PR policy it is {'accepted' if verdict.ok else 'refused'}")
-            for name in touched:
-                if verdict.ok:
-                    tainted.pop(name, None)
-                    source_of[name] = str(pr_c.id)
-                else:
-                    tainted[name] = f"commit {str(pr_c.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+            commit_check.follow_plugins(verdict, touched, source_of, tainted)
         in_effect = self._policy_chain.source if self._policy_chain else None
         if record is not None and record.pr_policy and in_effect and record.pr_policy != in_effect:
             self.find(epoch, "pr policy", f"the epoch record says the PR policy of {record.pr_policy[:12]} is in "

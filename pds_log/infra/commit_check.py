@@ -34,6 +34,7 @@ only ``pvs/<origin>/...`` (checked by `check_pv_area_commit`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import pygit2
 
@@ -179,6 +180,19 @@ class PolicyChain:
         if not commit.parents:
             chain.source = None
         return chain.judge(commit, when)[0]
+
+
+def follow_plugins(verdict: CommitVerdict, touched: Iterable[str], source_of: dict[str, str],
+                   tainted: dict[str, str]) -> None:
+    """The taint rule, for the PV and the auditor alike: the last commit touching a plugin gives
+    its source when accepted, or taints it when refused, until a later accepted commit touches
+    it again."""
+    for name in touched:
+        if verdict.ok:
+            tainted.pop(name, None)
+            source_of[name] = verdict.commit
+        else:
+            tainted[name] = f"commit {verdict.commit[:12]} refused: {'; '.join(verdict.reasons)}"
 
 
 def changes(repo: pygit2.Repository, commit: pygit2.Commit, limit: int | None = None) -> list[Change]:

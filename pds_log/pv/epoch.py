@@ -337,12 +337,7 @@ class EpochJob:
                                   f"bypassed or the PR is compromised. Its changes are not adopted.")
                 self.say(entry["alarm"])
             records.append(entry)
-            for name in touched:
-                if verdict.ok:
-                    tainted.pop(name, None)
-                    source_of[name] = str(commit.id)
-                else:
-                    tainted[name] = f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}"
+            commit_check.follow_plugins(verdict, touched, source_of, tainted)
             if not verdict.ok:
                 self.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
         return records, tainted, source_of, chain.source

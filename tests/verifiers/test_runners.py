@@ -186,7 +186,7 @@ def test_t2_pipeline_compiles_with_the_default_recipe():
     assert t2_pipeline.RECIPE_FLAGS == DEFAULT_FLAGS
 
 
-def test_hostile_objects_are_refused_before_anything_is_inflated():
+def test_hostile_objects_are_refused_before_anything_is_inflated(tmp_path):
     """A compressed .text claiming 1 GiB and an out-of-range section: refused from their headers;
     the rebuild comparison does not inflate the bomb either (peak RSS measured in a fresh process)."""
     import subprocess
@@ -198,11 +198,13 @@ def test_hostile_objects_are_refused_before_anything_is_inflated():
     truncated = elf_object(b"\x95" + bytes(7) * 1)[:-200]  # section headers cut off
     with pytest.raises(ebpf.ObjectError):
         ebpf.load_object(truncated)
-    probe = ("import resource; from tests.hostile_objects import compressed_bomb; "
-             "from verifier_runners.builtin import describe_difference; "
-             "print(describe_difference(compressed_bomb(1 << 30), b'x')); "
+    bomb = tmp_path / "bomb.o"
+    bomb.write_bytes(compressed_bomb(1 << 30))  # made here: zlib on 1 GiB of zeros costs memory itself
+    probe = ("import resource, sys; from verifier_runners.builtin import describe_difference; "
+             "print(describe_difference(open(sys.argv[1], 'rb').read(), b'x')); "
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(bomb)], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
     assert "unreadable" in out[0]
     assert int(out[1]) < 200 * 1024, f"peak RSS {out[1]} KiB"
 

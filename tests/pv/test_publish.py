@@ -1,6 +1,7 @@
 """Static publication: complete, incremental, immutable; and the human site, rendered by a real
 headless Chromium."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 
 import pytest
 import requests
@@ -112,14 +114,137 @@ def test_human_site_pages_and_escaping(published):
     assert (html_root / "epochs" / "1.html").exists() and (html_root / "pv.html").exists()
     pv = (html_root / "pv.html").read_text()
     assert str(published["config"].signer().verifier()) in pv
+    # status colours come from classes of the shipped stylesheet; every table has a header
+    assert '<span class="pds-status pds-rejected">REJECTED</span>' in page
+    assert '<span class="pds-status pds-accepted">ACCEPTED</span>' in good
+    css = (html_root / "pds.css").read_text()
+    assert ".pds-accepted" in css and ".pds-rejected" in css and "border: 1px solid" in css
+    for html_page in html_root.rglob("*.html"):
+        text = html_page.read_text()
+        assert '<link rel="stylesheet" href="' in text and 'pds.css"' in text, html_page
+        assert not re.search(r"<th[^>]*>\s*</th>", text), f"{html_page}: an empty table header"
+    # the search box is mkdocs' own search: its index holds the plugin pages
+    index = json.loads((html_root / "search" / "search_index.json").read_text())
+    assert any(d["location"].startswith("plugins/org.pds.bad.tamper.html") for d in index["docs"])
+    assert 'id="mkdocs-search-query"' in good and "search/main.js" in good
+
+
+# absolute URLs; protocol-relative ones (//host/x) only where a resource is named
+URL = re.compile(r"""https?://[^\s"'<>()\\`]+""")
+RESOURCE_URL = re.compile(r"""^\s*(?:https?:)?//""", re.I)
+# namespace names (xmlns="…") are identifiers that are never fetched
+XML_NAMESPACE = re.compile(r"""xmlns(?::\w+)?=["'][^"']*["']""")
+# elements/attributes whose URL a browser loads by itself (as opposed to a link a reader follows)
+LOADED = {("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"), ("iframe", "src"),
+          ("source", "src"), ("source", "srcset"), ("video", "src"), ("video", "poster"), ("audio", "src"),
+          ("embed", "src"), ("object", "data"), ("input", "src"), ("track", "src"), ("form", "action"),
+          ("image", "href"), ("use", "href"), ("meta", "content")}
+
+
+class _Resources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if (tag, name) in LOADED and value and (RESOURCE_URL.search(value) or "url=http" in value.lower()):
+                self.loaded.append(f"<{tag} {name}={value!r}>")
+            if name == "style" and value and re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", value, re.I):
+                self.loaded.append(f"<{tag} style={value!r}>")
+
+
+def _code_without_comments(text: str, suffix: str) -> str:
+    """CSS/JS minus comments: the license headers and notes of the search plugin's lunr.js name
+    their authors' sites, which nothing fetches; code and strings are left as they are."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    if suffix == ".js":
+        text = re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)  # `https://` has no space before `//`
+    return text
+
+
+def external_references(root, configured: set[str]) -> list[str]:
+    """Every absolute URL in every file under `root` that points off the site, but the URLs the
+    operator configured (the PR, mirrors) where they are text or a link; and every resource
+    (script, stylesheet, image, font, @import) loaded from another host, configured or not."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8", "replace")
+        name = path.name[:-3] if path.suffix == ".gz" else path.name
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix == ".html":
+            parser = _Resources()
+            parser.feed(text)
+            found += [f"{rel}: loads {r}" for r in parser.loaded]
+        if suffix in (".css", ".js", ".html"):
+            code = _code_without_comments(text, suffix) if suffix != ".html" else text
+            found += [f"{rel}: loads {m}" for m in re.findall(
+                r"""(?:@import\s+(?:url\()?|url\()\s*['"]?\s*(?:https?:)?//[^\s'")]+""", code, re.I)]
+            found += [f"{rel}: loads {m}" for m in re.findall(r"""importScripts\([^)]*//[^)]*\)""", code)]
+            text = code if suffix != ".html" else text
+        if suffix in (".xml", ".svg", ".html"):
+            text = XML_NAMESPACE.sub("", text)
+        for url in URL.findall(text):
+            if not any(url == c or url.startswith(c.rstrip("/") + "/") for c in configured):
+                found.append(f"{rel}: {url}")
+    return found
+
+
+def configured_urls(out) -> set[str]:
+    """The URLs the operator put in pv.json (PR, log repos, mirrors): the site may name them."""
+    urls: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and value.startswith(("http://", "https://")):
+            urls.add(value)
+    walk(json.loads((out / site.DESCRIPTOR).read_text()))
+    return urls
+
+
+def test_human_site_makes_no_third_party_requests(published, tmp_path):
+    """grep of every file of the built human site: no URL to another host (the built-in mkdocs
+    theme loaded highlight.js from cdnjs); the checker itself catches an injected CDN script,
+    a web font and an @import."""
+    html_root = published["out"] / site.SITE_DIR
+    assert external_references(html_root, configured_urls(published["out"])) == []
+    assert (html_root / "search" / "search_index.json").exists() and (html_root / "search" / "lunr.js").exists()
+    bad = tmp_path / "bad"
+    shutil.copytree(html_root, bad)
+    page = bad / "plugins" / "index.html"
+    page.write_text(page.read_text().replace(
+        "</head>", '<script src="https://cdnjs.cloudflare.com/ajax/libs/highlight.js/11.8.0/highlight.min.js">'
+                   '</script></head>'))
+    (bad / "pds.css").write_text((bad / "pds.css").read_text() + '\n@import url("//fonts.googleapis.com/css");\n'
+                                 '@font-face { src: url(https://fonts.gstatic.com/x.woff2); }\n')
+    found = external_references(bad, {"https://cdnjs.cloudflare.com"})  # configured or not, never loaded
+    assert any("plugins/index.html: loads <script src=" in f for f in found), found
+    assert any("fonts.googleapis.com" in f for f in found) and any("fonts.gstatic.com" in f for f in found), found
 
 
 def test_site_screenshot_in_headless_chromium(published, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is required (installed by scripts/bootstrap)"
     server = StaticServer(published["out"])
-    shot = tmp_path / "plugin.png"
+    shot, listing = tmp_path / "plugin.png", tmp_path / "plugins.png"
     try:
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile0'}", "--window-size=1200,900", f"--screenshot={listing}",
+             server.url + "site/plugins/index.html"],
+            capture_output=True, text=True, timeout=120)
         result = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -134,8 +259,9 @@ def test_site_screenshot_in_headless_chromium(published, tmp_path):
     finally:
         server.stop()
     assert shot.exists(), result.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    for png in (shot, listing):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, png
     assert "pv1.example" in dom.stdout and "Latest epoch" in dom.stdout
 
 

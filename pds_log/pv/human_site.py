@@ -40,6 +40,19 @@ def _cell(value: Any) -> str:
     return text.replace("|", "&#124;").replace("\n", " ").replace("\r", " ")
 
 
+# status -> (label, CSS class of pds_log/templates/site/theme/pds.css); anything else is shown
+# escaped with the neutral class
+_STATUS = {"accepted": ("ACCEPTED", "pds-accepted"), "rejected": ("REJECTED", "pds-rejected"),
+           "removed": ("REMOVED", "pds-removed"), "pass": ("pass", "pds-pass"), "fail": ("fail", "pds-fail"),
+           "error": ("error", "pds-error")}
+
+
+def _status(value: Any) -> str:
+    """A coloured status badge (inline HTML inside Markdown): ACCEPTED green, REJECTED red."""
+    label, css = _STATUS.get(str(value or ""), (_cell(value or "?"), "pds-unknown"))
+    return f'<span class="pds-status {css}">{label}</span>'
+
+
 def _utc(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -53,6 +66,7 @@ class HumanSite:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template("site"))), autoescape=False,
                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         self.env.filters["e"] = _cell
+        self.env.filters["status"] = _status
         self.changed_plugins: set[str] = set()
         self.new_epochs: list[int] = []
 
@@ -112,10 +126,6 @@ class HumanSite:
         if not path.exists() or path.read_text() != text:
             atomic_write_text(path, text)
 
-    @staticmethod
-    def _badge(status: str | None) -> str:
-        return {"accepted": "ACCEPTED", "rejected": "REJECTED", "removed": "REMOVED"}.get(status or "", status or "?")
-
     def render(self) -> None:
         epochs = self._load("epochs.json", [])
         if not epochs:
@@ -123,14 +133,15 @@ class HumanSite:
         latest = epochs[-1]
         plugins = self._load("plugins.json", {})
         d = self.descriptor
-        self._render("mkdocs.yml.j2", "../mkdocs.yml")
+        # the site's own theme (no third-party resources), from wherever pds_log is installed
+        self._render("mkdocs.yml.j2", "../mkdocs.yml", theme_dir=str(template("site", "theme")))
         alarms = [{"epoch": e["epoch"], "alarm": a} for e in reversed(epochs) for a in e.get("alarms", [])]
         self._render("index.md.j2", "index.md", latest={**latest, "pr": latest["pr_to"]},
                      acceptance=d["acceptance"], recent_epochs=list(reversed(epochs[-RECENT:])),
                      alarms=alarms[:RECENT])
         self._render("pv.md.j2", "pv.md", vkey=d["vkey"], acceptance=d["acceptance"], policy=d["policy"],
                      verifiers=d["verifiers"], pr=d["pr"], epoch_interval=d.get("epoch_interval", "?"))
-        rows = [{"name": n, "badge": self._badge(s["status"]), "epoch": s["epoch"], "reason": s["reason"]}
+        rows = [{"name": n, "status": s["status"], "epoch": s["epoch"], "reason": s["reason"]}
                 for n, s in sorted(plugins.items())]
         self._render("plugins_index.md.j2", "plugins/index.md", plugins=rows, latest_epoch=latest["epoch"])
         self._render("epochs_index.md.j2", "epochs/index.md", epochs=list(reversed(epochs)))
@@ -142,7 +153,6 @@ class HumanSite:
             if current is None:
                 continue
             self._render("plugin.md.j2", f"plugins/{name}.md", name=name, current=current,
-                         badge=self._badge(current["status"]),
                          history=list(reversed(self._load(f"history/{name}.json", []))))
 
     def build(self) -> int:
@@ -157,16 +167,27 @@ class HumanSite:
                 raise RuntimeError(f"mkdocs build failed: {result.stderr.strip()[-2000:]}")
             changed = 0
             target_root = self.out / site.SITE_DIR
+            built: set[Path] = set()
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_dir():
                     continue
                 rel = path.relative_to(tmp)
+                built.add(rel)
                 target = target_root / rel
                 data = path.read_bytes()
                 if target.exists() and target.read_bytes() == data:
                     continue
                 atomic_write_bytes(target, data)
                 changed += 1
+            # files the build no longer makes (an older theme's scripts and fonts) go: whatever
+            # is under site/ is what the current pages may load
+            for path in sorted(target_root.rglob("*"), reverse=True):
+                if path.is_symlink() or path.is_file():
+                    if path.relative_to(target_root) not in built:
+                        path.unlink()
+                        changed += 1
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
         return changed
 
 

@@ -111,7 +111,7 @@ def test_documented_trust_yaml_is_accepted():
 def test_quoted_configurations_are_the_shipped_ones():
     deployment = (DOCS / "deployment.md").read_text()
     nginx = (ROOT / "pds_log" / "templates" / "nginx" / "pds-static.conf").read_text()
-    assert nginx[nginx.index("server {"):].strip() == blocks("deployment.md", "nginx")[0].strip()
+    assert nginx[nginx.index("map $status"):].strip() == blocks("deployment.md", "nginx")[0].strip()
     gitolite = (ROOT / "pds_log" / "templates" / "gitolite" / "gitolite.conf").read_text()
     assert gitolite[gitolite.index("@admins"):].strip() in deployment
 

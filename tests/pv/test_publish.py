@@ -1,12 +1,21 @@
 """Static publication: complete, incremental, immutable; and the human site, rendered by a real
 headless Chromium."""
 
+import gzip
 import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+from html.parser import HTMLParser
 
 import pytest
+import requests
 
 from pds_log.core import static_layout as site
 from pds_log.core.names import name_key
@@ -14,7 +23,7 @@ from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import open_str
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.pv.config import load_config
-from tests.support import PDS, StaticServer, World, epoch, run
+from tests.support import PDS, ROOT, StaticServer, World, epoch, run
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"},
              "xss": {"runner": "external", "inline": {
@@ -105,14 +114,137 @@ def test_human_site_pages_and_escaping(published):
     assert (html_root / "epochs" / "1.html").exists() and (html_root / "pv.html").exists()
     pv = (html_root / "pv.html").read_text()
     assert str(published["config"].signer().verifier()) in pv
+    # status colours come from classes of the shipped stylesheet; every table has a header
+    assert '<span class="pds-status pds-rejected">REJECTED</span>' in page
+    assert '<span class="pds-status pds-accepted">ACCEPTED</span>' in good
+    css = (html_root / "pds.css").read_text()
+    assert ".pds-accepted" in css and ".pds-rejected" in css and "border: 1px solid" in css
+    for html_page in html_root.rglob("*.html"):
+        text = html_page.read_text()
+        assert '<link rel="stylesheet" href="' in text and 'pds.css"' in text, html_page
+        assert not re.search(r"<th[^>]*>\s*</th>", text), f"{html_page}: an empty table header"
+    # the search box is mkdocs' own search: its index holds the plugin pages
+    index = json.loads((html_root / "search" / "search_index.json").read_text())
+    assert any(d["location"].startswith("plugins/org.pds.bad.tamper.html") for d in index["docs"])
+    assert 'id="mkdocs-search-query"' in good and "search/main.js" in good
+
+
+# absolute URLs; protocol-relative ones (//host/x) only where a resource is named
+URL = re.compile(r"""https?://[^\s"'<>()\\`]+""")
+RESOURCE_URL = re.compile(r"""^\s*(?:https?:)?//""", re.I)
+# namespace names (xmlns="…") are identifiers that are never fetched
+XML_NAMESPACE = re.compile(r"""xmlns(?::\w+)?=["'][^"']*["']""")
+# elements/attributes whose URL a browser loads by itself (as opposed to a link a reader follows)
+LOADED = {("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"), ("iframe", "src"),
+          ("source", "src"), ("source", "srcset"), ("video", "src"), ("video", "poster"), ("audio", "src"),
+          ("embed", "src"), ("object", "data"), ("input", "src"), ("track", "src"), ("form", "action"),
+          ("image", "href"), ("use", "href"), ("meta", "content")}
+
+
+class _Resources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if (tag, name) in LOADED and value and (RESOURCE_URL.search(value) or "url=http" in value.lower()):
+                self.loaded.append(f"<{tag} {name}={value!r}>")
+            if name == "style" and value and re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", value, re.I):
+                self.loaded.append(f"<{tag} style={value!r}>")
+
+
+def _code_without_comments(text: str, suffix: str) -> str:
+    """CSS/JS minus comments: the license headers and notes of the search plugin's lunr.js name
+    their authors' sites, which nothing fetches; code and strings are left as they are."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    if suffix == ".js":
+        text = re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)  # `https://` has no space before `//`
+    return text
+
+
+def external_references(root, configured: set[str]) -> list[str]:
+    """Every absolute URL in every file under `root` that points off the site, but the URLs the
+    operator configured (the PR, mirrors) where they are text or a link; and every resource
+    (script, stylesheet, image, font, @import) loaded from another host, configured or not."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8", "replace")
+        name = path.name[:-3] if path.suffix == ".gz" else path.name
+        suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+        if suffix == ".html":
+            parser = _Resources()
+            parser.feed(text)
+            found += [f"{rel}: loads {r}" for r in parser.loaded]
+        if suffix in (".css", ".js", ".html"):
+            code = _code_without_comments(text, suffix) if suffix != ".html" else text
+            found += [f"{rel}: loads {m}" for m in re.findall(
+                r"""(?:@import\s+(?:url\()?|url\()\s*['"]?\s*(?:https?:)?//[^\s'")]+""", code, re.I)]
+            found += [f"{rel}: loads {m}" for m in re.findall(r"""importScripts\([^)]*//[^)]*\)""", code)]
+            text = code if suffix != ".html" else text
+        if suffix in (".xml", ".svg", ".html"):
+            text = XML_NAMESPACE.sub("", text)
+        for url in URL.findall(text):
+            if not any(url == c or url.startswith(c.rstrip("/") + "/") for c in configured):
+                found.append(f"{rel}: {url}")
+    return found
+
+
+def configured_urls(out) -> set[str]:
+    """The URLs the operator put in pv.json (PR, log repos, mirrors): the site may name them."""
+    urls: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and value.startswith(("http://", "https://")):
+            urls.add(value)
+    walk(json.loads((out / site.DESCRIPTOR).read_text()))
+    return urls
+
+
+def test_human_site_makes_no_third_party_requests(published, tmp_path):
+    """grep of every file of the built human site: no URL to another host (the built-in mkdocs
+    theme loaded highlight.js from cdnjs); the checker itself catches an injected CDN script,
+    a web font and an @import."""
+    html_root = published["out"] / site.SITE_DIR
+    assert external_references(html_root, configured_urls(published["out"])) == []
+    assert (html_root / "search" / "search_index.json").exists() and (html_root / "search" / "lunr.js").exists()
+    bad = tmp_path / "bad"
+    shutil.copytree(html_root, bad)
+    page = bad / "plugins" / "index.html"
+    page.write_text(page.read_text().replace(
+        "</head>", '<script src="https://cdnjs.cloudflare.com/ajax/libs/highlight.js/11.8.0/highlight.min.js">'
+                   '</script></head>'))
+    (bad / "pds.css").write_text((bad / "pds.css").read_text() + '\n@import url("//fonts.googleapis.com/css");\n'
+                                 '@font-face { src: url(https://fonts.gstatic.com/x.woff2); }\n')
+    found = external_references(bad, {"https://cdnjs.cloudflare.com"})  # configured or not, never loaded
+    assert any("plugins/index.html: loads <script src=" in f for f in found), found
+    assert any("fonts.googleapis.com" in f for f in found) and any("fonts.gstatic.com" in f for f in found), found
 
 
 def test_site_screenshot_in_headless_chromium(published, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is required (installed by scripts/bootstrap)"
     server = StaticServer(published["out"])
-    shot = tmp_path / "plugin.png"
+    shot, listing = tmp_path / "plugin.png", tmp_path / "plugins.png"
     try:
+        subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile0'}", "--window-size=1200,900", f"--screenshot={listing}",
+             server.url + "site/plugins/index.html"],
+            capture_output=True, text=True, timeout=120)
         result = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -127,71 +259,106 @@ def test_site_screenshot_in_headless_chromium(published, tmp_path):
     finally:
         server.stop()
     assert shot.exists(), result.stderr[-2000:]
-    data = shot.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    for png in (shot, listing):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, png
     assert "pv1.example" in dom.stdout and "Latest epoch" in dom.stdout
 
 
-def test_nginx_serves_content_types_and_cache_headers(published, tmp_path):
-    """The documented nginx config, for real: content types, immutable vs short-lived caching,
-    hidden publisher state."""
-    import socket
-    import time as _time
+def deployment_nginx_commands() -> tuple[str, str]:
+    """The two shell blocks of deployment.md's nginx section: set up and start; reload and stop."""
+    text = (ROOT / "site" / "docs" / "deployment.md").read_text()
+    section = text[text.index("## The static site: nginx"):]
+    section = section[:section.index("\n## ")] if "\n## " in section else section
+    start, stop = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return start, stop
 
-    import requests
 
-    from tests.support import ROOT
+def documented(block: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        assert old in block, f"deployment.md's nginx commands no longer contain {old!r}"
+        block = block.replace(old, new)
+    return block
 
+
+def test_nginx_runs_as_documented_and_never_caches_errors(published, tmp_path):
+    """deployment.md's nginx commands, run as written (only the prefix, port and python differ)
+    against a real nginx serving a real publication: content types, immutable vs short-lived
+    caching, no-store on 404 and 403, hidden publisher state."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert shutil.os.path.exists(nginx), "nginx is installed by scripts/bootstrap"
+    assert os.path.exists(nginx), "nginx is installed by scripts/bootstrap"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = (ROOT / "pds_log" / "templates" / "nginx" / "pds-static.conf").read_text()
-    server = server.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(
-        "root /srv/pds/pv1/public;", f"root {published['out']};")
-    for parent in list(published["out"].parents)[::-1] + [published["out"]]:
-        parent.chmod(parent.stat().st_mode | 0o005)  # nginx workers must read the site
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
-                    f"events {{ worker_connections 64; }}\nhttp {{ access_log off; client_body_temp_path {tmp_path}/b; "
-                    f"proxy_temp_path {tmp_path}/p; fastcgi_temp_path {tmp_path}/f; uwsgi_temp_path {tmp_path}/u; "
-                    f"scgi_temp_path {tmp_path}/s;\n{server}\n}}\n")
-    check = subprocess.run([nginx, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
+    out, prefix = published["out"], tmp_path / "srv"
+    prefix.mkdir()
+    for parent in list(out.parents)[::-1] + [out] + list(prefix.parents)[::-1] + [prefix]:
+        parent.chmod(parent.stat().st_mode | 0o005)  # nginx workers (nobody under root) must read the site
+    (prefix / "public").symlink_to(out)  # stands for `pds pv publish --out $PREFIX/public`
+    start_block, stop_block = deployment_nginx_commands()
+    replacements = {"PREFIX=/srv/pds/pv1": f"PREFIX={prefix}", "LISTEN=80": f"LISTEN=127.0.0.1:{port}",
+                    "/opt/pds/bin/python": sys.executable}
+    env = dict(os.environ, PATH=f"{os.path.dirname(nginx)}:{os.environ.get('PATH', '')}")
+    started = subprocess.run(["bash", "-euo", "pipefail", "-c", documented(start_block, replacements)],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = int((prefix / "logs" / "nginx.pid").read_text())
     base = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(100):
-            try:
-                requests.get(base + "latest.note", timeout=1)
-                break
-            except requests.ConnectionError:
-                _time.sleep(0.05)
+        # the daemon has bound its socket before the command returned
         latest = requests.get(base + "latest.note", timeout=5)
         assert latest.status_code == 200 and latest.headers["Content-Type"].startswith("text/plain")
+        assert latest.content == (out / site.LATEST).read_bytes()
         assert latest.headers["Cache-Control"] == "public, max-age=60"
-        tile = next(p for p in (published["out"] / "tiles").rglob("*") if p.is_file())
-        got = requests.get(base + tile.relative_to(published["out"]).as_posix(), timeout=5)
+        assert latest.headers["Access-Control-Allow-Origin"] == "*"
+        tile = next(p for p in (out / "tiles").rglob("*") if p.is_file())
+        tile_url = base + tile.relative_to(out).as_posix()
+        got = requests.get(tile_url, timeout=5)
         assert got.content == tile.read_bytes()
         assert got.headers["Content-Type"] == "application/octet-stream"
-        assert "immutable" in got.headers["Cache-Control"]
-        proof = next((published["out"] / "proofs").rglob("*.json"))
-        proof_url = base + proof.relative_to(published["out"]).as_posix()
+        assert got.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        revalidated = requests.get(tile_url, timeout=5, headers={"If-None-Match": got.headers["ETag"]})
+        assert revalidated.status_code == 304 and "immutable" in revalidated.headers["Cache-Control"]
+        # a proof of an epoch not published yet: 404, and nothing may cache that answer
+        missing = requests.get(base + site.proof_path(99, "org.pds.p0.rtt"), timeout=5)
+        assert missing.status_code == 404 and missing.headers["Cache-Control"] == "no-store"
+        for path in ("tiles/0/" + "0" * 64, "site/no-such-page.html", "status/no.such.plugin.json", "nothing"):
+            answer = requests.get(base + path, timeout=5)
+            assert answer.status_code == 404 and answer.headers["Cache-Control"] == "no-store", path
+        hidden = requests.get(base + ".pds-publish.json", timeout=5)
+        assert hidden.status_code == 403 and hidden.headers["Cache-Control"] == "no-store"
+        proof = next((out / "proofs").rglob("*.json"))
+        proof_url = base + proof.relative_to(out).as_posix()
         assert requests.get(proof_url, timeout=5).headers["Content-Type"].startswith("application/json")
         # compressed on request, as it is for a browser; never when not asked (the pds peer)
-        largest = max((published["out"] / "proofs").rglob("*.json"), key=lambda p: p.stat().st_size)
+        largest = max((out / "proofs").rglob("*.json"), key=lambda p: p.stat().st_size)
         assert largest.stat().st_size >= 256  # over gzip_min_length, so it must be compressed
-        gz = requests.get(base + largest.relative_to(published["out"]).as_posix(), timeout=5,
-                          headers={"Accept-Encoding": "gzip"})
+        gz = requests.get(base + largest.relative_to(out).as_posix(), timeout=5, headers={"Accept-Encoding": "gzip"})
         assert gz.headers.get("Content-Encoding") == "gzip" and gz.content == largest.read_bytes()
         plain = requests.get(proof_url, timeout=5, headers={"Accept-Encoding": "identity"})
         assert "Content-Encoding" not in plain.headers and plain.content == proof.read_bytes()
-        assert "gzip" not in requests.get(base + tile.relative_to(published["out"]).as_posix(), timeout=5,
-                                          headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding", "")
-        assert requests.get(base + ".pds-publish.json", timeout=5).status_code == 403
+        assert "gzip" not in requests.get(tile_url, timeout=5, headers={"Accept-Encoding": "gzip"}
+                                          ).headers.get("Content-Encoding", "")
         page = requests.get(base + "site/index.html", timeout=5)
-        assert page.status_code == 200 and "max-age=300" in page.headers["Cache-Control"]
+        assert page.status_code == 200 and page.headers["Cache-Control"] == "public, max-age=300"
+        assert requests.get(base + "pv.json", timeout=5).headers["Cache-Control"] == "public, max-age=300"
+        stopped = subprocess.run(["bash", "-euo", "pipefail", "-c", stop_block], capture_output=True, text=True,
+                                 env=dict(env, PREFIX=str(prefix)), timeout=60)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert wait_until_gone(pid, 20), "nginx -s quit did not stop nginx"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if not wait_until_gone(pid, 0):
+            os.kill(pid, signal.SIGTERM)  # the daemon this test started, by its pid
+
+
+def wait_until_gone(pid: int, seconds: float) -> bool:
+    """Whether process `pid` (a daemon, not our child: no wait()) has exited within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

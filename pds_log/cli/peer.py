@@ -14,27 +14,25 @@ from pathlib import Path
 
 import click
 
+from pds_log.cli import EXIT_FAILED as EXIT_REJECT
+from pds_log.cli import EXIT_OK as EXIT_ACCEPT
+from pds_log.cli import UsageProblem, configuration
 from pds_log.core.errors import PdsError
 
-EXIT_ACCEPT, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 
-
-def _fail_usage(exc: Exception) -> None:
-    click.echo(f"pds: error: {exc}", err=True)
-    sys.exit(EXIT_USAGE)
+def _fail_usage(exc: Exception | str) -> None:
+    raise UsageProblem(str(exc))
 
 
 def _setup(trust_path: str, state: str | None):
-    """(trust, state) or exit 2 with one line."""
+    """(trust, state); a bad trust.yaml or state file is a configuration error (exit 2)."""
     from pds_log.peer.trust import PeerState, load_trust
 
-    try:
+    with configuration():
         trust = load_trust(trust_path)
         if state:
             trust.state_path = Path(state)
         return trust, PeerState.load(trust.state_path)
-    except PdsError as exc:
-        _fail_usage(exc)
 
 
 def _mark(value: bool | None) -> str:

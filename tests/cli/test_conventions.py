@@ -166,3 +166,24 @@ def test_json_outputs(world, tmp_path):
     again = json_of(pds("pv", "publish", "--config", world["config"], "--out", world["site"], "--no-site",
                         "--json"))
     assert again["epochs"] == [] and again["latest_epoch"] == 1  # nothing new since last time
+
+
+def test_json_and_codes_of_key_dev_pr(world, tmp_path):
+    made = pds("key", "generate", "pv7.example", "--out", tmp_path / "pv7.key", "--json")
+    assert made.returncode == 0, made.stderr
+    doc = json_of(made)
+    assert doc["vkey"] == (tmp_path / "pv7.key.pub").read_text().strip() and doc["origin"] == "pv7.example"
+    failed(pds("key", "generate", "pv7.example", "--out", tmp_path / "pv7.key", "--json"), "refusing to overwrite")
+    w = world["world"]
+    usage_error(pds("pr", "add-developer", "--repo", w.pr, "--admin-key", w.admin, "--name", "eve",
+                    "--key", tmp_path / "none.pub", "--namespace", "org.eve.*"), "none.pub")
+    usage_error(pds("pr", "add-developer", "--repo", w.pr, "--admin-key", w.admin, "--name", "eve",
+                    "--key", f"{w.key('alice')}.pub", "--namespace", "org.eve.*", "--valid-after", "someday"),
+                "--valid-after")
+    added = pds("pr", "add-pv", "--repo", w.pr, "--admin-key", w.admin, "--origin", "pv7.example",
+                "--key", f"{w.key('alice')}.pub", "--json")
+    assert added.returncode == 0, added.stderr
+    assert len(json_of(added)["policy_commit"]) == 40
+    broken = tmp_path / "pv.yaml"
+    broken.write_text("version: 2\n")
+    usage_error(pds("dev", "build", world["bytecode"], "--config", broken), "pv.yaml")

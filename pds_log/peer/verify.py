@@ -5,6 +5,7 @@
 
     verdict = verify_plugin("be.example.rtt", load_trust("trust.yaml"), bytecode_dir="be.example.rtt/")
     verdict.accepted            # the requirement formula over the PVs' verified answers
+    verdict.ok                  # what to act on: accepted, and the bytecode checked (or metadata_only=True)
     verdict.pvs["pv1"].status   # included | absent | invalid | unreachable, with .reason etc.
 
 For each PV the mirrors are tried in order, and every file of one answer comes from the same

@@ -36,6 +36,7 @@ class TerminalProgress:
             click.echo("\r\x1b[K", file=sys.stderr, nl=False)  # clear the bar, print the line, redraw the bar
         click.echo(text, file=sys.stderr)
         if self._bar is not None:
+            self._bar._last_line = None  # click skips redrawing an unchanged bar; the line just erased it
             self._bar.render_progress()
 
     def step(self, done: int, total: int) -> None:

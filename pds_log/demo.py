@@ -147,7 +147,7 @@ def run_demo(directory: str | Path | None = None, say: Callable[[str], None] = p
     mismatches = []
     for example in PLUGINS:
         verdict = verify_plugin(example, trust, bytecode_dir=work / example)
-        got = "accept" if verdict.accepted else "reject"
+        got = "accept" if verdict.ok else "reject"
         verdicts[example] = got
         detail = "; ".join(f"{pv}: {r.status}" + (f" ({r.explanation})" if r.explanation else "")
                            for pv, r in verdict.pvs.items())
@@ -159,7 +159,7 @@ def run_demo(directory: str | Path | None = None, say: Callable[[str], None] = p
         "pvs": {name: {"log_repo": str(config.log_repo), "site": str(root / name / "site"),
                        "str_latest": str(root / name / "site" / "latest.note"),
                        "vkey": str(config.signer().verifier())} for name, config in configs.items()},
-        "plugins": verdicts,
+        "plugins": verdicts, "bytecode": {example: str(work / example) for example in PLUGINS},
     }
     (root / "demo.json").write_text(json.dumps(doc, indent=1) + "\n")
     say("")
@@ -169,7 +169,8 @@ def run_demo(directory: str | Path | None = None, say: Callable[[str], None] = p
         say(f"  {name} site:               {servers[name][1]}site/index.html  ({root / name / 'site'})")
         say(f"  {name} log repo:           {configs[name].log_repo}   audit: pds audit {configs[name].log_repo} --pr {pr}")
     say(f"  the PR:                  {pr}   (git --git-dir {pr} log --oneline --all)")
-    say(f"  re-run the peer:         pds peer verify org.pds.examples.rtt_monitor --trust {trust_path}")
+    say(f"  re-run the peer:         pds peer verify org.pds.examples.rtt_monitor --trust {trust_path} "
+        f"--bytecode {work / 'org.pds.examples.rtt_monitor'}")
     say(f"  monitor as the developer: pds monitor --developer {keys / 'alice.pub'} --trust {trust_path}")
     accepted = sorted(n for n, v in verdicts.items() if v == "accept")
     say(f"peer verdict under {REQUIRE}: ACCEPT {', '.join(accepted)}; "

@@ -20,7 +20,8 @@ def test_demo(tmp_path):
         open_note(open(pv["str_latest"], "rb").read(), [verifier])
         assert run(*PDS, "audit", pv["log_repo"], "--pr", doc["pr"]).returncode == 0
     # the artifacts outlive the demo's HTTP servers: the peer fails over to the site directories
-    again = run(*PDS, "peer", "verify", "org.pds.examples.rtt_monitor", "--trust", doc["trust"])
-    assert "verdict: ACCEPT" in again.stdout
+    again = run(*PDS, "peer", "verify", "org.pds.examples.rtt_monitor", "--trust", doc["trust"],
+                "--bytecode", doc["bytecode"]["org.pds.examples.rtt_monitor"])
+    assert "verdict: ACCEPT org.pds.examples.rtt_monitor" in again.stdout
     refused = run(*PDS, "demo", "--dir", root, check=False)
     assert refused.returncode == 1 and "is not empty" in refused.stderr

@@ -31,6 +31,15 @@ class GossipReport:
     evidence: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def to_obj(self) -> dict:
+        """Per PV and epoch: how many distinct STRs were seen and where (the notes themselves are in the evidence)."""
+        return {"equivocation": bool(self.evidence), "evidence": [str(p) for p in self.evidence],
+                "problems": self.problems,
+                "pvs": {pv: {str(epoch): {"distinct_strs": len(texts), "equivocation": len(texts) > 1,
+                                          "sources": sorted(s for sources in texts.values() for s in sources)}
+                             for epoch, texts in sorted(epochs.items())}
+                        for pv, epochs in sorted(self.seen.items())}}
+
 
 def _collect(report: GossipReport, pv: TrustedPv, note: bytes, source: str, notes: dict) -> SignedTreeRoot | None:
     try:

@@ -51,6 +51,11 @@ class MonitorReport:
     def alerts(self) -> list[MonitorRow]:
         return [r for r in self.rows if r.status == "alert"]
 
+    def to_obj(self) -> dict:
+        return {"developer": self.developer, "plugins": sorted(self.plugins), "alerts": len(self.alerts),
+                "rows": [{"plugin": r.plugin, "pv": r.pv, "status": r.status, "detail": r.detail}
+                         for r in self.rows]}
+
 
 def pushed_versions(repo: pygit2.Repository, head: pygit2.Commit, key: str) -> dict[str, list[PushedVersion]]:
     """plugin name -> versions the key pushed (newest first)."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pds_log.cli import configuration
+
 
 @click.group()
 def dev() -> None:
@@ -39,12 +41,20 @@ def new(name, parent):
 @click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
               help="A PV's pv.yaml or published pv.json: build with its pinned recipe")
 @click.option("--name", default=None, help="Plugin name (default: the directory name)")
-def build(directory, config_path, name):
+@click.option("--json", "as_json", is_flag=True, help="List the objects built as JSON.")
+def build(directory, config_path, name, as_json):
     """Compile every pluglet the manifest names with the pinned recipe (clang to IR, then llc -march=bpf)."""
+    import json
+
     from pds_log.developer.build import build_plugin, recipe_from_pv_file
 
-    recipe = recipe_from_pv_file(config_path) if config_path else None
-    for obj in build_plugin(directory, recipe=recipe, name=name):
+    with configuration():
+        recipe = recipe_from_pv_file(config_path) if config_path else None
+    built = [str(obj) for obj in build_plugin(directory, recipe=recipe, name=name)]
+    if as_json:
+        click.echo(json.dumps({"built": built}, indent=1))
+        return
+    for obj in built:
         click.echo(f"built {obj}")
 
 
@@ -74,9 +84,15 @@ def import_cmd(manifest, out, name, include_dirs, as_json):
 @click.option("-m", "--message", default=None)
 @click.option("--author", default="developer")
 @click.option("--delete", is_flag=True, help="Remove the plugin from the PR instead")
-def submit(directory, repo, key, name, message, author, delete):
+@click.option("--json", "as_json", is_flag=True, help="Print the pushed commit as JSON.")
+def submit(directory, repo, key, name, message, author, delete, as_json):
     """Commit the plugin to plugins/<name>/ signed with your key, and push it."""
+    import json
+
     from pds_log.developer.submit import submit_plugin
 
     commit = submit_plugin(directory, repo, key, name, message, author, delete)
+    if as_json:
+        click.echo(json.dumps({"repo": repo, "commit": str(commit), "deleted": delete}, indent=1))
+        return
     click.echo(f"pushed {commit[:12]} to {repo}")

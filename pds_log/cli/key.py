@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -24,7 +25,8 @@ def key() -> None:
 @key.command("generate")
 @click.argument("origin")
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Private key file [default: ORIGIN.key].")
-def generate_cmd(origin: str, out: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the key files and verifier key as JSON.")
+def generate_cmd(origin: str, out: str | None, as_json: bool) -> None:
     """Write a new signing key for ORIGIN (mode 0600) and print its verifier key string.
 
     The public verifier key is also written next to it, as FILE.pub."""
@@ -35,4 +37,7 @@ def generate_cmd(origin: str, out: str | None) -> None:
     atomic_write_text(path, signer.to_string() + "\n", mode=0o600)
     vkey = str(signer.verifier())
     atomic_write_text(path + ".pub", vkey + "\n")
-    click.echo(vkey)
+    if as_json:
+        click.echo(json.dumps({"origin": origin, "key": path, "vkey_file": path + ".pub", "vkey": vkey}, indent=1))
+    else:
+        click.echo(vkey)

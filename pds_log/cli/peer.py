@@ -1,8 +1,9 @@
 """`pds peer`: verify a plugin against trusted PVs; make and check offline proof bundles.
 
 Exit status of verify and check-bundle: 0 only when the plugin is accepted, 1 when it is
-rejected (including a PV that cannot be reached or a malformed bundle), 2 for a usage or
-configuration error (bad arguments, bad trust.yaml, unreadable state file).
+rejected (including a PV that cannot be reached or a malformed bundle) or when `verify` could
+not check the bytecode (no --bytecode and no --metadata-only), 2 for a usage or configuration
+error (bad arguments, bad trust.yaml, unreadable state file).
 """
 
 from __future__ import annotations
@@ -13,27 +14,25 @@ from pathlib import Path
 
 import click
 
+from pds_log.cli import EXIT_FAILED as EXIT_REJECT
+from pds_log.cli import EXIT_OK as EXIT_ACCEPT
+from pds_log.cli import UsageProblem, configuration
 from pds_log.core.errors import PdsError
 
-EXIT_ACCEPT, EXIT_REJECT, EXIT_USAGE = 0, 1, 2
 
-
-def _fail_usage(exc: Exception) -> None:
-    click.echo(f"pds: error: {exc}", err=True)
-    sys.exit(EXIT_USAGE)
+def _fail_usage(exc: Exception | str) -> None:
+    raise UsageProblem(str(exc))
 
 
 def _setup(trust_path: str, state: str | None):
-    """(trust, state) or exit 2 with one line."""
+    """(trust, state); a bad trust.yaml or state file is a configuration error (exit 2)."""
     from pds_log.peer.trust import PeerState, load_trust
 
-    try:
+    with configuration():
         trust = load_trust(trust_path)
         if state:
             trust.state_path = Path(state)
         return trust, PeerState.load(trust.state_path)
-    except PdsError as exc:
-        _fail_usage(exc)
 
 
 def _mark(value: bool | None) -> str:
@@ -83,8 +82,13 @@ def verdict_lines(verdict) -> list[str]:
             out.append(f"{pad}tried {attempt}")
     for problem in verdict.problems:
         out.append(f"problem: {problem}")
-    word = "ACCEPT" if verdict.accepted else "REJECT"
-    out.append(f"verdict: {word} {verdict.name} (require: {verdict.formula})")
+    if not verdict.bytecode_checked:
+        out.append("bytecode: not checked (no --bytecode DIR given): the PVs vouch for the bytes they bound to "
+                   "this name, not for the bytes you hold")
+    out.append(f"verdict: {verdict.headline} {verdict.name} (require: {verdict.formula})")
+    if verdict.outcome == "incomplete":
+        out.append("give --bytecode DIR to check the plugin you hold, or --metadata-only to accept on the PVs' "
+                   "metadata alone")
     return out
 
 
@@ -114,16 +118,20 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print the v
 @_trust_option
 @click.option("--bytecode", "bytecode_dir", type=click.Path(exists=True, file_okay=False),
               help="The plugin's directory as you hold it (manifest + .o files): must match the binding.")
+@click.option("--metadata-only", is_flag=True,
+              help="Without --bytecode: accept on the PVs' signed metadata alone (the verdict says so). "
+                   "Without either, a satisfied formula is INCOMPLETE, exit 1.")
 @_state_option
 @click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True,
               help="tiles: walk the tree tiles (any plugin); proof: the one-file proof when the PV published one "
                    "at its latest epoch (else the tiles).")
 @_now_option
 @_json_option
-def verify_cmd(name, trust_path, bytecode_dir, state, via, now, as_json):
+def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, as_json):
     """Fetch each PV's latest STR and proof, check them, and evaluate the formula.
 
-    Exit 0 only on accept (1 reject, 2 usage or configuration error)."""
+    Exit 0 only on accept: with --bytecode, or with --metadata-only (1 reject, or bytecode not
+    checked; 2 usage or configuration error)."""
     from pds_log.core.names import validate_name
     from pds_log.peer.verify import verify_plugin
 
@@ -132,9 +140,12 @@ def verify_cmd(name, trust_path, bytecode_dir, state, via, now, as_json):
         validate_name(name)
     except PdsError as exc:
         _fail_usage(exc)
-    verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state)
+    if metadata_only and bytecode_dir:
+        _fail_usage("give --bytecode or --metadata-only, not both")
+    verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state,
+                            metadata_only=metadata_only)
     print_verdict(verdict, as_json)
-    sys.exit(EXIT_ACCEPT if verdict.accepted else EXIT_REJECT)
+    sys.exit(EXIT_ACCEPT if verdict.ok else EXIT_REJECT)
 
 
 @peer.command("bundle")
@@ -194,9 +205,10 @@ def check_bundle_cmd(bundle_file, trust_path, bytecode_dir, state, now, as_json)
         verdict = check_bundle(data, trust, bytecode_dir, now=now, state=peer_state)
     except FormatError as exc:
         if as_json:
-            click.echo(json.dumps({"accepted": False, "problems": [f"malformed bundle: {exc}"]}, indent=1))
+            click.echo(json.dumps({"accepted": False, "outcome": "reject", "verdict": "REJECT",
+                                   "problems": [f"malformed bundle: {exc}"]}, indent=1))
         else:
             click.echo(f"malformed bundle: {exc}\nverdict: REJECT (require: {trust.formula.text})")
         sys.exit(EXIT_REJECT)
     print_verdict(verdict, as_json)
-    sys.exit(EXIT_ACCEPT if verdict.accepted else EXIT_REJECT)
+    sys.exit(EXIT_ACCEPT if verdict.ok else EXIT_REJECT)

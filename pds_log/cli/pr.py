@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
+from pds_log.cli import configuration
 from pds_log.core.errors import PdsError
 
 
@@ -19,19 +22,29 @@ def pr() -> None:
 @click.option("--admin-name", default="admin", show_default=True)
 @click.option("--branch", default="main", show_default=True)
 @click.option("--max-blob-bytes", type=click.IntRange(min=1), default=None)
-def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes):
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes, as_json):
     """Create a bare PR repository with the PDS hooks and an admin-signed initial policy."""
     from pds_log.pr.repo import init_pr
 
     root = init_pr(path, admin_key, admin_name, branch, max_blob_bytes)
+    if as_json:
+        click.echo(json.dumps({"path": path, "branch": branch, "root_commit": str(root)}, indent=1))
+        return
     click.echo(f"created PR {path} (root commit {root}); validators pin this root commit")
 
 
-def _edit(repo: str, admin_key: str, mutate) -> None:
+def _edit(repo: str, admin_key: str, mutate, as_json: bool) -> None:
     from pds_log.pr.repo import edit_policy
 
     commit = edit_policy(repo, admin_key, mutate)
-    click.echo(f"policy updated in commit {commit[:12]}")
+    if as_json:
+        click.echo(json.dumps({"repo": repo, "policy_commit": str(commit)}, indent=1))
+    else:
+        click.echo(f"policy updated in commit {commit[:12]}")
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the policy commit as JSON.")
 
 
 @pr.command("add-developer")
@@ -42,25 +55,28 @@ def _edit(repo: str, admin_key: str, mutate) -> None:
 @click.option("--namespace", "namespaces", multiple=True, required=True, help="e.g. 'be.example.*' (repeatable)")
 @click.option("--valid-after", default=None, help="ISO 8601 time or unix seconds")
 @click.option("--valid-before", default=None, help="ISO 8601 time or unix seconds")
-def add_developer(repo, admin_key, name, pubkey, namespaces, valid_after, valid_before):
+@_json_option
+def add_developer(repo, admin_key, name, pubkey, namespaces, valid_after, valid_before, as_json):
     """Allow a developer key to write plugins under NAMESPACEs (a commit signed by an admin)."""
     from pds_log.core.names import validate_namespace
     from pds_log.core.policy import Principal, _timestamp, key_id
     from pds_log.infra.sshkeys import read_public_key
 
-    kid = key_id(read_public_key(pubkey))
-    for ns in namespaces:
-        validate_namespace(ns)
-    after = _timestamp(int(valid_after) if valid_after and valid_after.isdigit() else valid_after, "--valid-after")
-    before = _timestamp(int(valid_before) if valid_before and valid_before.isdigit() else valid_before,
-                        "--valid-before")
+    with configuration():  # a bad key, namespace or time is the admin's to fix (exit 2)
+        kid = key_id(read_public_key(pubkey))
+        for ns in namespaces:
+            validate_namespace(ns)
+        after = _timestamp(int(valid_after) if valid_after and valid_after.isdigit() else valid_after,
+                           "--valid-after")
+        before = _timestamp(int(valid_before) if valid_before and valid_before.isdigit() else valid_before,
+                            "--valid-before")
 
     def mutate(policy):
         policy.developers = [p for p in policy.developers if not (p.name == name and p.key == kid)]
         policy.developers.append(Principal(name, kid, "developer", tuple(namespaces), after, before))
         return f"policy: developer {name} may write {', '.join(namespaces)}"
 
-    _edit(repo, admin_key, mutate)
+    _edit(repo, admin_key, mutate, as_json)
 
 
 @pr.command("add-pv")
@@ -68,19 +84,21 @@ def add_developer(repo, admin_key, name, pubkey, namespaces, valid_after, valid_
 @click.option("--admin-key", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--origin", required=True, help="The PV's origin (its area is refs/heads/pvs/<origin>)")
 @click.option("--key", "pubkey", required=True, help="The PV's SSH public key (line or .pub file)")
-def add_pv(repo, admin_key, origin, pubkey):
+@_json_option
+def add_pv(repo, admin_key, origin, pubkey, as_json):
     """Give a PV its area on the PR (a commit signed by an admin)."""
     from pds_log.core.policy import Principal, key_id
     from pds_log.infra.sshkeys import read_public_key
 
-    kid = key_id(read_public_key(pubkey))
+    with configuration():
+        kid = key_id(read_public_key(pubkey))
 
     def mutate(policy):
         policy.pvs = [p for p in policy.pvs if p.origin != origin]
         policy.pvs.append(Principal(origin, kid, "pv", origin=origin))
         return f"policy: PV {origin} writes refs/heads/pvs/{origin}"
 
-    _edit(repo, admin_key, mutate)
+    _edit(repo, admin_key, mutate, as_json)
 
 
 @pr.command("revoke")
@@ -88,12 +106,14 @@ def add_pv(repo, admin_key, origin, pubkey):
 @click.option("--admin-key", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--key", "pubkey", required=True, help="The SSH public key to revoke (line or .pub file)")
 @click.option("--reason", required=True)
-def revoke(repo, admin_key, pubkey, reason):
+@_json_option
+def revoke(repo, admin_key, pubkey, reason, as_json):
     """Revoke a key: every commit it signs is refused from now on (a commit signed by an admin)."""
     from pds_log.core.policy import key_id
     from pds_log.infra.sshkeys import read_public_key
 
-    kid = key_id(read_public_key(pubkey))
+    with configuration():
+        kid = key_id(read_public_key(pubkey))
 
     def mutate(policy):
         if policy.is_admin(kid) and len(policy.admins) == 1:
@@ -101,7 +121,7 @@ def revoke(repo, admin_key, pubkey, reason):
         policy.revoked[kid] = reason
         return f"policy: revoke a key ({reason})"
 
-    _edit(repo, admin_key, mutate)
+    _edit(repo, admin_key, mutate, as_json)
 
 
 @pr.command("install-hooks")

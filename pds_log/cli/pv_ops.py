@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
+from pds_log.cli import configuration
+from pds_log.cli.progress import terminal_progress
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 
 
 def _config(path: str):
+    """The PV's pv.yaml; a bad one is a configuration error (exit 2)."""
     from pds_log.pv.config import load_config
 
-    return load_config(path)
+    with configuration():
+        return load_config(path)
 
 
 def _print_summary(summary, as_json: bool) -> None:
@@ -40,7 +47,8 @@ def register(group: click.Group) -> None:
     @click.option("--acceptance", default=None, help="Acceptance expression over verifier names")
     @click.option("--mirror", "mirrors", multiple=True, help="Git URL the log repo is pushed to (repeatable)")
     @click.option("--no-pin", is_flag=True, help="Do not pin the PR's root commit now (it is then not checked)")
-    def init_cmd(directory, origin, pr_url, branch, acceptance, mirrors, no_pin):
+    @_json_option
+    def init_cmd(directory, origin, pr_url, branch, acceptance, mirrors, no_pin, as_json):
         """Create a PV in DIRECTORY: pv.yaml, signing keys, an empty log repo, state."""
         from pds_log.pv.config import load_config
         from pds_log.pv.setup import init_pv
@@ -48,6 +56,12 @@ def register(group: click.Group) -> None:
         path = init_pv(directory, origin, pr_url, branch=branch, acceptance=acceptance, mirrors=list(mirrors),
                        pin_root=not no_pin)
         config = load_config(path)
+        if as_json:
+            click.echo(json.dumps({"origin": origin, "directory": str(config.base), "config": str(path),
+                                   "vkey": str(config.signer().verifier()),
+                                   "ssh_public_key": f"{config.ssh_key}.pub" if config.ssh_key else None,
+                                   "log_repo": str(config.log_repo)}, indent=1))
+            return
         click.echo(f"created PV {origin} in {config.base}")
         click.echo(f"  config:        {path}")
         click.echo(f"  verifier key:  {config.signer().verifier()}")
@@ -56,28 +70,34 @@ def register(group: click.Group) -> None:
 
     @group.command("epoch")
     @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
-    @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+    @_json_option
     @click.option("--wait", is_flag=True, help="Wait for a running epoch job instead of failing at once.")
     @click.option("--no-push", is_flag=True, help="Do not push to the PR area or mirrors this time.")
     @click.option("--now", type=int, default=None, hidden=True, help="STR time (tests).")
     def epoch_cmd(config_path, as_json, wait, no_push, now):
         """Run one epoch: fetch, re-check, verify, update the tree, sign, commit, push."""
-        from pds_log.pv.epoch import EpochOptions, default_progress, run_epoch
+        from pds_log.pv.epoch import EpochOptions, run_epoch
 
         config = _config(config_path)
-        summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push,
-                                                 progress=None if as_json else default_progress()))
+        with terminal_progress(enabled=not as_json, label="verifying") as bar:
+            summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push, progress=bar.line,
+                                                     steps=bar.step))
         _print_summary(summary, as_json)
 
     @group.command("plan")
     @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
     @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Where to write plan.json")
-    def plan_cmd(config_path, out):
+    @_json_option
+    def plan_cmd(config_path, out, as_json):
         """List the plugin x verifier runs the next epoch needs (for a CI matrix)."""
         from pds_log.pv.fanout import make_plan, write_json
 
         plan = make_plan(_config(config_path))
         write_json(out, plan)
+        if as_json:
+            click.echo(json.dumps({"out": out, "epoch": plan["epoch"], "items": len(plan["items"]),
+                                   "pr_to": plan["pr_to"]}, indent=1))
+            return
         click.echo(f"epoch {plan['epoch']}: {len(plan['items'])} verifier runs, PR {plan['pr_to'][:12]} -> {out}")
 
     @group.command("run-one")
@@ -85,27 +105,37 @@ def register(group: click.Group) -> None:
     @click.option("--plan", "plan_path", required=True, type=click.Path(exists=True, dir_okay=False))
     @click.option("--item", "item_id", required=True, help="Item id from the plan")
     @click.option("--out", "out", required=True, type=click.Path(dir_okay=False))
-    def run_one_cmd(config_path, plan_path, item_id, out):
+    @_json_option
+    def run_one_cmd(config_path, plan_path, item_id, out, as_json):
         """Run one plugin x verifier item of a plan and write its result file."""
         from pds_log.pv.fanout import load_plan, run_one, write_json
 
-        doc = run_one(_config(config_path), load_plan(plan_path), item_id)
+        config = _config(config_path)
+        with configuration():
+            plan = load_plan(plan_path)
+        doc = run_one(config, plan, item_id)
         write_json(out, doc)
+        if as_json:
+            click.echo(json.dumps(doc, indent=1))
+            return
         click.echo(f"{doc['plugin']} x {doc['verifier']}: {doc['result']['status']} {doc['result']['reason']}")
 
     @group.command("seal")
     @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
     @click.option("--plan", "plan_path", required=True, type=click.Path(exists=True, dir_okay=False))
     @click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False))
-    @click.option("--json", "as_json", is_flag=True)
+    @_json_option
     @click.option("--no-push", is_flag=True)
     def seal_cmd(config_path, plan_path, results_dir, as_json, no_push):
         """Gather a plan's results, then sign and commit the epoch."""
-        from pds_log.pv.epoch import EpochOptions, default_progress
+        from pds_log.pv.epoch import EpochOptions
         from pds_log.pv.fanout import load_plan, seal
 
-        summary = seal(_config(config_path), load_plan(plan_path), results_dir,
-                       EpochOptions(push=not no_push, progress=None if as_json else default_progress()))
+        config = _config(config_path)
+        with configuration():
+            plan = load_plan(plan_path)
+        with terminal_progress(enabled=not as_json, label="sealing") as bar:
+            summary = seal(config, plan, results_dir, EpochOptions(push=not no_push, progress=bar.line))
         _print_summary(summary, as_json)
 
     @group.command("publish")
@@ -116,14 +146,21 @@ def register(group: click.Group) -> None:
     @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
     @click.option("--vkey", default=None, help="Expected verifier key (default: the one in the log's pv.json)")
     @click.option("--no-site", is_flag=True, help="Only the machine-readable files, no HTML site")
-    def publish_cmd(config_path, log_repo, out, vkey, no_site):
+    @_json_option
+    def publish_cmd(config_path, log_repo, out, vkey, no_site, as_json):
         """Write the static files peers and mirrors serve (only what is new since last time)."""
-        from pds_log.pv.publish import publish
+        from pds_log.pv.publish import Publisher
 
         if bool(config_path) == bool(log_repo):
             raise click.UsageError("give exactly one of --config or --log")
         repo = _config(config_path).log_repo if config_path else log_repo
-        summary = publish(repo, out, vkey=vkey, human_site=not no_site)
+        publisher = Publisher(repo, out, vkey, human_site=not no_site)
+        with terminal_progress(enabled=not as_json, label="publishing epochs") as bar:
+            publisher.progress = bar.step
+            summary = publisher.publish()
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(summary), indent=1))
+            return
         click.echo(f"published epochs {summary.epochs[0] if summary.epochs else '-'}..{summary.latest_epoch} to {out}: "
                    f"{summary.files_written} files, {summary.bytes_written} bytes written")
 

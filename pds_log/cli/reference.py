@@ -12,7 +12,17 @@ from pds_log.cli import SUBCOMMANDS, cli
 
 def render() -> str:
     ctx = click.Context(cli, info_name="pds", terminal_width=100, max_content_width=100)
-    lines = ["# CLI reference", "", "Generated from `pds --help` (`python -m pds_log.cli.reference`).", ""]
+    lines = ["# CLI reference", "", "Generated from `pds --help` (`python -m pds_log.cli.reference`).", "",
+             "Conventions, the same in every command:", "",
+             "- exit status **0** ok; **1** verification failed or refused (a rejected or unchecked plugin, an "
+             "audit finding, an invalid note, a PV that refuses to sign, a failed fetch or push); **2** usage or "
+             "configuration error (a bad option, a missing file, a malformed pv.yaml, trust.yaml or key);",
+             "- `--json` on every command that reports: stdout is then one JSON document; messages and errors "
+             "go to stderr;",
+             "- long epochs and publishes draw a progress bar on stderr when it is a terminal (never with "
+             "`--json`, never when `CI` is set, never into a pipe or log);",
+             "- a failed git fetch or push says what to do (SSH key refused, unknown or changed host key, no "
+             "repository at the URL, no connection).", ""]
     for name in sorted(SUBCOMMANDS):
         command = cli.get_command(ctx, name)
         if command is None:

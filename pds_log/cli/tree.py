@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
+from pds_log.cli import EXIT_FAILED, configuration
 from pds_log.core import jsondoc
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError, VerificationError
@@ -50,7 +52,9 @@ def tree() -> None:
 @click.argument("bindings_file", metavar="BINDINGS.jsonl")
 def root_cmd(bindings_file: str) -> None:
     """Print the hex root of the tree holding the bindings in BINDINGS.jsonl."""
-    click.echo(tree_of(load_bindings(bindings_file)).root().hex())
+    with configuration():
+        bindings = load_bindings(bindings_file)
+    click.echo(tree_of(bindings).root().hex())
 
 
 @tree.command("prove")
@@ -59,7 +63,8 @@ def root_cmd(bindings_file: str) -> None:
 @click.option("--epoch", type=click.IntRange(min=0), default=0, show_default=True)
 def prove_cmd(bindings_file: str, name: str, epoch: int) -> None:
     """Print the v1 proof JSON (inclusion or absence) for NAME."""
-    bindings = load_bindings(bindings_file)
+    with configuration():
+        bindings = load_bindings(bindings_file)
     proof = make_proof(tree_of(bindings), name, epoch, bindings.__getitem__)
     click.echo(proof.to_json().decode())
 
@@ -67,22 +72,29 @@ def prove_cmd(bindings_file: str, name: str, epoch: int) -> None:
 @tree.command("check")
 @click.argument("proof_file", metavar="PROOF.json")
 @click.argument("root_hex", metavar="ROOT_HEX")
-def check_cmd(proof_file: str, root_hex: str) -> None:
-    """Exit 0 if PROOF.json is valid for ROOT_HEX (saying inclusion or absence), else 1."""
-    try:
-        root = bytes.fromhex(root_hex)
-        if len(root) != 32:
-            raise ValueError
-    except ValueError:
-        raise FormatError(f"root {root_hex[:70]!r} is not 64 hex characters") from None
-    try:
-        data = sys.stdin.buffer.read() if proof_file == "-" else open(proof_file, "rb").read()
-    except OSError as exc:
-        raise PdsError(f"{proof_file}: {exc.strerror}") from None
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check_cmd(proof_file: str, root_hex: str, as_json: bool) -> None:
+    """Exit 0 if PROOF.json is valid for ROOT_HEX (saying inclusion or absence), else 1 (2: a bad
+    ROOT_HEX or an unreadable file)."""
+    with configuration():
+        try:
+            root = bytes.fromhex(root_hex)
+            if len(root) != 32:
+                raise ValueError
+        except ValueError:
+            raise FormatError(f"root {root_hex[:70]!r} is not 64 hex characters") from None
+        try:
+            data = sys.stdin.buffer.read() if proof_file == "-" else open(proof_file, "rb").read()
+        except OSError as exc:
+            raise PdsError(f"{proof_file}: {exc.strerror}") from None
     try:
         proof = Proof.from_json(data)
         verify_proof(proof, root)
     except (FormatError, VerificationError) as exc:
-        click.echo(f"invalid: {exc}")
-        sys.exit(1)
-    click.echo(f"valid: {proof.kind} ({describe(proof)})")
+        click.echo(json.dumps({"valid": False, "problem": str(exc)}, indent=1) if as_json else f"invalid: {exc}")
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps({"valid": True, "kind": proof.kind, "name": proof.name, "epoch": proof.epoch,
+                               "describe": describe(proof)}, indent=1))
+    else:
+        click.echo(f"valid: {proof.kind} ({describe(proof)})")

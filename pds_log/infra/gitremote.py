@@ -9,6 +9,7 @@ from pathlib import Path
 import pygit2
 
 from pds_log.core.errors import PdsError
+from pds_log.infra.giterrors import connection_problem
 
 FETCHED = "refs/pds/fetched"
 
@@ -33,7 +34,8 @@ def fetch_branch(url: str, dest: str | Path, branch: str = "main",
                              f"+refs/heads/{branch}:{FETCHED}"], capture_output=True, text=True,
                             env=git_env(ssh_key), timeout=300)
     if result.returncode != 0:
-        raise PdsError(f"cannot fetch {branch} from {url}: {result.stderr.strip()}")
+        raise PdsError(connection_problem(result.stderr, url, action=f"fetch {branch} from")
+                       or f"cannot fetch {branch} from {url}: {result.stderr.strip()}")
     repo = pygit2.Repository(str(dest))
     return repo, repo[repo.references[FETCHED].target]
 
@@ -43,6 +45,8 @@ def push(git_dir: str | Path, url: str, commit: str, ref: str, ssh_key: str | Pa
     result = subprocess.run(["git", "--git-dir", str(git_dir), "push", "--porcelain", url, f"{commit}:{ref}"],
                             capture_output=True, text=True, env=git_env(ssh_key), timeout=300)
     if result.returncode != 0:
+        if why := connection_problem(result.stderr, url, action="push to"):
+            raise PdsError(why)
         lines = [ln.removeprefix("remote: ").strip() for ln in result.stderr.splitlines()
                  if "refused" in ln or "error" in ln.lower() or "denied" in ln.lower() or "DENIED" in ln]
         raise PdsError("push refused:\n  " + "\n  ".join(lines or [result.stderr.strip()]))

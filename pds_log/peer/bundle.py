@@ -64,8 +64,9 @@ def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytec
     The bytecode hashes come from `bytecode_dir` when given (then checked against every
     binding), else from the bindings, which must then agree. Writes the bundle to `out` if
     given; raises PdsError when no trusted PV vouches for the plugin."""
+    # without bytecode the bundle carries the bindings' hashes: the receiver checks its bytes
     verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, state=state, via=via, fetcher=fetcher,
-                            use_state=use_state)
+                            use_state=use_state, metadata_only=True)
     pvs: dict[str, dict] = {}
     for report in verdict.pvs.values():
         if report.passed and report.origin not in pvs:

@@ -5,6 +5,7 @@
 
     verdict = verify_plugin("be.example.rtt", load_trust("trust.yaml"), bytecode_dir="be.example.rtt/")
     verdict.accepted            # the requirement formula over the PVs' verified answers
+    verdict.ok                  # what to act on: accepted, and the bytecode checked (or metadata_only=True)
     verdict.pvs["pv1"].status   # included | absent | invalid | unreachable, with .reason etc.
 
 For each PV the mirrors are tried in order, and every file of one answer comes from the same
@@ -144,9 +145,34 @@ class Verdict:
     pvs: dict[str, PvReport]
     now: int = 0
     problems: list[str] = field(default_factory=list)  # verdict-wide problems (bundles)
+    bytecode_checked: bool = True  # the peer's own bytes were compared with every binding
+    metadata_only: bool = False  # the caller asked to accept on the PVs' metadata alone
+
+    @property
+    def outcome(self) -> str:
+        """accept | accept-metadata-only | incomplete | reject. Without the peer's bytecode a
+        satisfied formula only says the PVs vouch for *some* bytes under this name, not for the
+        bytes the peer is about to load: that is incomplete unless the caller said otherwise."""
+        if not self.accepted:
+            return "reject"
+        if self.bytecode_checked:
+            return "accept"
+        return "accept-metadata-only" if self.metadata_only else "incomplete"
+
+    @property
+    def ok(self) -> bool:
+        """The answer a caller may act on: accepted, and on the bytes it holds unless it chose not to."""
+        return self.outcome in ("accept", "accept-metadata-only")
+
+    @property
+    def headline(self) -> str:
+        return {"accept": "ACCEPT", "accept-metadata-only": "ACCEPT (metadata only: bytecode not checked)",
+                "incomplete": "INCOMPLETE (bytecode not checked)", "reject": "REJECT"}[self.outcome]
 
     def to_obj(self) -> dict:
-        return {"name": self.name, "accepted": self.accepted, "require": self.formula, "now": self.now,
+        return {"name": self.name, "accepted": self.ok, "outcome": self.outcome, "verdict": self.headline,
+                "formula_satisfied": self.accepted, "bytecode_checked": self.bytecode_checked,
+                "metadata_only": self.metadata_only, "require": self.formula, "now": self.now,
                 "problems": self.problems, "pvs": {k: v.to_obj() for k, v in self.pvs.items()}}
 
 
@@ -558,8 +584,12 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = None, now: int | None = None,
                   state: PeerState | None = None, via: str = "tiles", fetcher: Fetcher | None = None,
-                  use_state: bool = True, evidence_dir: str | Path | None = None) -> Verdict:
+                  use_state: bool = True, evidence_dir: str | Path | None = None,
+                  metadata_only: bool = False) -> Verdict:
     """Check `name` at every trusted PV and evaluate the requirement formula.
+
+    Without `bytecode_dir` the verdict is `incomplete` (not ok) unless `metadata_only`: the
+    bindings are checked, the bytes the peer will load are not.
 
     state: the peer state (default: loaded from trust.state_path unless use_state=False);
     it is saved when a PV's STR advanced. evidence_dir: where equivocation evidence goes
@@ -583,7 +613,8 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
             fetcher.close()
     if state is not None:
         state.save()
-    return Verdict(name, evaluate(trust, reports), trust.formula.text, reports, now)
+    return Verdict(name, evaluate(trust, reports), trust.formula.text, reports, now,
+                   bytecode_checked=held is not None, metadata_only=metadata_only)
 
 
 __all__ = ["ABSENT", "INCLUDED", "INVALID", "UNREACHABLE", "BytecodeDir", "PvReport", "Verdict", "binding_files",

@@ -64,6 +64,7 @@ class EpochOptions:
     now: int | None = None  # STR time (tests); default: the clock
     wait_lock: bool = False
     progress: Callable[[str], None] | None = None
+    steps: Callable[[int, int], None] | None = None  # (verifier runs done, of total): drives a progress bar
     pr_head: str | None = None  # process exactly this PR commit (seal of a plan)
     require_cached: bool = False  # every verifier result must come from the cache (seal)
     push: bool = True
@@ -386,7 +387,8 @@ class EpochJob:
             to_verify.append((snap, manifest, source))
 
         results = verification.run_all(self.config, [(s, m) for s, m, _ in to_verify],
-                                       require_cached=self.options.require_cached, progress=self.say)
+                                       require_cached=self.options.require_cached, progress=self.say,
+                                       steps=self.options.steps)
         formula = self.config.acceptance_formula()
         for snap, manifest, source in to_verify:
             outcome = results[snap.name]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pygit2
 
 from pds_log.core.errors import FormatError, PdsError
+from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_plugin_tree  # noqa: F401
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
 from pds_log.infra.gitremote import git_env
@@ -73,7 +74,9 @@ class PrMirror:
                 raise PdsError(f"cannot fetch the PR from {self.url}: no answer in {FETCH_TIMEOUT} s") from None
             if result.returncode != 0:
                 lines = result.stderr.strip().splitlines()
-                raise PdsError(f"cannot fetch the PR from {self.url}: {lines[-1] if lines else 'git fetch failed'}")
+                raise PdsError(connection_problem(result.stderr, self.url, action="fetch the PR from",
+                                                  key_setting="keys.ssh in pv.yaml")
+                               or f"cannot fetch the PR from {self.url}: {lines[-1] if lines else 'git fetch failed'}")
         self.repo = pygit2.Repository(str(self.path))  # see the objects and refs git just wrote
         head = self.head()
         if head is None:

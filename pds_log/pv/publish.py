@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class Publisher:
         self.log = LogRepo(log_repo)
         self.out = Path(out)
         self.summary = PublishSummary(out=str(self.out))
+        self.progress: Callable[[int, int], None] | None = None  # (epochs published, of total): a progress bar
         head = self.log.head()
         if head is None:
             raise PdsError(f"{log_repo}: the log has no epoch yet; nothing to publish")
@@ -99,9 +101,12 @@ class Publisher:
 
     def publish(self) -> PublishSummary:
         self.out.mkdir(parents=True, exist_ok=True)
-        for epoch, commit in self.epoch_commits(self.published_epoch()):
+        todo = self.epoch_commits(self.published_epoch())
+        for done, (epoch, commit) in enumerate(todo, start=1):
             self.publish_epoch(epoch, commit)
             self.summary.epochs.append(epoch)
+            if self.progress:
+                self.progress(done, len(todo))
         self.write(site.DESCRIPTOR, self.descriptor_bytes, replace=True)
         if self.site is not None:
             self.summary.files_written += self.site.build()

@@ -13,6 +13,7 @@ from pds_log.core.binding import canonical_json
 from pds_log.core.signed_root import TreeHead
 from pds_log.core import note as notes
 from pds_log.core.errors import PdsError
+from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.files import exclusive_lock
 from pds_log.infra.gitremote import git_env
 from pds_log.infra.gitsign import signed_commit
@@ -95,7 +96,8 @@ def _push_pr_area(config: PvConfig) -> str:
     result = subprocess.run(["git", "--git-dir", str(mirror.path), "push", "--quiet", config.pr_url,
                              f"{ref}:{ref}"], capture_output=True, text=True, env=git_env(config.ssh_key), timeout=120)
     if result.returncode != 0:
-        return f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed'}"
+        why = connection_problem(result.stderr, config.pr_url, action="push to", key_setting="keys.ssh in pv.yaml")
+        return f"failed: {why or (result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed')}"
     return "ok"
 
 
@@ -118,5 +120,6 @@ def push_mirrors(config: PvConfig) -> dict[str, str]:
             results[url] = "ok"
         else:
             lines = result.stderr.strip().splitlines()
-            results[url] = f"failed: {lines[-1] if lines else 'git push failed'}"
+            why = connection_problem(result.stderr, url, action="push to", key_setting="keys.ssh in pv.yaml")
+            results[url] = f"failed: {why or (lines[-1] if lines else 'git push failed')}"
     return results

@@ -50,8 +50,11 @@ def plugin_input(snap: PluginSnapshot, manifest: Manifest) -> "vr.PluginInput":
 
 
 def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]], *, require_cached: bool = False,
-            progress: Callable[[str], None] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
-    """name -> verifier name -> result, for every plugin and every configured verifier."""
+            progress: Callable[[str], None] | None = None,
+            steps: Callable[[int, int], None] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
+    """name -> verifier name -> result, for every plugin and every configured verifier.
+
+    progress gets one line per finished run; steps gets (runs done, runs to do), cache hits excluded."""
     verifiers = build(config)
     cache = cache_for(config)
     out: dict[str, dict[str, vr.VerifierResult]] = {}
@@ -69,16 +72,20 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
             else:
                 work.append((snap, manifest, vname, verifier, digest))
     jobs = config.jobs or os.cpu_count() or 1
+    if steps and work:
+        steps(0, len(work))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(vr.run_verifier_bounded, verifier, plugin_input(snap, manifest)): (snap.name, vname, verifier, digest)
                    for snap, manifest, vname, verifier, digest in work}
-        for future in concurrent.futures.as_completed(futures):
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             name, vname, verifier, digest = futures[future]
             result = future.result()
             cache.put(verifier, digest, result)
             out[name][vname] = result
             if progress:
                 progress(f"    {name} x {vname}: {result.status} {result.reason}")
+            if steps:
+                steps(done, len(work))
     return out
 
 

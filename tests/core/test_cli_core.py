@@ -76,4 +76,4 @@ def test_key_generate_and_note_verify(tmp_path, pds):
     bad = pds("note", "verify", note, vkey)
     assert bad.returncode == 1 and "no valid signature" in bad.stdout.decode()
     malformed = pds("note", "verify", note, "garbage")
-    assert malformed.returncode == 1 and "malformed verifier key" in malformed.stderr.decode()
+    assert malformed.returncode == 2 and "malformed verifier key" in malformed.stderr.decode()  # a usage error

@@ -17,7 +17,39 @@ DEAD = "http://127.0.0.1:9/dead/"  # the discard port: connection refused
 
 
 def verify(trust, *extra):
+    """`pds peer verify`; these tests are about the PVs' evidence, so without --bytecode they
+    accept on the metadata alone (test_without_bytecode_nothing_is_accepted shows the default)."""
+    if "--bytecode" not in extra:
+        extra = (*extra, "--metadata-only")
     return run(*PDS, "peer", "verify", *extra, "--trust", trust, check=False)
+
+
+def test_without_bytecode_nothing_is_accepted(net, tmp_path):
+    """The footgun: without --bytecode the formula holds but no byte the peer holds was checked."""
+    trust = net_trust(net, tmp_path)
+    bare = run(*PDS, "peer", "verify", PLUGIN, "--trust", trust, check=False)
+    lines = bare.stdout.splitlines()
+    assert bare.returncode == 1, bare.stdout + bare.stderr
+    assert lines[-2] == f"verdict: INCOMPLETE (bytecode not checked) {PLUGIN} (require: pv1 & (pv2 | pv3))"
+    assert "bytecode: not checked" in bare.stdout and "verdict: ACCEPT" not in bare.stdout
+    assert "--metadata-only" in lines[-1]
+    doc = json.loads(run(*PDS, "peer", "verify", PLUGIN, "--trust", trust, "--json", check=False).stdout)
+    assert (doc["accepted"], doc["outcome"], doc["formula_satisfied"], doc["bytecode_checked"]) == \
+        (False, "incomplete", True, False)
+    # asked for: the verdict says what it rests on, in the table and in --json
+    meta = run(*PDS, "peer", "verify", PLUGIN, "--trust", trust, "--metadata-only", check=False)
+    assert meta.returncode == 0, meta.stdout + meta.stderr
+    assert meta.stdout.splitlines()[-1] == (f"verdict: ACCEPT (metadata only: bytecode not checked) {PLUGIN} "
+                                            f"(require: pv1 & (pv2 | pv3))")
+    doc = json.loads(run(*PDS, "peer", "verify", PLUGIN, "--trust", trust, "--metadata-only", "--json").stdout)
+    assert (doc["accepted"], doc["outcome"], doc["verdict"]) == \
+        (True, "accept-metadata-only", "ACCEPT (metadata only: bytecode not checked)")
+    # --metadata-only never turns a rejection into an accept
+    strict = verify(net_trust(net, tmp_path, require="pv1 & pv2"), PLUGIN)
+    assert strict.returncode == 1 and strict.stdout.splitlines()[-1].startswith("verdict: REJECT")
+    both = run(*PDS, "peer", "verify", PLUGIN, "--trust", trust, "--metadata-only", "--bytecode", net["bytecode"],
+               check=False)
+    assert both.returncode == 2 and "not both" in both.stderr
 
 
 def test_formula_accepts_through_pv3_when_pv2_rejects(net, tmp_path):

@@ -390,7 +390,8 @@ class SideEffectSpec:
     - `keys`: access-key helpers (set_cnx, set_path, ...): the argument register carrying the
       key and the field each key number selects;
     - `private`: setters of plugin-private metadata, with the register carrying the index;
-    - `helpers`: every other helper in an effect class; a class may `writes:` context fields;
+    - `helpers`: every other helper in an effect class; a class may `writes:` context fields
+      (only when its `when_nonzero:` register is not the constant 0, if it names one);
     - `common`: fields every protoop may write; `protoops`: per protoop, the fields it may write.
     """
 
@@ -414,14 +415,17 @@ class SideEffectSpec:
             if not isinstance(entry, dict):
                 raise FormatError(f"side-effect spec: private.{helper}: expected 'index: rN'")
             self.private[str(helper)] = _register(entry.get("index"), f"private.{helper}.index")
-        # helper -> (effect class, fields a call writes)
-        self.classes: dict[str, tuple[str, list[str]]] = {}
+        # helper -> (effect class, fields a call writes, register that must be a nonzero
+        # constant... for the write to happen: None = always writes)
+        self.classes: dict[str, tuple[str, list[str], int | None]] = {}
         for cls, entry in (doc.get("helpers") or {}).items():
             if not isinstance(entry, dict):
                 raise FormatError(f"side-effect spec: helpers.{cls}: expected 'names: [...]'")
             writes = _names(entry.get("writes", []), f"helpers.{cls}.writes")
+            when = entry.get("when_nonzero")
+            register = None if when is None else _register(when, f"helpers.{cls}.when_nonzero")
             for helper in _names(entry.get("names", []), f"helpers.{cls}.names"):
-                self.classes[helper] = (str(cls), writes)
+                self.classes[helper] = (str(cls), writes, register)
         self.common = _names(doc.get("common", []), "common")
         self.protoops: dict[str, list[str]] = {}
         for point, entry in doc["protoops"].items():
@@ -528,7 +532,9 @@ class SideEffects(Verifier):
             shown = f"{index}" if isinstance(index, int) else "a computed index"
             return [], f"{helper} writes the plugin's private metadata (index r{register} = {shown})"
         if helper in self.spec.classes:
-            cls, writes = self.spec.classes[helper]
+            cls, writes, when = self.spec.classes[helper]
+            if when is not None and regs.get(when) == 0:
+                return [], f"{helper} with r{when} = 0 writes nothing"
             return list(writes), ""
         unjudged.append(f"{where}: the spec has no effect class for helper {helper}")
         return [], ""

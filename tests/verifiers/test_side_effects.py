@@ -24,7 +24,7 @@ WRITERS = {
                  "path.smoothed_rtt"),
     "set_pkt_ctx": ("picoquic_packet_context_t *", "set_pkt_ctx(p, AK_PKTCTX_ACK_DELAY_LOCAL, 1)", "update_ack_delay",
                     "update_rtt", "pkt_ctx.ack_delay_local"),
-    "set_pkt": ("picoquic_packet_t *", "set_pkt(p, AK_PKT_IS_PURE_ACK, 1)", "PKT_PROTOOP", "update_rtt",
+    "set_pkt": ("picoquic_packet_t *", "set_pkt(p, AK_PKT_IS_PURE_ACK, 1)", "schedule_frames_on_path", "update_rtt",
                 "pkt.is_pure_ack"),
     "set_sack_item": ("picoquic_sack_item_t *", "set_sack_item(p, AK_SACKITEM_START_RANGE, 1)",
                       "process_ack_of_ack_range", "update_rtt", "sack_item.start_range"),
@@ -64,6 +64,9 @@ def _sources() -> dict[str, str]:
         out[helper] = _pluglet(helper, call)
     out["set_state"] = _pluglet("set_state", "picoquic_set_cnx_state(cnx, 0)",
                                 "extern void picoquic_set_cnx_state(picoquic_cnx_t *cnx, int state);")
+    find = "extern void *picoquic_find_stream(picoquic_cnx_t *cnx, uint64_t stream_id, int create);"
+    out["find_stream"] = _pluglet("find_stream", "picoquic_find_stream(cnx, 4, 0)", find)
+    out["create_stream"] = _pluglet("create_stream", "picoquic_find_stream(cnx, 4, 1)", find)
     out["my_memset_call"] = _pluglet("my_memset_call", "my_memset(my_malloc(cnx, 16), 0, 16)")
     out["host_io"] = _pluglet("host_io", "close(3)", "extern int close(int fd);")
     return out
@@ -159,6 +162,13 @@ def test_fixed_field_helper_is_judged_like_a_write(objects):
     assert judge(objects, "set_state", "connection_error").status == "pass"
     result = judge(objects, "set_state", "update_rtt")
     assert result.status == "fail" and "picoquic_set_cnx_state(cnx.state) is not allowed" in result.reason
+
+
+def test_a_helper_that_writes_only_when_asked_is_judged_by_its_argument(objects):
+    result = judge(objects, "find_stream", "update_rtt")
+    assert result.status == "pass" and "picoquic_find_stream with r3 = 0 writes nothing" in result.log
+    result = judge(objects, "create_stream", "update_rtt")
+    assert result.status == "fail" and "picoquic_find_stream(cnx.first_stream) is not allowed" in result.reason
 
 
 def test_plugin_memory_passes_and_host_io_is_granted_nowhere(objects):

@@ -35,7 +35,7 @@ WRITERS = {
     "set_crypto_context": ("picoquic_crypto_context_t *", "set_crypto_context(p, AK_CRYPTOCONTEXT_AEAD_ENCRYPTION, 0)",
                            "CRYPTO_PROTOOP", "update_rtt", "crypto_context.aead_encryption"),
     "set_ph": ("picoquic_packet_header *", "set_ph(p, AK_PH_OFFSET, 1)", "PH_PROTOOP", "update_rtt", "ph.offset"),
-    "set_preq": ("plugin_req_pid_t *", "set_preq(p, AK_PIDREQ_REQUESTED, 1)", "PREQ_PROTOOP", "update_rtt",
+    "set_preq": ("plugin_req_pid_t *", "set_preq(p, AK_PIDREQ_REQUESTED, 1)", "schedule_frames_on_path", "update_rtt",
                  "preq.requested"),
 }
 METADATA = {

@@ -214,3 +214,24 @@ def test_allow_list_follows_the_protocol(objects, tmp_path):
     result = vr.run_verifier(SAFETY, vr.PluginInput("org.pds.tests.xh", "0" * 40, files,
                                                     parse_plugin_manifest(files, "org.pds.tests.xh")))
     assert result.status == "fail" and "call to next, which is not on the helper allow-list" in result.reason
+
+
+def test_header_and_spec_use_one_numbering():
+    """pquic.h (which every example vendors byte for byte) and the spec's keys agree: both are
+    PQUIC's getset.h numbers, e.g. AK_CNX_STATE 0x0e, AK_PATH_CWIN 0x17, AK_PATH_SEND_MTU 0x15."""
+    groups = {"CNX": "set_cnx", "PATH": "set_path", "PKTCTX": "set_pkt_ctx", "PKT": "set_pkt",
+              "SACKITEM": "set_sack_item", "CNXID": "set_cnxid", "STREAMHEAD": "set_stream_head",
+              "CRYPTOCONTEXT": "set_crypto_context", "PH": "set_ph", "PIDREQ": "set_preq"}
+    prefixes = {"set_cnx": "cnx", "set_path": "path", "set_pkt_ctx": "pkt_ctx", "set_pkt": "pkt",
+                "set_sack_item": "sack_item", "set_cnxid": "cnxid", "set_stream_head": "stream_head",
+                "set_crypto_context": "crypto_context", "set_ph": "ph", "set_preq": "preq"}
+    defines = re.findall(r"^#define AK_(" + "|".join(groups) + r")_(\w+) (0x[0-9a-f]+)$", HEADER.read_text(), re.M)
+    seen = 0
+    for group, field, value in defines:
+        helper = groups[group]
+        _, fields = SIDE.spec.keys[helper]
+        assert fields.get(int(value, 16)) == f"{prefixes[helper]}.{field.lower()}", (group, field, value)
+        seen += 1
+    assert seen == sum(len(f) for _, f in SIDE.spec.keys.values())
+    assert ("CNX", "STATE", "0x0e") in defines and ("PATH", "CWIN", "0x17") in defines
+    assert ("PATH", "SEND_MTU", "0x15") in defines

@@ -408,15 +408,21 @@ class SideEffectSpec:
             for field, value in entry["fields"].items():
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
                     raise FormatError(f"side-effect spec: keys.{helper}.fields.{field}: expected a 16-bit key number")
+                if value in fields:
+                    raise FormatError(f"side-effect spec: keys.{helper}: key {value:#x} names both {fields[value]} "
+                                      f"and {field}")
                 fields[value] = str(field)
             self.keys[str(helper)] = (_register(entry.get("key"), f"keys.{helper}.key"), fields)
+        for section in ("private", "helpers"):
+            if not isinstance(doc.get(section) or {}, dict):
+                raise FormatError(f"side-effect spec: {section}: expected a mapping")
         self.private: dict[str, int] = {}
         for helper, entry in (doc.get("private") or {}).items():
             if not isinstance(entry, dict):
                 raise FormatError(f"side-effect spec: private.{helper}: expected 'index: rN'")
             self.private[str(helper)] = _register(entry.get("index"), f"private.{helper}.index")
-        # helper -> (effect class, fields a call writes, register that must be a nonzero
-        # constant... for the write to happen: None = always writes)
+        # helper -> (effect class, fields a call writes, the register whose constant 0 means
+        # the call writes nothing: None = it always writes)
         self.classes: dict[str, tuple[str, list[str], int | None]] = {}
         for cls, entry in (doc.get("helpers") or {}).items():
             if not isinstance(entry, dict):

@@ -235,3 +235,18 @@ def test_header_and_spec_use_one_numbering():
     assert seen == sum(len(f) for _, f in SIDE.spec.keys.values())
     assert ("CNX", "STATE", "0x0e") in defines and ("PATH", "CWIN", "0x17") in defines
     assert ("PATH", "SEND_MTU", "0x15") in defines
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"keys": [], "protoops": {}}, "expected 'keys:"),
+    ({"keys": {"set_cnx": {"key": "r9", "fields": {"cnx.a": 1}}}, "protoops": {}}, "register r1..r5"),
+    ({"keys": {"set_cnx": {"key": "r2", "fields": {"cnx.a": 1, "cnx.b": 1}}}, "protoops": {}}, "names both"),
+    ({"keys": {"set_cnx": {"key": "r2", "fields": {"cnx.a": 1 << 20}}}, "protoops": {}}, "16-bit"),
+    ({"keys": {}, "private": ["set_cnx_metadata"], "protoops": {}}, "private: expected a mapping"),
+    ({"keys": {}, "protoops": {"update_rtt": {"writes": "cnx.a"}}}, "expected a list of names"),
+])
+def test_a_bad_spec_is_refused_with_its_place(doc, message):
+    from pds_log.core.errors import FormatError
+
+    with pytest.raises(FormatError, match=message):
+        vr.builtin.SideEffectSpec(doc)

@@ -1,6 +1,6 @@
 """Compatibility benchmark: the real PQUIC and xBGP plugin corpora through PDS.
 
-    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--check] [--json]
+    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--check] [--safety] [--json]
 
 PQUIC_TREE is a checkout of p-quic/pquic (its `plugins/` and `picoquic/`), XBGP_TREE one of
 pluginized-protocols/xbgp_plugins. Neither is part of this repository. For every top-level
@@ -15,7 +15,11 @@ it; xBGP: every `.plugin` JSON), the benchmark
    (`clang $(CFLAGS) -O2 -fno-gnu-inline-asm -emit-llvm -c x.c -o - | llc -march=bpf
    -filetype=obj`) and compares bytes,
 4. with --check, runs `pds pv check` (the default verifiers) on every plugin whose pluglets
-   all built, and counts the verdicts per verifier.
+   all built, and counts the verdicts per verifier;
+5. with --safety, runs only the two fast in-process verifiers, bytecode_safety and
+   side_effects, on every plugin whose pluglets all built, and counts the calls to helpers
+   PQUIC registers that the allow-list refuses, the calls the side-effect spec cannot judge
+   (a helper with no effect class), and every remaining side-effect verdict with its reason.
 
 It prints the counts and every failure with its reason.
 """
@@ -24,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -98,14 +104,77 @@ def pquic_pluglets(plugin: Path) -> list[str]:
     return sorted(set(names))
 
 
-def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: bool) -> dict:
+_REFUSED = re.compile(r"^(?P<pluglet>\S+): #\d+: call to (?P<helper>\S+), which is not on the helper allow-list")
+_UNJUDGED = re.compile(r"^(?P<pluglet>\S+) #\d+ in \S+: the spec has no effect class for helper (?P<helper>\S+)")
+
+
+def safety_counts(dest: Path, name: str, registered: set[str], counts: collections.Counter,
+                  verdicts: dict, failures: list[str], rel: Path, ok: set[str]) -> None:
+    """bytecode_safety and side_effects in-process on one imported plugin."""
+    import verifier_runners as vr
+    from pds_log.core.manifest import parse_plugin_manifest
+
+    verifiers = _fast_verifiers()
+    files = read_plugin_dir(dest)
+    try:
+        manifest = parse_plugin_manifest(files, name)
+    except PdsError as exc:
+        failures.append(f"{rel}: manifest: {exc}")
+        return
+    # a plugin whose pluglets did not all build is checked on those that did
+    built = tuple(h for h in manifest.hooks if h.pluglet in ok and h.pluglet in files)
+    if len(built) != len(manifest.hooks):
+        counts["plugins checked on their built pluglets only"] += 1
+        manifest = dataclasses.replace(manifest, hooks=built)
+    counts["plugins checked (safety, side_effects)"] += 1
+    counts["pluglets checked (safety, side_effects), with variants"] += len(manifest.pluglets)
+    plugin = vr.PluginInput(name, "0" * 40, files, manifest)
+    for vname, verifier in verifiers.items():
+        result = vr.run_verifier(verifier, plugin)
+        verdicts[vname][result.status] += 1
+        refused = {(m["pluglet"], m["helper"]) for m in map(_REFUSED.match, result.log.splitlines()) if m}
+        refused_registered = {(p, h) for p, h in refused if h in registered}
+        unjudged = [m for m in map(_UNJUDGED.match, result.log.splitlines()) if m]
+        counts["safety: call sites of registered helpers refused"] += len(refused_registered)
+        counts["side_effects: calls through a helper the spec cannot judge"] += len(unjudged)
+        for pluglet, helper in sorted(refused_registered):
+            failures.append(f"{rel}: {pluglet}: registered helper {helper} refused by the allow-list")
+        if vname == "side_effects":
+            for line in result.log.splitlines():
+                if " is not allowed in protoop " in line or " with unknown key " in line or "cannot judge" in line \
+                        or "non-constant key" in line or "does not know" in line:
+                    counts["side_effects: problem lines"] += 1
+                    failures.append(f"{rel}: side_effects: {line}")
+        if result.status != "pass":
+            failures.append(f"{rel}: {vname}: {result.status}: {result.reason[:300]}")
+
+
+_FAST: dict = {}
+
+
+def _fast_verifiers() -> dict:
+    if not _FAST:
+        import verifier_runners as vr
+
+        _FAST.update(vr.build_verifiers({"safety": {"runner": "bytecode_safety"},
+                                         "side_effects": {"runner": "side_effects"}}))
+    return _FAST
+
+
+def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: bool, safety: bool = False) -> dict:
     recipe = BuildRecipe()
+    registered: set[str] = set()
+    if safety and kind == "pquic":
+        from protocol_configs import registered_helpers
+
+        registered = set(registered_helpers(tree))
     counts: collections.Counter = collections.Counter()
     failures: list[str] = []
     verdicts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     names: collections.Counter = collections.Counter()
     seen_sources: set[Path] = set()
     check_seconds: list[float] = []
+    checked_sources: set[Path] = set()
     for manifest in manifests:
         counts["manifests"] += 1
         rel = manifest.relative_to(tree)
@@ -153,6 +222,12 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
                         counts["reproduced byte for byte"] += 1
                     else:
                         failures.append(f"{rel}: {pluglet}: differs from the Makefile's object")
+        if safety:
+            safety_counts(dest, name, registered, counts, verdicts, failures, rel,
+                          {p for p, why in built.items() if why is None})
+            for pluglet, why in built.items():
+                if why is None:
+                    checked_sources.add((manifest.parent / pluglet).with_suffix(".c").resolve())
         if check and all(why is None for why in built.values()):
             start = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "pds_log", "pv", "check", str(dest), "--name", name,
@@ -167,6 +242,8 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
                 verdicts[r["verifier"]][r["status"]] += 1
                 if r["status"] != "pass":
                     failures.append(f"{rel}: {r['verifier']}: {r['status']}: {r['reason'][:200]}")
+    if safety:
+        counts["distinct pluglets checked (safety, side_effects)"] = len(checked_sources)
     return {"kind": kind, "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
                               "max": max(check_seconds) if check_seconds else None},
@@ -178,12 +255,16 @@ def main() -> None:
     parser.add_argument("pquic", type=Path)
     parser.add_argument("xbgp", type=Path, nargs="?")
     parser.add_argument("--check", action="store_true", help="also run `pds pv check` on each built plugin")
+    parser.add_argument("--safety", action="store_true",
+                        help="run only bytecode_safety and side_effects (in-process, fast) on each built plugin")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pds-corpus-"))
-    results = [run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check)]
+    work = args.work or Path(tempfile.mkdtemp(prefix="pds-corpus-"))
+    results = [run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety)]
     if args.xbgp:
-        results.append(run_corpus("xbgp", sorted(args.xbgp.rglob("*.plugin")), args.xbgp, work, args.check))
+        results.append(run_corpus("xbgp", sorted(args.xbgp.rglob("*.plugin")), args.xbgp, work, args.check,
+                                  args.safety))
     if args.json:
         print(json.dumps(results, indent=1))
         return

@@ -129,10 +129,15 @@ def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
 
 
 # ---------------------------------------------------------------------- bytecode safety
-def load_helpers(spec: Any, base_dir: Path) -> dict[str, dict]:
-    """Helper allow-list: 'default' (shipped), a YAML file path, or a list of names."""
+PROTOCOL_HELPERS = {"pquic": "pquic_helpers.yaml", "xbgp": "xbgp_helpers.yaml"}
+
+
+def load_helpers(spec: Any, base_dir: Path, kind: str = "pquic") -> dict[str, dict]:
+    """Helper allow-list: 'default' (the shipped list of the protocol `kind`: a PQUIC pluglet may
+    call what PQUIC's VM registers, an xBGP one what libxbgp declares), a YAML file path, or a
+    list of names."""
     if spec in (None, "default"):
-        doc = _load_yaml(DATA / "pquic_helpers.yaml")
+        doc = _load_yaml(DATA / PROTOCOL_HELPERS[kind])
     elif isinstance(spec, str):
         doc = _load_yaml((base_dir / spec).resolve())
     elif isinstance(spec, list):
@@ -147,29 +152,36 @@ def load_helpers(spec: Any, base_dir: Path) -> dict[str, dict]:
 
 class BytecodeSafety(Verifier):
     runner = "bytecode_safety"
-    version = "1"
+    version = "2"  # one allow-list per protocol (PQUIC's ubpf.c, libxbgp's API)
     needs_files = False
     options = {"helpers": "default", "max_instructions": 16384, "max_object_bytes": 1 << 20}
 
     def setup(self) -> None:
-        self.helpers = load_helpers(self.config["helpers"], self.base_dir)
+        # protocol kind -> allow-list; a configured file or list applies to every protocol
+        self.helpers_by_kind = {kind: load_helpers(self.config["helpers"], self.base_dir, kind)
+                                for kind in PROTOCOL_HELPERS}
 
     def digest_material(self) -> Any:
-        return {**self.config, "helpers": sorted(self.helpers)}
+        return {**self.config, "helpers": {kind: sorted(h) for kind, h in self.helpers_by_kind.items()}}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         problems: list[str] = []
         log: list[str] = []
+        kind = plugin.manifest.kind
+        if kind not in self.helpers_by_kind:
+            return self.result(ERROR, f"no helper allow-list for plugins of kind {kind!r}")
+        helpers = self.helpers_by_kind[kind]
         for pluglet in plugin.manifest.pluglets:
             data = plugin.files[pluglet]
-            found = self.check_object(pluglet, data, log)
+            found = self.check_object(pluglet, data, log, helpers)
             problems.extend(f"{pluglet}: {p}" for p in found)
         if problems:
             return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
                                "\n".join(log + problems))
         return self.result(PASS, f"{len(plugin.manifest.pluglets)} pluglet(s): every instruction checked", "\n".join(log))
 
-    def check_object(self, pluglet: str, data: bytes, log: list[str]) -> list[str]:
+    def check_object(self, pluglet: str, data: bytes, log: list[str],
+                     helpers: dict[str, dict] | None = None) -> list[str]:
         if len(data) > self.config["max_object_bytes"]:
             return [f"object is {len(data)} bytes, over the {self.config['max_object_bytes']}-byte limit"]
         try:
@@ -190,10 +202,12 @@ class BytecodeSafety(Verifier):
                 problems.append(f"{len(section.insns)} instructions, over the limit of {self.config['max_instructions']}")
             log.append(f"{pluglet} {section.name}: {len(section.insns)} instructions, "
                        f"functions {', '.join(section.functions.values()) or '-'}")
-            problems.extend(self.check_section(section))
+            problems.extend(self.check_section(section, helpers))
         return problems
 
-    def check_section(self, section: ebpf.Section) -> list[str]:
+    def check_section(self, section: ebpf.Section, helpers: dict[str, dict] | None = None) -> list[str]:
+        if helpers is None:
+            helpers = self.helpers_by_kind["pquic"]
         problems = []
         slots = {i.index for i in section.insns}
         count = section.insns[-1].index + section.insns[-1].width
@@ -213,7 +227,7 @@ class BytecodeSafety(Verifier):
                     kind = "local call" if insn.src == 1 else f"call to helper id {insn.imm}"
                     problems.append(f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
                                     f"helper id {insn.imm})")
-                elif insn.reloc not in self.helpers:
+                elif insn.reloc not in helpers:
                     problems.append(f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list")
         last = section.insns[-1]
         if not (last.is_exit() or (last.is_jump() and not last.is_cond_jump())):
@@ -354,32 +368,112 @@ def _source_line(ir: str, function: str, block: str) -> str:
 
 
 # ---------------------------------------------------------------------- side effects
-def load_side_effect_specs(spec: Any, base_dir: Path) -> dict:
+_REGISTER = re.compile(r"^r([1-5])$")
+
+
+def _register(value: Any, where: str) -> int:
+    m = _REGISTER.match(str(value))
+    if not m:
+        raise FormatError(f"side-effect spec: {where}: expected an argument register r1..r5, got {value!r}")
+    return int(m.group(1))
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FormatError(f"side-effect spec: {where}: expected a list of names")
+    return value
+
+
+class SideEffectSpec:
+    """The side-effect spec of a protocol, validated (see pquic_side_effects.yaml):
+
+    - `keys`: access-key helpers (set_cnx, set_path, ...): the argument register carrying the
+      key and the field each key number selects;
+    - `private`: setters of plugin-private metadata, with the register carrying the index;
+    - `helpers`: every other helper in an effect class; a class may `writes:` context fields
+      (only when its `when_nonzero:` register is not the constant 0, if it names one);
+    - `common`: fields every protoop may write; `protoops`: per protoop, the fields it may write.
+    """
+
+    def __init__(self, doc: Any) -> None:
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("protoops"), dict):
+            raise FormatError("side-effect spec: expected 'keys: {set_helper: {key: rN, fields: {...}}}' and "
+                              "'protoops: {...}'")
+        self.doc = doc
+        self.keys: dict[str, tuple[int, dict[int, str]]] = {}
+        for helper, entry in doc["keys"].items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
+                raise FormatError(f"side-effect spec: keys.{helper}: expected 'key: rN' and 'fields: {{field: number}}'")
+            fields: dict[int, str] = {}
+            for field, value in entry["fields"].items():
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+                    raise FormatError(f"side-effect spec: keys.{helper}.fields.{field}: expected a 16-bit key number")
+                if value in fields:
+                    raise FormatError(f"side-effect spec: keys.{helper}: key {value:#x} names both {fields[value]} "
+                                      f"and {field}")
+                fields[value] = str(field)
+            self.keys[str(helper)] = (_register(entry.get("key"), f"keys.{helper}.key"), fields)
+        for section in ("private", "helpers"):
+            if not isinstance(doc.get(section) or {}, dict):
+                raise FormatError(f"side-effect spec: {section}: expected a mapping")
+        self.private: dict[str, int] = {}
+        for helper, entry in (doc.get("private") or {}).items():
+            if not isinstance(entry, dict):
+                raise FormatError(f"side-effect spec: private.{helper}: expected 'index: rN'")
+            self.private[str(helper)] = _register(entry.get("index"), f"private.{helper}.index")
+        # helper -> (effect class, fields a call writes, the register whose constant 0 means
+        # the call writes nothing: None = it always writes)
+        self.classes: dict[str, tuple[str, list[str], int | None]] = {}
+        for cls, entry in (doc.get("helpers") or {}).items():
+            if not isinstance(entry, dict):
+                raise FormatError(f"side-effect spec: helpers.{cls}: expected 'names: [...]'")
+            writes = _names(entry.get("writes", []), f"helpers.{cls}.writes")
+            when = entry.get("when_nonzero")
+            register = None if when is None else _register(when, f"helpers.{cls}.when_nonzero")
+            for helper in _names(entry.get("names", []), f"helpers.{cls}.names"):
+                self.classes[helper] = (str(cls), writes, register)
+        self.common = _names(doc.get("common", []), "common")
+        self.protoops: dict[str, list[str]] = {}
+        for point, entry in doc["protoops"].items():
+            if not isinstance(entry, dict):
+                raise FormatError(f"side-effect spec: protoops.{point}: expected 'writes: [...]'")
+            self.protoops[str(point)] = _names(entry.get("writes", []), f"protoops.{point}.writes")
+
+    def allowed(self, point: str) -> list[str] | None:
+        if point not in self.protoops:
+            return None
+        return self.common + self.protoops[point]
+
+
+def load_side_effect_specs(spec: Any, base_dir: Path) -> SideEffectSpec:
     doc = _load_yaml(DATA / "pquic_side_effects.yaml") if spec in (None, "default") else _load_yaml(
         (base_dir / str(spec)).resolve())
-    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("protoops"), dict):
-        raise FormatError("side-effect spec: expected 'keys: {set_helper: {KEY: value}}' and 'protoops: {...}'")
-    return doc
+    return SideEffectSpec(doc)
 
 
 class SideEffects(Verifier):
-    """Every set_* helper call's constant key must be a field its protoops may write."""
+    """Every helper call of a PQUIC pluglet is judged by the spec: an access-key write
+    (set_cnx, set_path, ...) needs a constant key naming a field every protoop the pluglet is
+    attached to may write; metadata setters write plugin-private storage; other helpers write
+    what their effect class says. What the spec cannot judge is an `error`, never a pass."""
 
     runner = "side_effects"
-    version = "1"
+    version = "2"  # PQUIC's getset.h keys, every registered helper judged, error when unjudgeable
     needs_files = False
     options = {"specs": "default"}
 
     def setup(self) -> None:
         self.spec = load_side_effect_specs(self.config["specs"], self.base_dir)
-        # helper -> key value -> field name (e.g. set_cnx -> 0x2a -> cnx.latest_progress_time)
-        self.fields = {helper: {int(v): f for f, v in keys.items()} for helper, keys in self.spec["keys"].items()}
 
     def digest_material(self) -> Any:
-        return {"spec": self.spec}
+        return {"spec": self.spec.doc}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
-        problems: list[str] = []
+        if plugin.manifest.kind != "pquic":
+            # xBGP has its own model (the manifest's per-code permissions), not this spec
+            return self.result(PASS, f"no PQUIC side-effect spec applies to a {plugin.manifest.kind} plugin")
+        problems: list[str] = []  # definite violations: fail
+        unjudged: list[str] = []  # what the spec cannot decide: error
         log: list[str] = []
         attached: dict[str, set[str]] = {}
         for hook in plugin.manifest.hooks:
@@ -390,31 +484,66 @@ class SideEffects(Verifier):
             except ebpf.ObjectError as exc:
                 return self.result(FAIL, f"{pluglet}: {exc}")
             points = sorted(attached.get(pluglet, ()))
+            unknown_points = [p for p in points if self.spec.allowed(p) is None]
             for _, fname, insns, cfg in ebpf.functions(obj):
                 regs = ebpf.constant_registers(insns, cfg)
                 for insn in insns:
-                    if not insn.is_call() or insn.reloc not in self.fields:
-                        continue
-                    key = regs.get(insn.index, {}).get(2)
+                    if not insn.is_call() or insn.reloc is None:
+                        continue  # calls without a relocation are the safety check's
                     where = f"{pluglet} #{insn.index} in {fname}"
-                    if not isinstance(key, int):
-                        problems.append(f"{where}: {insn.reloc} with a non-constant key (r2)")
+                    writes, note = self._writes(insn.reloc, regs.get(insn.index, {}), where, problems, unjudged)
+                    if note:
+                        log.append(f"{where}: {note}")
+                    if writes and unknown_points:
+                        unjudged.append(f"{where}: {insn.reloc} writes {', '.join(writes)} in protoop "
+                                        f"{', '.join(unknown_points)}, which the spec does not know")
                         continue
-                    field = self.fields[insn.reloc].get(key)
-                    if field is None:
-                        problems.append(f"{where}: {insn.reloc} with unknown key {key:#x}")
-                        continue
-                    for point in points:
-                        allowed = (self.spec["protoops"].get(point) or {}).get("writes", [])
-                        if field not in allowed:
-                            problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
-                                            f" (may write: {', '.join(allowed) or 'nothing'})")
-                        else:
-                            log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
+                    for field in writes:
+                        for point in points:
+                            allowed = self.spec.allowed(point)
+                            if field not in allowed:
+                                problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
+                                                f" (may write: {', '.join(allowed) or 'nothing'})")
+                            else:
+                                log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
         if problems:
             return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
-                               "\n".join(log + problems))
+                               "\n".join(log + problems + unjudged))
+        if unjudged:
+            return self.result(ERROR, "cannot judge: " + unjudged[0]
+                               + (f" (+{len(unjudged) - 1} more)" if len(unjudged) > 1 else ""),
+                               "\n".join(log + unjudged))
         return self.result(PASS, "every write is allowed by its protoop's spec", "\n".join(log) or "no writes")
+
+    def _writes(self, helper: str, regs: dict, where: str, problems: list[str],
+                unjudged: list[str]) -> tuple[list[str], str]:
+        """The fields a call to `helper` writes (given the registers before it), and a log note;
+        a call the spec cannot judge goes to `unjudged`, an unknown key to `problems`."""
+        if helper in self.spec.keys:
+            register, fields = self.spec.keys[helper]
+            key = regs.get(register)
+            if not isinstance(key, int):
+                unjudged.append(f"{where}: {helper} with a non-constant key (r{register}): which field it writes "
+                                f"is decided at run time")
+                return [], ""
+            key &= 0xFFFF  # the helper's key parameter is a 16-bit access_key_t
+            field = fields.get(key)
+            if field is None:
+                problems.append(f"{where}: {helper} with unknown key {key:#x} (r{register})")
+                return [], ""
+            return [field], ""
+        if helper in self.spec.private:
+            register = self.spec.private[helper]
+            index = regs.get(register)
+            shown = f"{index}" if isinstance(index, int) else "a computed index"
+            return [], f"{helper} writes the plugin's private metadata (index r{register} = {shown})"
+        if helper in self.spec.classes:
+            cls, writes, when = self.spec.classes[helper]
+            if when is not None and regs.get(when) == 0:
+                return [], f"{helper} with r{when} = 0 writes nothing"
+            return list(writes), ""
+        unjudged.append(f"{where}: the spec has no effect class for helper {helper}")
+        return [], ""
 
 
 # ---------------------------------------------------------------------- static analysis

@@ -23,7 +23,7 @@ BAD = {  # example -> the verifier that rejects it under this PV's acceptance
     "org.pds.examples.spin_wait": "termination",
     "org.pds.examples.rtt_tamper": "side_effects",
     "org.pds.examples.forbidden_helper": "safety",
-    "org.pds.examples.dynamic_key": "side_effects",
+    "org.pds.examples.dynamic_key": "side_effects: error",  # a run-time key cannot be judged
 }
 ACCEPTANCE = "reproducible & safety & termination & side_effects"
 
@@ -57,7 +57,8 @@ def test_first_epoch_accepts_good_and_rejects_bad_with_reasons(scenario):
     assert set(rejected) == {n for n in scenario["first"] if ".bad." in n}
     for name, example in scenario["first"].items():
         if example in BAD:
-            assert f"{BAD[example]}: fail" in rejected[name], rejected[name]
+            expected = BAD[example] if ":" in BAD[example] else f"{BAD[example]}: fail"
+            assert expected in rejected[name], rejected[name]
     assert "unproven loop at wait_for_window" in rejected["org.pds.bad.spin_wait"]
     assert e1["pushes"]["pr"] == "ok"
 

@@ -38,8 +38,9 @@ def test_each_verifier_has_a_passing_and_a_failing_example():
     for name in example_names():
         for verifier, status in expectations(name)["expect"].items():
             verdicts.setdefault(verifier, set()).add(status)
-    for verifier in DEFAULT_VERIFIERS:
-        assert verdicts.get(verifier) == {"pass", "fail"}, verifier
+    for verifier in DEFAULT_VERIFIERS:  # (and `error` where a verifier cannot judge)
+        assert verdicts.get(verifier, set()) >= {"pass", "fail"}, verifier
+        assert verdicts[verifier] <= {"pass", "fail", "error"}, verifier
 
 
 def test_vendored_headers_are_the_canonical_one():

@@ -1,10 +1,12 @@
 #include "pquic.h"
 
-/* Print every connection state change (PQUIC's printf helper takes an argument array). */
+/* Remember every connection state change in the plugin's private connection metadata
+ * (slot 0 = the latest state, slot 1 = how many changes), where the plugin's other pluglets
+ * can read them. */
 protoop_arg_t log_state(picoquic_cnx_t *cnx)
 {
-    protoop_arg_t args[1];
-    args[0] = get_cnx(cnx, AK_CNX_STATE, 0);
-    helper_protoop_printf(cnx, "connection state is now %lu\n", args, 1);
+    protoop_arg_t state = get_cnx(cnx, AK_CNX_STATE, 0);
+    set_cnx_metadata(cnx, 0, state);
+    set_cnx_metadata(cnx, 1, get_cnx_metadata(cnx, 1) + 1);
     return 0;
 }

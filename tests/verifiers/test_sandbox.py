@@ -83,11 +83,19 @@ def test_no_network_inside(tmp_path):
 
 
 def test_timeout_kills_everything_the_tool_started(tmp_path):
+    marker = f"sleep {300 + os.getpid() % 1000}.{time.monotonic_ns() % 1000}"  # this run's processes only
     start = time.monotonic()
-    run = run_tool(["sh", "-c", "(sleep 300 &) ; sleep 300"], tmp_path, 3)
+    run = run_tool(["sh", "-c", f"({marker} &) ; {marker}"], tmp_path, 3)
     assert run.timed_out and time.monotonic() - start < 60
-    leftover = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
-    assert not leftover, f"processes outlived the sandbox: {leftover}"
+
+    def leftover() -> list[str]:
+        return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+    # the kernel tears the pid namespace down asynchronously after the kill: poll, bounded
+    deadline = time.monotonic() + 10
+    while leftover() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not leftover(), f"processes outlived the sandbox: {leftover()}"
 
 
 def test_huge_output_is_capped_in_memory_and_on_disk(tmp_path):

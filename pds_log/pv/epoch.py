@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -480,8 +479,3 @@ def publish_pushes(config: PvConfig, summary: EpochSummary) -> dict[str, str]:
 def run_epoch(config: PvConfig, options: EpochOptions | None = None) -> EpochSummary:
     return EpochJob(config, options or EpochOptions()).run()
 
-
-def default_progress() -> Callable[[str], None] | None:
-    if sys.stderr.isatty():
-        return lambda line: print(line, file=sys.stderr, flush=True)
-    return None

@@ -1,0 +1,205 @@
+"""End to end on the real corpora: every plugin pushed to a PR, one PV epoch, publish, peer.
+
+    python benchmarks/corpus_e2e.py PQUIC_TREE [XBGP_TREE] [--work DIR] [--json]
+        [--acceptance EXPR] [--limit N]
+
+Everything goes through the `pds` command line (`sys.executable -m pds_log`), as a PQUIC or
+xBGP developer and a PV operator would run it:
+
+1. `pds pr init` makes a bare PR with its hooks; `pds pr add-developer` lets one developer
+   key write the corpus's namespaces; `pds pv init` makes one PV with the default verifier
+   set and `pds pr add-pv` gives it its area;
+2. for every top-level manifest (the ones `benchmarks/corpus.py` reads): `pds dev import`
+   (a name per variant), `pds dev build` (the PV's default recipe), `pds dev submit` (a signed
+   commit pushed through the PR's hook);
+3. one `pds pv epoch` (timed: this is the corpus's epoch time), then `pds pv publish`;
+4. the site served over HTTP on 127.0.0.1, and `pds peer verify NAME --bytecode DIR` for every
+   plugin the PV accepted (and one it rejected, which must be refused).
+
+It prints the counts, the epoch time and every refusal with its reason. The corpora are not
+part of this repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from corpus import top_level_pquic_manifests  # noqa: E402
+
+PDS = [sys.executable, "-m", "pds_log"]
+
+
+def pds(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    run = subprocess.run([*PDS, *map(str, args)], capture_output=True, text=True)
+    if check and run.returncode != 0:
+        raise SystemExit(f"pds {' '.join(map(str, args))}: exit {run.returncode}\n{run.stderr.strip()}")
+    return run
+
+
+def first_lines(text: str, n: int = 2) -> str:
+    """The head of a refusal: pds puts the reason first; a tool's crash dump follows it."""
+    return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][:n])[:400]
+
+
+def plugin_name(manifest: Path, kind: str) -> str:
+    if kind == "pquic":
+        content = [ln for ln in manifest.read_text(errors="replace").splitlines()
+                   if ln.strip() and not ln.lstrip().startswith("#")]
+        return content[0].split()[0]
+    doc = json.loads(manifest.read_text())
+    return f"org.xbgp.{doc.get('name', manifest.stem)}"
+
+
+def manifests_of(pquic: Path, xbgp: Path | None) -> list[tuple[str, Path]]:
+    out = [("pquic", m) for m in top_level_pquic_manifests(pquic)]
+    if xbgp is not None:
+        out += [("xbgp", m) for m in sorted(xbgp.rglob("*.plugin"))]
+    return out
+
+
+def setup(work: Path, namespaces: list[str], acceptance: str | None) -> dict:
+    keys = work / "keys"
+    keys.mkdir(parents=True)
+    for who in ("admin", "dev", "pv"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", who, "-f", str(keys / who)],
+                       check=True)
+    pr = work / "pr.git"
+    pds("pr", "init", pr, "--admin-key", keys / "admin")
+    pds("pr", "add-developer", "--repo", pr, "--admin-key", keys / "admin", "--name", "dev",
+        "--key", keys / "dev.pub", *[a for ns in namespaces for a in ("--namespace", ns)])
+    extra = ["--acceptance", acceptance] if acceptance else []
+    init = json.loads(pds("pv", "init", work / "pv", "--origin", "pv.corpus.pds", "--pr", pr, *extra,
+                          "--json").stdout)
+    pub = work / "pv" / "keys" / "ssh_ed25519.pub"
+    pds("pr", "add-pv", "--repo", pr, "--admin-key", keys / "admin", "--origin", "pv.corpus.pds", "--key", pub)
+    return {"pr": pr, "keys": keys, "config": work / "pv" / "pv.yaml", "init": init}
+
+
+def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pquic", type=Path)
+    parser.add_argument("xbgp", type=Path, nargs="?")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
+    parser.add_argument("--acceptance", help="the PV's acceptance expression (default: pds pv init's)")
+    parser.add_argument("--limit", type=int, help="only the first N manifests (a quick look)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = (args.work or Path(tempfile.mkdtemp(prefix="pds-corpus-e2e-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    manifests = manifests_of(args.pquic.resolve(), args.xbgp.resolve() if args.xbgp else None)
+    if args.limit:
+        manifests = manifests[:args.limit]
+    names: collections.Counter = collections.Counter()
+    plugins: list[tuple[str, str, Path]] = []
+    for kind, manifest in manifests:
+        original = plugin_name(manifest, kind)
+        names[original] += 1
+        name = original if names[original] == 1 else f"{original}.v{names[original]}"
+        plugins.append((kind, name, manifest))
+    namespaces = sorted({name.split(".")[0] + ".*" for _, name, _ in plugins})
+    env = setup(work, namespaces, args.acceptance)
+    counts: collections.Counter = collections.Counter()
+    refusals: list[str] = []
+    dirs: dict[str, Path] = {}
+    timings: dict[str, float] = collections.defaultdict(float)
+    for kind, name, manifest in plugins:
+        counts["manifests"] += 1
+        dest = work / "dev" / name
+        started = time.perf_counter()
+        run = pds("dev", "import", manifest, "--out", dest, "--name", name, check=False)
+        timings["import"] += time.perf_counter() - started
+        if run.returncode != 0:
+            refusals.append(f"{name}: import: {first_lines(run.stderr)}")
+            continue
+        counts["imported"] += 1
+        started = time.perf_counter()
+        run = pds("dev", "build", dest, check=False)
+        timings["build"] += time.perf_counter() - started
+        if run.returncode != 0:
+            refusals.append(f"{name}: build: {first_lines(run.stderr)}")
+            continue
+        counts["built"] += 1
+        started = time.perf_counter()
+        run = pds("dev", "submit", dest, "--repo", env["pr"], "--key", env["keys"] / "dev", "--name", name,
+                  check=False)
+        timings["submit"] += time.perf_counter() - started
+        if run.returncode != 0:
+            refusals.append(f"{name}: submit: {first_lines(run.stderr)}")
+            continue
+        counts["pushed"] += 1
+        dirs[name] = dest
+    started = time.perf_counter()
+    epoch = json.loads(pds("pv", "epoch", "--config", env["config"], "--json").stdout)
+    timings["epoch"] = time.perf_counter() - started
+    accepted = sorted(set(epoch["added"]) | set(epoch["updated"]))
+    counts["accepted by the PV"] = len(accepted)
+    counts["rejected by the PV"] = len(epoch["rejected"])
+    for entry in sorted(epoch["rejected"], key=lambda e: e["name"]):
+        refusals.append(f"{entry['name']}: PV: {entry['reason']}")
+    site = work / "site"
+    started = time.perf_counter()
+    pds("pv", "publish", "--config", env["config"], "--out", site)
+    timings["publish"] = time.perf_counter() - started
+    server, url = serve(site)
+    vkey = env["init"]["vkey"]
+    trust = work / "trust.yaml"
+    trust.write_text(json.dumps({"version": 1, "pvs": {"pv": {"vkey": vkey, "mirrors": [url], "pr": str(env["pr"])}},
+                                 "require": "pv", "state": str(work / "peer-state.json")}))
+    peer: dict[str, str] = {}
+    started = time.perf_counter()
+    for name in [n for n in dirs if n in accepted] + [n for n in dirs if n not in accepted][:1]:
+        run = pds("peer", "verify", name, "--trust", trust, "--bytecode", dirs[name], "--json", check=False)
+        try:
+            verdict = json.loads(run.stdout)
+        except ValueError:
+            verdict = {"accepted": False, "error": run.stderr.strip()[-200:]}
+        peer[name] = ("ACCEPT" if verdict.get("accepted") else "REJECT") + f" (exit {run.returncode})"
+        counts["peer ACCEPT" if verdict.get("accepted") else "peer REJECT"] += 1
+    timings["peer verify (all)"] = time.perf_counter() - started
+    server.shutdown()
+    result = {"work": str(work), "counts": dict(counts), "seconds": {k: round(v, 2) for k, v in timings.items()},
+              "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size")}, "peer": peer,
+              "refusals": refusals}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"work directory: {work}")
+    print("| step | count |\n|---|---|")
+    for key, value in counts.items():
+        print(f"| {key} | {value} |")
+    print("\n| phase | seconds |\n|---|---|")
+    for key, value in result["seconds"].items():
+        print(f"| {key} | {value} |")
+    print("\npeer verify:")
+    for name, verdict in peer.items():
+        print(f"  {verdict:18} {name}")
+    print("\nrefusals:")
+    for line in refusals:
+        print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()

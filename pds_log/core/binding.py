@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import jsondoc
 from .errors import FormatError
@@ -76,7 +76,7 @@ class Binding:
 
     @classmethod
     def create(cls, name: str, manifest_path: str, manifest_sha256: str,
-               pluglets: Mapping[str, str], source: str, properties=()) -> "Binding":
+               pluglets: Mapping[str, str], source: str, properties: Iterable[str] = ()) -> "Binding":
         """Like the constructor but sorts and de-duplicates `properties` for the caller."""
         return cls(name, manifest_path, manifest_sha256, dict(pluglets), source,
                    tuple(sorted(set(properties))))

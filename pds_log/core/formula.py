@@ -89,7 +89,7 @@ class Formula:
             for a in self.atoms
         }
         result = self._expr.subs(subs, simplify=True)
-        return result == _ALGEBRA.TRUE
+        return bool(result == _ALGEBRA.TRUE)
 
     def evaluate_with(self, approved: Mapping[str, bool], properties: Mapping[str, Iterable[str]]) -> bool:
         """Evaluate from per-PV approval and per-PV attested properties."""

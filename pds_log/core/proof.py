@@ -165,7 +165,7 @@ def proof_root(proof: Proof) -> bytes:
     if sibs and sibs[-1] is None:
         raise FormatError("proof: last sibling is empty (not a canonical proof)")
     for depth in range(len(sibs) - 1, -1, -1):
-        sib = sibs[depth] if sibs[depth] is not None else ZERO
+        sib = sibs[depth] or ZERO
         h = node_hash(sib, h) if key_bit(key, depth) else node_hash(h, sib)
     return h
 

@@ -88,7 +88,7 @@ class BuildRecipe:
                    str(obj["llc"]) if two_stage else None,
                    str(obj.get("llc_version_prefix", cls.llc_version_prefix)), llc_flags)
 
-    def to_obj(self) -> dict:
+    def to_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"compiler": self.compiler, "version_prefix": self.version_prefix,
                                "flags": list(self.flags)}
         if self.llc is not None:

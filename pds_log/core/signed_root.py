@@ -80,7 +80,9 @@ class TreeHead:
             raise FormatError("STR policy must be 64 lowercase hex characters")
 
     def text(self) -> str:
-        b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+        def b64(raw: bytes) -> str:
+            return base64.b64encode(raw).decode()
+
         return (
             f"{self.origin}\n{self.epoch}\n{b64(self.root)}\n"
             f"prev {b64(self.prev)}\ntime {self.time}\npr {self.pr}\n"
@@ -113,10 +115,10 @@ class TreeHead:
         size = _decimal(values["size"], "size (line 7)")
         if not _HEX64.fullmatch(values["policy"]):
             raise FormatError("STR policy (line 8): expected 64 lowercase hex characters")
-        head = cls(origin, epoch, root, prev, time, values["pr"], size, values["policy"])
-        if head.text() != text:  # pragma: no cover - guarded by the strict checks above
+        tree_head = cls(origin, epoch, root, prev, time, values["pr"], size, values["policy"])
+        if tree_head.text() != text:  # pragma: no cover - guarded by the strict checks above
             raise FormatError("STR text is not in canonical form")
-        return head
+        return tree_head
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .errors import FormatError, VerificationError
-from .tree import ZERO, PrefixTree, _fold, _rehash, check_key, leaf_hash, node_hash
+from .tree import ZERO, Node, PrefixTree, _fold, _rehash, check_key, leaf_hash, node_hash
 
 TILE_MAGIC = b"PDT1"
 TILE_HEIGHT = 8
@@ -110,7 +110,7 @@ class Tile:
         levels = [bottom]
         row = bottom
         for _ in range(TILE_HEIGHT):
-            nxt = []
+            nxt: list[tuple[int, bytes, TileEntry | None]] = []
             for i in range(0, len(row), 2):
                 (cl, hl, el), (cr, hr, er) = row[i], row[i + 1]
                 if cl + cr == 0:
@@ -133,7 +133,7 @@ def _bits(key: bytes, start: int, count: int) -> int:
 
 
 # ---------------------------------------------------------------------- building (PV side)
-def _entries_under(node, depth: int, bottom: int, out: list[TileEntry]) -> None:
+def _entries_under(node: Node, depth: int, bottom: int, out: list[TileEntry]) -> None:
     """Collect the frontier entries at depth `bottom` of a stored subtree."""
     if len(node) == 3:
         out.append(TileEntry(_bits(node[0], bottom - TILE_HEIGHT, TILE_HEIGHT), LEAF, key=node[0], value=node[1]))
@@ -232,6 +232,8 @@ def prove_from_tiles(
         for j in range(TILE_HEIGHT + 1):
             cls, h, leaf = levels[j][index]
             if cls == 1:
+                if leaf is None:  # _levels gives class 1 its single leaf; never trust that silently
+                    raise VerificationError("tile: a one-leaf position without its leaf")
                 return siblings, (leaf.key, leaf.value)
             if cls == 0:
                 return siblings, None

@@ -30,9 +30,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, TypeAlias
 
 from .errors import FormatError
+
+# A node is a leaf tuple or a branch list (see above): plain sequences with positional fields,
+# kept untyped on purpose (a class per node costs measurably at 1M leaves); their shapes are
+# pinned by tests/core/test_tree.py against the reference implementation below.
+Node: TypeAlias = Any
 
 ZERO = bytes(32)
 KEY_BITS = 256
@@ -79,21 +84,22 @@ def _fold(h: bytes, rep: int, from_depth: int, to_depth: int) -> bytes:
     return h
 
 
-def _is_leaf(node: list) -> bool:
+def _is_leaf(node: Node) -> bool:
     return len(node) == 3
 
 
-def _top_hash(node: list, depth: int) -> bytes:
+def _top_hash(node: Node, depth: int) -> bytes:
     """The hash of `node`'s subtree seen at position depth `depth` (<= its own depth)."""
     if len(node) == 3:
-        return node[2]
-    own = node[4]
+        leaf_h: bytes = node[2]
+        return leaf_h
+    own: bytes | None = node[4]
     if own is None:
         own = _rehash(node)
     return _fold(own, node[3], node[0], depth) if node[0] > depth else own
 
 
-def _rehash(node: list) -> bytes:
+def _rehash(node: Node) -> bytes:
     """Recompute a dirty branch's own hash (recursing only into dirty children)."""
     d1 = node[0] + 1
     own = node_hash(_top_hash(node[1], d1), _top_hash(node[2], d1))
@@ -107,7 +113,7 @@ class PrefixTree:
     __slots__ = ("_root", "_size")
 
     def __init__(self) -> None:
-        self._root: list | None = None
+        self._root: Node | None = None
         self._size = 0
 
     # ------------------------------------------------------------------ building
@@ -201,7 +207,7 @@ class PrefixTree:
             self._size = 1
             return
         kint = _from_bytes(key, "big")
-        parent: list | None = None
+        parent: Node | None = None
         side = 0
         while True:
             if len(node) == 3:
@@ -223,13 +229,13 @@ class PrefixTree:
             side = (kint >> (255 - depth)) & 1
             node = node[2] if side else node[1]
 
-    def _replace(self, parent: list | None, side: int, node: list) -> None:
+    def _replace(self, parent: Node | None, side: int, node: Node) -> None:
         if parent is None:
             self._root = node
         else:
             parent[2 if side else 1] = node
 
-    def _insert_branch(self, parent, side, old: list, leaf: list, kint: int, shared: int) -> None:
+    def _insert_branch(self, parent: Node | None, side: int, old: Node, leaf: Node, kint: int, shared: int) -> None:
         """Put a new branch at depth `shared` above `old`, with `leaf` on the other side."""
         if (kint >> (255 - shared)) & 1:
             branch = [shared, old, leaf, kint, None]
@@ -244,7 +250,7 @@ class PrefixTree:
         node = self._root
         if node is None:
             return False
-        path: list[tuple[list, int]] = []
+        path: list[tuple[Node, int]] = []
         kint = _from_bytes(key, "big")
         while len(node) != 3:
             side = (kint >> (255 - node[0])) & 1
@@ -277,7 +283,7 @@ class PrefixTree:
                 self.set(key, value)
 
     # ------------------------------------------------------------------ tiles support
-    def node_at(self, prefix_int: int, depth: int) -> list | None:
+    def node_at(self, prefix_int: int, depth: int) -> Node | None:
         """The stored node whose subtree is the position (prefix of `depth` bits), if that
         subtree is non-empty: a leaf, or the highest branch at or below that position."""
         node = self._root
@@ -298,7 +304,7 @@ class PrefixTree:
         return None
 
 
-def _build_sorted(keys: list[bytes], values) -> list | tuple:
+def _build_sorted(keys: list[bytes], values: Mapping[bytes, bytes]) -> Node:
     """Build the trie over sorted distinct keys in one pass, hashing as subtrees complete.
 
     The branch between neighbours k[i-1] and k[i] sits at depth lcp(k[i-1], k[i]); the trie is
@@ -308,7 +314,7 @@ def _build_sorted(keys: list[bytes], values) -> list | tuple:
     sha = _sha256
     fold = _fold
     fb = _from_bytes
-    stack: list[list] = []  # open branches on the right spine, depths increasing
+    stack: list[Node] = []  # open branches on the right spine, depths increasing
     push, pop = stack.append, stack.pop
     gc_was_enabled = gc.isenabled()
     gc.disable()

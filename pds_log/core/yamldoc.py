@@ -21,10 +21,10 @@ MAX_YAML_BYTES = 1 << 20
 MAX_INT_BITS = 128
 
 
-class _NoAliasLoader(yaml.SafeLoader):
+class _NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """PyYAML's safe loader, refusing aliases (anchors alone are harmless)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
@@ -37,7 +37,8 @@ class _NoAliasLoader(yaml.SafeLoader):
         if len(text) > 4 * MAX_INT_BITS:
             raise yaml.constructor.ConstructorError(None, None, f"integer of {len(text)} characters",
                                                     node.start_mark)
-        return super().construct_yaml_int(node)
+        value: int = super().construct_yaml_int(node)
+        return value
 
 
 _NoAliasLoader.add_constructor("tag:yaml.org,2002:int", _NoAliasLoader.construct_yaml_int)

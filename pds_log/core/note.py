@@ -222,24 +222,26 @@ def parse(data: bytes) -> Note:
     text, block = whole[: split + 1], whole[split + 2:]
     if not block.endswith("\n"):
         raise FormatError("note signature block must end with a newline")
-    sigs = []
-    for lineno, line in enumerate(block[:-1].split("\n"), start=1):
-        if not line.startswith(SIGNATURE_PREFIX):
-            raise FormatError(f"signature line {lineno}: must start with an em dash and a space")
-        fields = line[len(SIGNATURE_PREFIX):].split(" ")
-        if len(fields) != 2:
-            raise FormatError(f"signature line {lineno}: expected '— <key name> <base64>'")
-        name, b64 = fields
-        validate_key_name(name)
-        raw = _b64decode(b64, f"signature line {lineno}")
-        if len(raw) < 5:
-            raise FormatError(f"signature line {lineno}: signature too short")
-        sigs.append(NoteSignature(name, raw[:4], raw[4:]))
+    sigs = [_signature_line(line, lineno) for lineno, line in enumerate(block[:-1].split("\n"), start=1)]
     if not sigs:
         raise FormatError("note has no signature lines")
     if len(sigs) > MAX_SIGNATURES:
         raise FormatError(f"note has more than {MAX_SIGNATURES} signatures")
     return Note(check_text(text), tuple(sigs))
+
+
+def _signature_line(line: str, lineno: int) -> NoteSignature:
+    if not line.startswith(SIGNATURE_PREFIX):
+        raise FormatError(f"signature line {lineno}: must start with an em dash and a space")
+    fields = line[len(SIGNATURE_PREFIX):].split(" ")
+    if len(fields) != 2:
+        raise FormatError(f"signature line {lineno}: expected '— <key name> <base64>'")
+    name, b64 = fields
+    validate_key_name(name)
+    raw = _b64decode(b64, f"signature line {lineno}")
+    if len(raw) < 5:
+        raise FormatError(f"signature line {lineno}: signature too short")
+    return NoteSignature(name, raw[:4], raw[4:])
 
 
 def open_note(data: bytes, verifiers: Iterable[NoteVerifier]) -> tuple[Note, list[NoteVerifier]]:

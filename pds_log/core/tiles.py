@@ -69,31 +69,12 @@ class Tile:
         if count > 256:
             raise FormatError(f"{where}: {count} entries, at most 256")
         pos = 7
-        entries = []
-        last = -1
+        entries: list[TileEntry] = []
         for n in range(count):
-            if pos + 2 > len(data):
-                raise FormatError(f"{where}: truncated at entry {n}")
-            index, kind = data[pos], data[pos + 1]
-            pos += 2
-            if index <= last:
-                raise FormatError(f"{where}: entry {n} index {index} not increasing")
-            last = index
-            if kind == LEAF:
-                if pos + 64 > len(data):
-                    raise FormatError(f"{where}: truncated leaf entry {n}")
-                key, value = data[pos:pos + 32], data[pos + 32:pos + 64]
-                pos += 64
-                if _bits(key, level * TILE_HEIGHT, TILE_HEIGHT) != index:
-                    raise FormatError(f"{where}: leaf entry {n} key does not belong at index {index}")
-                entries.append(TileEntry(index, LEAF, key=key, value=value))
-            elif kind == NODE:
-                if pos + 32 > len(data):
-                    raise FormatError(f"{where}: truncated node entry {n}")
-                entries.append(TileEntry(index, NODE, hash=data[pos:pos + 32]))
-                pos += 32
-            else:
-                raise FormatError(f"{where}: entry {n} has unknown kind {kind}")
+            entry, pos = _decode_entry(data, pos, n, level, where)
+            if entries and entry.index <= entries[-1].index:
+                raise FormatError(f"{where}: entry {n} index {entry.index} not increasing")
+            entries.append(entry)
         if pos != len(data):
             raise FormatError(f"{where}: {len(data) - pos} trailing bytes")
         if level == MAX_LEVEL and any(e.kind == NODE for e in entries):
@@ -126,6 +107,26 @@ class Tile:
 
     def top_hash(self) -> bytes:
         return self._levels()[0][0][1]
+
+
+def _decode_entry(data: bytes, pos: int, n: int, level: int, where: str) -> tuple[TileEntry, int]:
+    """Entry `n` of a tile at byte `pos`: (the entry, the position after it)."""
+    if pos + 2 > len(data):
+        raise FormatError(f"{where}: truncated at entry {n}")
+    index, kind = data[pos], data[pos + 1]
+    pos += 2
+    if kind == LEAF:
+        if pos + 64 > len(data):
+            raise FormatError(f"{where}: truncated leaf entry {n}")
+        key, value = data[pos:pos + 32], data[pos + 32:pos + 64]
+        if _bits(key, level * TILE_HEIGHT, TILE_HEIGHT) != index:
+            raise FormatError(f"{where}: leaf entry {n} key does not belong at index {index}")
+        return TileEntry(index, LEAF, key=key, value=value), pos + 64
+    if kind == NODE:
+        if pos + 32 > len(data):
+            raise FormatError(f"{where}: truncated node entry {n}")
+        return TileEntry(index, NODE, hash=data[pos:pos + 32]), pos + 32
+    raise FormatError(f"{where}: entry {n} has unknown kind {kind}")
 
 
 def _bits(key: bytes, start: int, count: int) -> int:

@@ -14,8 +14,9 @@ Configured in YAML (see verifier_runners/configs/*.yaml for the shipped, documen
 Placeholders: {plugin_dir} (the materialised plugin), {name} (plugin name), {pluglet} (x.o),
 {source} (x.c), {entry} (the pluglet's first function symbol, default the file stem),
 {manifest}, {tools} (the shipped helper scripts in verifier_runners/tools, shown read-only in
-the sandbox; they use only the system Python). argv is a list: it is never given to a shell. Anything that is neither a clear
-pass nor a clear fail -- the tool missing, a crash, a timeout, unmatched output -- is `error`.
+the sandbox; they use only the system Python). argv is a list: it is never given to a shell.
+Anything that is neither a clear pass nor a clear fail -- the tool missing, a crash, a timeout,
+unmatched output -- is `error`.
 """
 
 from __future__ import annotations
@@ -39,31 +40,43 @@ TOOLS = Path(__file__).resolve().parent / "tools"
 EXTERNAL_KEYS = {"tool", "version_args", "per", "argv", "timeout", "pass", "fail", "exit_codes", "description"}
 
 
+def _substitute(arg: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], arg)
+
+
 class External(Verifier):
     runner = "external"
     version = "1"
     options = {"config": None, "inline": None}
 
-    def setup(self) -> None:
+    def _spec_text(self) -> str:
+        """The external config's YAML text: a file in the PV's directory or a shipped one."""
+        if not self.config["config"]:
+            raise FormatError(f"verifier {self.name}: external runner needs 'config' (a YAML file) or 'inline'")
+        path = Path(self.config["config"])
+        if not path.is_absolute():
+            shipped = CONFIGS / path
+            path = shipped if shipped.exists() and not (self.base_dir / path).exists() else self.base_dir / path
+        try:
+            return path.read_text()
+        except OSError as exc:
+            raise FormatError(f"verifier {self.name}: {path}: {exc.strerror}") from None
+
+    def _load_spec(self) -> dict[str, Any]:
         spec = self.config["inline"]
         if spec is None:
-            if not self.config["config"]:
-                raise FormatError(f"verifier {self.name}: external runner needs 'config' (a YAML file) or 'inline'")
-            path = Path(self.config["config"])
-            if not path.is_absolute():
-                shipped = CONFIGS / path
-                path = shipped if shipped.exists() and not (self.base_dir / path).exists() else self.base_dir / path
-            try:
-                spec = path.read_text()
-            except OSError as exc:
-                raise FormatError(f"verifier {self.name}: {path}: {exc.strerror}") from None
+            spec = self._spec_text()
         where = f"verifier {self.name}: external config"
         if isinstance(spec, str):
-            spec = parse_mapping(spec, where, EXTERNAL_KEYS)
-        elif not isinstance(spec, dict):
+            return parse_mapping(spec, where, EXTERNAL_KEYS)
+        if not isinstance(spec, dict):
             raise FormatError(f"{where} must be a mapping")
-        elif set(spec) - EXTERNAL_KEYS:
+        if set(spec) - EXTERNAL_KEYS:
             raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(set(spec) - EXTERNAL_KEYS))}")
+        return spec
+
+    def setup(self) -> None:
+        spec = self._load_spec()
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             raise FormatError(f"verifier {self.name}: argv must be a non-empty list of strings")
@@ -96,7 +109,7 @@ class External(Verifier):
             values = {"plugin_dir": str(workdir), "name": plugin.name, "manifest": plugin.manifest.path,
                       "pluglet": pluglet or "", "source": BuildRecipe.source_for(pluglet) if pluglet else "",
                       "entry": _entry(plugin, pluglet) if pluglet else "", "tools": str(TOOLS)}
-            argv = [_PLACEHOLDER.sub(lambda m: values[m.group(1)], a) for a in spec["argv"]]
+            argv = [_substitute(a, values) for a in spec["argv"]]
             log.append("$ " + " ".join(argv))
             run = self.run_tool(argv, workdir, readonly=(TOOLS,) if "{tools}" in " ".join(spec["argv"]) else ())
             log.append(run.output)

@@ -20,7 +20,7 @@ from pds_log.core.errors import FormatError, VerificationError
 from pds_log.core.signed_root import SignedTreeRoot, open_str
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gitremote import fetch_branch
-from pds_log.infra.http import FetchError, Fetcher
+from pds_log.infra.http import Fetcher, FetchError
 from pds_log.peer.trust import PeerState, Trust, TrustedPv
 from pds_log.peer.verify import MAX_STR_BYTES
 
@@ -66,6 +66,53 @@ def _pr_area_notes(pr_url: str, origin: str) -> list[tuple[str, bytes]]:
         return [(f"PR {pr_url} pvs/{origin}/str/{e.name}", repo[e.id].data) for e in tree if e.name.endswith(".note")]
 
 
+def _latest_views(pv: TrustedPv, fetcher: Fetcher, pr_url: str | None, state: PeerState | None,
+                  report: GossipReport, notes: dict[tuple[int, str], bytes]) -> tuple[set[int], set[str]]:
+    """Every mirror's latest.note, the PV's area on the PR and the peer's remembered STR:
+    (the epochs they name, the mirrors that did not answer)."""
+    epochs: set[int] = set()
+    failed: set[str] = set()  # mirrors that did not answer: not asked again (each try may cost a deadline)
+    for mirror in pv.mirrors:
+        try:
+            data = fetcher.get(mirror, site.LATEST, max_bytes=MAX_STR_BYTES)
+        except FetchError as exc:
+            report.problems.append(f"{pv.name}: {exc}")
+            if not exc.not_found:
+                failed.add(mirror)
+            continue
+        signed = _collect(report, pv, data, f"{mirror} latest.note", notes)
+        if signed:
+            epochs.add(signed.head.epoch)
+    pr = pv.pr or pr_url
+    for source, note in _pr_area_notes(pr, pv.verifier.name) if pr else []:
+        signed = _collect(report, pv, note, source, notes)
+        if signed:
+            epochs.add(signed.head.epoch)
+    remembered = state.last(pv.verifier.name) if state is not None else None
+    if remembered:
+        epoch, note = remembered
+        _collect(report, pv, note, f"peer state {state.path if state else ''}", notes)
+        epochs.add(epoch)
+    return epochs, failed
+
+
+def _epochs_from_mirrors(pv: TrustedPv, fetcher: Fetcher, epochs: set[int], failed: set[str],
+                         report: GossipReport, notes: dict[tuple[int, str], bytes]) -> None:
+    """The same epochs, as each mirror that answered keeps them."""
+    for mirror in pv.mirrors:
+        if mirror in failed:
+            continue
+        for epoch in sorted(epochs):
+            try:
+                data = fetcher.get(mirror, site.str_path(epoch), max_bytes=MAX_STR_BYTES)
+            except FetchError as exc:
+                if exc.not_found:
+                    continue
+                report.problems.append(f"{pv.name}: {exc} (its other epochs were not fetched)")
+                break
+            _collect(report, pv, data, f"{mirror} epoch {epoch}", notes)
+
+
 def gossip(trust: Trust, out_dir: str | Path, *, pr_url: str | None = None, state: PeerState | None = None,
            fetcher: Fetcher | None = None) -> GossipReport:
     fetcher = fetcher or Fetcher()
@@ -77,49 +124,22 @@ def gossip(trust: Trust, out_dir: str | Path, *, pr_url: str | None = None, stat
     for pv in trust.pvs.values():
         notes = notes_of.setdefault(str(pv.verifier), {})
         epochs = epochs_of.setdefault(str(pv.verifier), set())
-        failed: set[str] = set()  # mirrors that did not answer: not asked again (each try may cost a deadline)
-        for mirror in pv.mirrors:
-            try:
-                data = fetcher.get(mirror, site.LATEST, max_bytes=MAX_STR_BYTES)
-            except FetchError as exc:
-                report.problems.append(f"{pv.name}: {exc}")
-                if not exc.not_found:
-                    failed.add(mirror)
-                continue
-            signed = _collect(report, pv, data, f"{mirror} latest.note", notes)
-            if signed:
-                epochs.add(signed.head.epoch)
-        pr = pv.pr or pr_url
-        if pr:
-            for source, note in _pr_area_notes(pr, pv.verifier.name):
-                signed = _collect(report, pv, note, source, notes)
-                if signed:
-                    epochs.add(signed.head.epoch)
-        if state is not None and state.last(pv.verifier.name):
-            epoch, note = state.last(pv.verifier.name)
-            _collect(report, pv, note, f"peer state {state.path}", notes)
-            epochs.add(epoch)
-        for mirror in pv.mirrors:  # the same epochs, as each mirror keeps them
-            if mirror in failed:
-                continue
-            for epoch in sorted(epochs):
-                try:
-                    data = fetcher.get(mirror, site.str_path(epoch), max_bytes=MAX_STR_BYTES)
-                except FetchError as exc:
-                    if exc.not_found:
-                        continue
-                    report.problems.append(f"{pv.name}: {exc} (its other epochs were not fetched)")
-                    break
-                _collect(report, pv, data, f"{mirror} epoch {epoch}", notes)
+        latest, failed = _latest_views(pv, fetcher, pr_url, state, report, notes)
+        epochs |= latest
+        _epochs_from_mirrors(pv, fetcher, epochs, failed, report, notes)
     for pv in {str(p.verifier): p for p in trust.pvs.values()}.values():
-        notes = notes_of[str(pv.verifier)]
-        for epoch, texts in sorted(report.seen.get(pv.verifier.name, {}).items()):
-            if len(texts) < 2:
-                continue
-            first, second = list(texts)[:2]
-            found = equivocation.detect(notes[(epoch, first)], notes[(epoch, second)], pv.verifier)
-            if found is not None:
-                path = out_dir / f"equivocation-{pv.verifier.name}-epoch{epoch}.json"
-                atomic_write_bytes(path, found.to_json())
-                report.evidence.append(path)
+        _record_equivocations(pv, notes_of[str(pv.verifier)], report, out_dir)
     return report
+
+
+def _record_equivocations(pv: TrustedPv, notes: dict[tuple[int, str], bytes], report: GossipReport,
+                          out_dir: Path) -> None:
+    for epoch, texts in sorted(report.seen.get(pv.verifier.name, {}).items()):
+        if len(texts) < 2:
+            continue
+        first, second = list(texts)[:2]
+        found = equivocation.detect(notes[(epoch, first)], notes[(epoch, second)], pv.verifier)
+        if found is not None:
+            path = out_dir / f"equivocation-{pv.verifier.name}-epoch{epoch}.json"
+            atomic_write_bytes(path, found.to_json())
+            report.evidence.append(path)

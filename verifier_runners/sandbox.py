@@ -163,18 +163,18 @@ def run_tool(argv: Sequence[str], cwd: Path, timeout: float, *, memory: int = DE
     if program is None:
         return ToolRun(argv, None, "", "", missing=argv[0])
     problem = sandbox_problem()
-    protected = [os.path.realpath(p) for p in protected]
-    readonly = [os.path.realpath(p) for p in readonly]
+    hidden = [os.path.realpath(p) for p in protected]
+    shown_ro = [os.path.realpath(p) for p in readonly]
     work = os.path.realpath(cwd)
     if problem is None:
-        inside = [p for p in protected if _under(work, p)]
+        inside = [p for p in hidden if _under(work, p)]
         if inside:
             problem = f"the tool's work directory {work} lies inside the protected {inside[0]}"
         tree = _tool_tree(program)
-        for shown in [*([tree] if tree else []), *readonly]:
+        for shown in [*([tree] if tree else []), *shown_ro]:
             # a protected path inside a shown tree is covered by a tmpfs; a shown tree inside
             # a protected directory cannot be shown without showing part of it
-            if any(_under(shown, p) for p in protected):
+            if any(_under(shown, p) for p in hidden):
                 problem = f"{shown} (shown to the tool) lies inside a protected directory"
     if problem is not None:
         return ToolRun(argv, None, "", "", sandbox=problem)
@@ -186,7 +186,7 @@ def run_tool(argv: Sequence[str], cwd: Path, timeout: float, *, memory: int = DE
     cpu = max(1, int(timeout) + 5)
     prefix = [shutil.which("prlimit") or "prlimit", f"--as={memory}", f"--fsize={file_size}", f"--cpu={cpu}",
               f"--nofile={DEFAULT_NOFILE}", f"--nproc={DEFAULT_NPROC}", "--core=0", "--"]
-    bwrap = [shutil.which("bwrap") or "bwrap", *_namespace_args(cwd, protected, program, readonly)]
+    bwrap = [shutil.which("bwrap") or "bwrap", *_namespace_args(cwd, hidden, program, shown_ro)]
     for key, value in (env or {}).items():
         bwrap += ["--setenv", key, value]
     # The output files live beside the workdir, outside what the tool can see or reopen.

@@ -12,8 +12,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # click exports the bar's class only from a private module
+    from click._termui_impl import ProgressBar
 
 
 def wanted(stream=None) -> bool:
@@ -28,7 +32,7 @@ class TerminalProgress:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self._bar = None
+        self._bar: ProgressBar[int] | None = None
         self._total = 0
 
     def line(self, text: str) -> None:

@@ -38,7 +38,9 @@ def _render(command: click.Command, path: str, lines: list[str], parent: click.C
               "```", ""]
     if isinstance(command, click.Group):
         for sub in sorted(command.list_commands(ctx)):
-            _render(command.get_command(ctx, sub), f"{path} {sub}", lines, ctx)
+            child = command.get_command(ctx, sub)
+            if child is not None:
+                _render(child, f"{path} {sub}", lines, ctx)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import validate_name
-from pds_log.infra.gitsign import signed_commit
-from pds_log.infra.gittree import update_tree
 from pds_log.infra.gitremote import fetch_branch, push
-from pds_log.infra.gittree import walk_blobs
+from pds_log.infra.gitsign import signed_commit
+from pds_log.infra.gittree import tree_at, update_tree, walk_blobs
 
 from .build import read_plugin_dir
 
@@ -36,7 +34,7 @@ def submit_plugin(directory: str | Path, pr_url: str, key: str | Path, name: str
         base = f"plugins/{name}/"
         changes: dict[str, bytes | None] = {}
         try:
-            old = clone[tip.tree[base.rstrip("/")].id]
+            old = tree_at(clone, tip.tree[base.rstrip("/")].id)
             changes.update({base + path: None for path, _ in walk_blobs(clone, old)})
         except KeyError:
             if delete:

@@ -17,6 +17,23 @@ BLOB_MODE = pygit2.GIT_FILEMODE_BLOB
 TREE_MODE = pygit2.GIT_FILEMODE_TREE
 
 
+def tree_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Tree:
+    """The tree object `oid`; anything else (a blob where a directory was expected, in a
+    hostile repository) is an error, never a crash further on."""
+    obj = repo[oid]
+    if not isinstance(obj, pygit2.Tree):
+        raise PdsError(f"git object {oid} is a {obj.type_str}, expected a tree")
+    return obj
+
+
+def blob_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
+    """The bytes of blob `oid` (an error if it is another kind of object)."""
+    obj = repo[oid]
+    if not isinstance(obj, pygit2.Blob):
+        raise PdsError(f"git object {oid} is a {obj.type_str}, expected a blob")
+    return obj.data
+
+
 def update_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
                 changes: Mapping[str, bytes | None]) -> pygit2.Oid:
     """A new tree = `base` with each path set to its bytes (or removed when None).
@@ -44,9 +61,9 @@ def update_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
         if base is not None and name in base:
             entry = base[name]
             if entry.type_str == "tree":
-                sub_base = repo[entry.id]
+                sub_base = tree_at(repo, entry.id)
         new_id = update_tree(repo, sub_base, sub)
-        if len(repo[new_id]) == 0:
+        if len(tree_at(repo, new_id)) == 0:
             if base is not None and name in base:
                 builder.remove(name)
         else:
@@ -69,7 +86,7 @@ def walk_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = "") -> 
     for entry in tree:
         path = f"{prefix}{entry.name}"
         if entry.type_str == "tree":
-            yield from walk_blobs(repo, repo[entry.id], path + "/")
+            yield from walk_blobs(repo, tree_at(repo, entry.id), path + "/")
         elif entry.type_str == "blob":
             yield path, entry.id
 
@@ -79,4 +96,4 @@ def subtree(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> pygit2.Tre
         entry = tree[path]
     except KeyError:
         return None
-    return repo[entry.id] if entry.type_str == "tree" else None
+    return tree_at(repo, entry.id) if entry.type_str == "tree" else None

@@ -20,7 +20,7 @@ from pds_log.core.errors import PdsError
 from pds_log.core.policy import POLICY_PATH, Policy, Principal, key_id
 from pds_log.infra.gitremote import fetch_branch, push
 from pds_log.infra.gitsign import signed_commit
-from pds_log.infra.gittree import update_tree
+from pds_log.infra.gittree import blob_at, update_tree
 from pds_log.infra.resources import template
 from pds_log.infra.sshkeys import read_public_key
 
@@ -75,7 +75,7 @@ def edit_policy(pr_url: str, admin_key: str | Path, mutate: Callable[[Policy], s
     admin_key = Path(admin_key).resolve()
     with tempfile.TemporaryDirectory(prefix="pds-pr-admin-") as tmp:
         clone, tip = fetch_branch(pr_url, Path(tmp) / "pr.git", "main", admin_key)
-        policy = Policy.parse(clone[tip.tree[POLICY_PATH].id].data)
+        policy = Policy.parse(blob_at(clone, tip.tree[POLICY_PATH].id))
         message = mutate(policy)
         tree = update_tree(clone, tip.tree, {POLICY_PATH: policy.to_yaml().encode()})
         name = next((p.name for p in policy.admins if p.key == key_id(read_public_key(str(admin_key) + ".pub"))),

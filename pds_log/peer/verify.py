@@ -59,6 +59,7 @@ from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import FetchError, Fetcher
 
 from .bytecode import BytecodeDir, binding_files, bytecode_problem, held_bytecode_check, manifest_check
+from .cache import MirrorCache
 from .errors import BadExplanation, BadProof, BrokenChain, Check, Equivocation, TrustProblem, Unavailable
 from .trust import PeerState, Trust, TrustedPv
 from .trusted import FUTURE_SKEW, MAX_CHAIN_FETCH, Answer, PvReport, PvTrustedState, Status, freshness_problem
@@ -161,8 +162,9 @@ class MirrorWalk:
     state; every file of one answer comes from the same mirror."""
 
     def __init__(self, trust: Trust, fetcher: Fetcher, state: PeerState | None, now: int, via: str,
-                 bytecode: BytecodeDir | Mapping[str, bytes] | None, evidence_dir: Path | None = None) -> None:
-        self.fetcher, self.state, self.now, self.via = fetcher, state, now, via
+                 bytecode: BytecodeDir | Mapping[str, bytes] | None, evidence_dir: Path | None = None,
+                 cache: MirrorCache | None = None) -> None:
+        self.fetcher, self.state, self.now, self.via, self.cache = fetcher, state, now, via, cache
         self.bytecode = bytecode
         self.evidence_dir = evidence_dir
         self.states = trusted_states(trust, state, now)
@@ -172,8 +174,7 @@ class MirrorWalk:
         best: PvReport | None = None
         attempts: list[str] = []
         for mirror in pv.mirrors:
-            answer = self.states[pv.origin].answer(name, mirror)
-            report, attempt = self._try_mirror(answer, pv)
+            answer, report, attempt = self._ask(name, pv, mirror)
             if attempt is None:
                 best = report
                 if report.passed and self.state is not None:
@@ -191,6 +192,28 @@ class MirrorWalk:
             causes = "; ".join(a.split(": ", 1)[1] for a in attempts)
             best = best.replace(mirror=None, reason=f"no mirror answered ({causes})")
         return best
+
+    def _ask(self, name: str, pv: TrustedPv, mirror: str) -> tuple[Answer, PvReport, str | None]:
+        """One mirror's answer (see check); through the cache, and once more without it when
+        an answer that used cached bytes is refused (a poisoned cache never decides)."""
+        answer = self.states[pv.origin].answer(name, mirror)
+        if self.cache is None:
+            return answer, *self._try_mirror(answer, pv)
+        self.cache.begin(mirror)
+        report, attempt = self._try_mirror(answer, pv)
+        if attempt is not None and self.cache.forget(mirror):
+            self.cache.begin(mirror)
+            self.cache.bypass = True
+            try:
+                answer = self.states[pv.origin].answer(name, mirror)
+                report, attempt = self._try_mirror(answer, pv)
+            finally:
+                self.cache.bypass = False
+        if report.passed:
+            self.cache.keep(mirror)
+        else:
+            self.cache.discard(mirror)
+        return answer, report, attempt
 
     def _commit(self, answer: Answer, report: PvReport) -> None:
         assert self.state is not None
@@ -217,6 +240,8 @@ class MirrorWalk:
         return answer.report(pv.name), None
 
     def _get(self, mirror: str, path: str, limit: int) -> bytes:
+        if self.cache is not None:
+            return self.cache.get(mirror, path, max_bytes=limit)
         return self.fetcher.get(mirror, path, max_bytes=limit)
 
     def _walk(self, answer: Answer) -> None:
@@ -324,7 +349,7 @@ def _one_line(text: str, limit: int = 500) -> str:
 def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = None, now: int | None = None,
                   state: PeerState | None = None, via: str = "tiles", fetcher: Fetcher | None = None,
                   use_state: bool = True, evidence_dir: str | Path | None = None,
-                  metadata_only: bool = False) -> Verdict:
+                  metadata_only: bool = False, cache_dir: str | Path | None | bool = None) -> Verdict:
     """Check `name` at every trusted PV and evaluate the requirement formula.
 
     Without `bytecode_dir` the verdict is `incomplete` (not ok) unless `metadata_only`: the
@@ -332,7 +357,9 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
 
     state: the peer state (default: loaded from trust.state_path unless use_state=False);
     it is saved when a PV's STR advanced. evidence_dir: where equivocation evidence goes
-    (default: evidence/ next to the state file)."""
+    (default: evidence/ next to the state file). cache_dir: the local copy of what mirrors
+    served (pds_log.peer.cache; default: mirror-cache/ next to the state file, none without
+    a state; False: none)."""
     validate_name(name)
     if via not in VIAS:
         raise PdsError(f"unknown proof path {via!r} (tiles or proof)")
@@ -340,11 +367,15 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
         state = PeerState.load(trust.state_path)
     if evidence_dir is None and state is not None:
         evidence_dir = state.path.parent / "evidence"
+    if cache_dir is None and state is not None:
+        cache_dir = state.path.parent / "mirror-cache"
     held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
     now = int(time.time()) if now is None else int(now)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher()
-    walk = MirrorWalk(trust, fetcher, state, now, via, held, Path(evidence_dir) if evidence_dir is not None else None)
+    cache = MirrorCache(cache_dir, fetcher) if cache_dir else None
+    walk = MirrorWalk(trust, fetcher, state, now, via, held, Path(evidence_dir) if evidence_dir is not None else None,
+                      cache)
     try:
         reports = {pv_name: walk.check(name, pv) for pv_name, pv in trust.pvs.items()}
     finally:

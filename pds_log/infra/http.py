@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import http.client
 import io
-from email.utils import parsedate_to_datetime
 import math
 import os
 import re
@@ -434,6 +433,8 @@ def _validators(response: http.client.HTTPResponse) -> tuple[str | None, str | N
     etag = response.getheader("ETag")
     modified = response.getheader("Last-Modified")
     if modified is not None:
+        from email.utils import parsedate_to_datetime  # loaded by http.client already
+
         try:
             date = response.getheader("Date")
             age = (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds() if date else 0

@@ -33,7 +33,6 @@ from pathlib import Path
 from pds_log.core import static_layout as site
 from pds_log.core.errors import FormatError
 from pds_log.core.jsondoc import loads
-from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import Fetcher, is_local
 
 VALIDATORS = "latest.validators.json"
@@ -79,6 +78,8 @@ class MirrorCache:
 
     def keep(self, mirror: str) -> None:
         """The answer passed every check: store what it fetched."""
+        from pds_log.infra.files import atomic_write_bytes  # lazily: a warm run writes nothing
+
         for key, data in self._pending.pop(mirror, {}).items():
             atomic_write_bytes(self._path(mirror, key), data)
         self._used.pop(mirror, None)

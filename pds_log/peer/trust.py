@@ -41,7 +41,6 @@ from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
 from pds_log.core.yamldoc import parse_mapping
-from pds_log.infra.files import atomic_write_bytes, exclusive_lock
 from pds_log.infra.http import check_mirror_url, is_local
 
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pds" / "peer-state.json"
@@ -200,6 +199,8 @@ class PeerState:
         when they are newer (the file only ever moves forward)."""
         if not self._changed:
             return
+        from pds_log.infra.files import atomic_write_bytes, exclusive_lock  # lazily: a warm run saves nothing
+
         with exclusive_lock(self.path.with_name(self.path.name + ".lock"), wait=True):
             merged = _read_state(self.path)
             for origin in self._changed:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from pds_log.core import equivocation
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, VerificationError
@@ -191,6 +190,8 @@ class PvTrustedState:
         for the same epoch is equivocation."""
         other = self._seen.setdefault(signed.head.epoch, signed)
         if other.head.text() != signed.head.text():
+            from pds_log.core import equivocation
+
             raise Equivocation(f"equivocation: two different signed STRs for epoch {signed.head.epoch}",
                                equivocation.Equivocation(self.pv.verifier, other, signed))
 

@@ -55,7 +55,6 @@ from pds_log.core.names import name_key, validate_name
 from pds_log.core.proof import Proof, make_proof_from_leaf
 from pds_log.core.signed_root import TreeHead
 from pds_log.core.tiles import prove_from_tiles
-from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import FetchError, Fetcher
 
 from .bytecode import BytecodeDir, binding_files, bytecode_problem, held_bytecode_check, manifest_check
@@ -150,6 +149,8 @@ def refused(answer: Answer, pv: str, problem: TrustProblem, evidence_dir: Path |
     if evidence_dir is None:
         return answer.failed(pv, problem, f"{problem} (evidence in the JSON report)",
                              evidence_json=evidence_json.decode())
+    from pds_log.infra.files import atomic_write_bytes
+
     path = Path(evidence_dir) / f"equivocation-{problem.evidence.verifier.name}-epoch{problem.evidence.epoch}.json"
     atomic_write_bytes(path, evidence_json)
     return answer.failed(pv, problem, f"{problem} (evidence: {path})", evidence=str(path),

@@ -258,34 +258,7 @@ class Fetcher:
                     # the server closed the idle keep-alive connection: one fresh connection, at once
                     conn.close()
                     conn, reused, connected = None, False, False
-            status = response.status
-            validators = _validators(response)
-            if status == 304:
-                response.read()  # no body
-                if response.will_close:
-                    _close(conn, response)
-                else:
-                    self._idle[key] = conn
-                return status, None, b"", validators
-            if status != 200:
-                location = response.getheader("Location")
-                _close(conn, response)
-                return status, location, b"", validators
-            declared = response.length  # http.client's parse of Content-Length (None: absent or invalid)
-            if declared is not None and declared > limit:
-                _close(conn, response)
-                raise FetchError(url, f"response of {declared} bytes is larger than the limit of {limit} bytes")
-            data = bytearray()
-            while chunk := response.read(CHUNK):
-                data += chunk
-                if len(data) > limit:
-                    _close(conn, response)
-                    raise FetchError(url, f"response larger than the limit of {limit} bytes")
-            if response.will_close:
-                _close(conn, response)
-            else:
-                self._idle[key] = conn  # the body was read to its end: the connection can serve the next GET
-            return status, None, bytes(data), validators
+            return self._answer(url, key, conn, response, limit)
         except FetchError:
             raise
         except _DeadlineExceeded:
@@ -310,6 +283,40 @@ class Fetcher:
         except (http.client.HTTPException, ValueError) as exc:  # a malformed status line, headers or chunking
             _close(conn, response)
             raise FetchError(url, f"malformed HTTP response ({type(exc).__name__}: {_short(exc)})") from None
+
+    def _answer(self, url: str, key: tuple[str, str, int], conn: http.client.HTTPConnection,
+                response: http.client.HTTPResponse, limit: int
+                ) -> tuple[int, str | None, bytes, tuple[str | None, str | None]]:
+        """_exchange once the response headers are in: the body of a 200, within `limit`; the
+        connection goes back to the idle pool when the response ended cleanly."""
+        status = response.status
+        validators = _validators(response)
+        if status == 304:
+            response.read()  # no body
+            if response.will_close:
+                _close(conn, response)
+            else:
+                self._idle[key] = conn
+            return status, None, b"", validators
+        if status != 200:
+            location = response.getheader("Location")
+            _close(conn, response)
+            return status, location, b"", validators
+        declared = response.length  # http.client's parse of Content-Length (None: absent or invalid)
+        if declared is not None and declared > limit:
+            _close(conn, response)
+            raise FetchError(url, f"response of {declared} bytes is larger than the limit of {limit} bytes")
+        data = bytearray()
+        while chunk := response.read(CHUNK):
+            data += chunk
+            if len(data) > limit:
+                _close(conn, response)
+                raise FetchError(url, f"response larger than the limit of {limit} bytes")
+        if response.will_close:
+            _close(conn, response)
+        else:
+            self._idle[key] = conn  # the body was read to its end: the connection can serve the next GET
+        return status, None, bytes(data), validators
 
     def _connect(self, https: bool, host: str, port: int, ends: float) -> http.client.HTTPConnection:
         """A connection to host:port (TLS for https) whose socket enforces the deadline `ends`."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pds_log.core import static_layout as site
+from pds_log.infra.http import Fetcher
 from tests.support import PDS, run, write_trust
 
 from .simpv import SimPV, binding_for, plugin_files, write_dir
@@ -174,3 +175,29 @@ def test_a_poisoned_cache_is_never_trusted(world):
     assert (cached / site.LATEST).read_bytes() == pv1.strs[2].note  # the cache is repaired
     verify(world)
     assert counts(world)["pv1"] == [(site.LATEST, 304)]
+
+
+def test_conditional_get_on_one_keep_alive_connection(tmp_path):
+    (tmp_path / "old").write_bytes(b"old")
+    (tmp_path / "new").write_bytes(b"new")
+    past = time.time() - 3600
+    os.utime(tmp_path / "old", (past, past))
+    tagged, dated = CountingServer(tmp_path), CountingServer(tmp_path, etags=False)
+    fetcher = Fetcher()
+    try:
+        first = fetcher.fetch(tagged.url, "old")
+        assert first.data == b"old" and first.etag and first.last_modified
+        again = fetcher.fetch(tagged.url, "old", etag=first.etag)
+        assert again.not_modified and tagged.requests == [("old", 200), ("old", 304)]
+        assert tagged.httpd.connections == 1  # the 304 left the connection usable
+        by_date = fetcher.fetch(dated.url, "old")
+        assert by_date.etag is None and fetcher.fetch(dated.url, "old", last_modified=by_date.last_modified).not_modified
+        # a file modified within the last seconds: its Last-Modified cannot tell a second change apart
+        assert fetcher.fetch(dated.url, "new").last_modified is None
+        (tmp_path / "old").write_bytes(b"changed")
+        assert fetcher.fetch(tagged.url, "old", etag=first.etag).data == b"changed"
+        assert fetcher.get(tagged.url, "old") == b"changed"
+    finally:
+        fetcher.close()
+        tagged.stop()
+        dated.stop()

@@ -37,6 +37,11 @@ the report lists each mirror's problem. For an absent plugin the PV's explanatio
 ``status/<name>.json`` and shown as such: it is not covered by any signature (a missing one is
 no explanation; an unreadable or malformed one fails that mirror like any other bad file).
 The state file advances for a PV only when every check for it passed.
+
+This module only fetches: every check above is `pds_log.peer.trusted` (the same pipeline an
+offline bundle goes through), and each refusal is typed (`pds_log.peer.errors`; a report's
+`problem`). With a state file, files come through `pds_log.peer.cache` (a conditional GET of
+latest.note, verified copies of the immutable files).
 """
 
 from __future__ import annotations

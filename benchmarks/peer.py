@@ -2,19 +2,31 @@
 
     python benchmarks/peer.py                 # 3 PVs of 100,000 plugins each
     python benchmarks/peer.py --plugins 10000
+    python benchmarks/peer.py --plugins 10000 --runs 5 --cli-runs 5   # + cold vs warm, library and CLI
 
 Each PV's static directory is produced with the core (bindings, tree, tiles, a signed STR and
 the one-file proof of the measured plugin) in the exact published layout, then served by
 http.server on 127.0.0.1. The same run measures the tile path (walk 8-level tiles from the
 root, fetch the binding by its hash) and the one-file proof path: wall time per verification
 (fetch + verify, all 3 PVs, formula), HTTP requests and bytes.
+
+Cold vs warm: the same verification with a peer state and its mirror cache (pds_log.peer.cache):
+cold = empty cache and state, warm = the second run with latest.note unchanged (one
+conditional GET per PV, answered 304). Measured in-process (requests, KiB, ms) and through
+the CLI (`python -m pds_log peer verify`, wall time of the whole process, start-up included).
+The servers speak HTTP/1.1 (keep-alive) and send Last-Modified; latest.note is dated a minute
+back, as a published one is (a Last-Modified within 2 s of the Date is not used).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import os
 import shutil
+import subprocess
+import threading
 import statistics
 import sys
 import tempfile
@@ -33,9 +45,9 @@ from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str  # noqa: E402
 from pds_log.core.tiles import all_tiles  # noqa: E402
 from pds_log.core.tree import PrefixTree  # noqa: E402
 from pds_log.infra.http import Fetcher  # noqa: E402
-from pds_log.peer.trust import parse_trust  # noqa: E402
+from pds_log.peer.trust import PeerState, parse_trust  # noqa: E402
 from pds_log.peer.verify import verify_plugin  # noqa: E402
-from tests.support import StaticServer  # noqa: E402
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 TARGET = "org.bench.target"
 MANIFEST = b"org.bench.target\nupdate_rtt post a.o\n"
@@ -72,10 +84,74 @@ def build_pv(out: Path, origin: str, n: int) -> str:
     return str(signer.verifier())
 
 
+class _Handler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as any production server
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class Server:
+    def __init__(self, directory: Path) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def cold_warm(trust, work: Path, runs: int, cli_runs: int, pvs: dict) -> None:
+    """Library: cold and warm requests, KiB, ms; CLI: cold and warm wall time."""
+    print(f"\n{'tiles path':14} {'requests':>9} {'KiB':>8} {'mean ms':>8} {'min ms':>8}")
+    rows: dict[str, list] = {"cold": [], "warm": []}
+    for i in range(runs):
+        state_dir = work / f"peer{i}"
+        state_dir.mkdir()
+        state = PeerState.load(state_dir / "state.json")
+        for phase in ("cold", "warm"):
+            fetcher = Fetcher()
+            start = time.perf_counter()
+            verdict = verify_plugin(TARGET, trust, bytecode_dir=work / "bytecode", fetcher=fetcher, state=state)
+            rows[phase].append(((time.perf_counter() - start) * 1000, fetcher.requests_made,
+                                fetcher.bytes_received / 1024))
+            fetcher.close()
+            assert verdict.ok, verdict.to_obj()
+    for phase, values in rows.items():
+        ms = [v[0] for v in values]
+        print(f"{phase + ' (library)':14} {statistics.mean(v[1] for v in values):9.1f} "
+              f"{statistics.mean(v[2] for v in values):8.1f} {statistics.mean(ms):8.1f} {min(ms):8.1f}")
+    if not cli_runs:
+        return
+    import yaml
+
+    walls: dict[str, list[float]] = {"cold": [], "warm": []}
+    for i in range(cli_runs):
+        peer = work / f"cli{i}"
+        peer.mkdir()
+        path = peer / "trust.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "pvs": pvs, "require": "pv1 & (pv2 | pv3)", "max_age": 86400,
+                                        "state": str(peer / "state.json")}))
+        for phase in ("cold", "warm"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "pds_log", "peer", "verify", TARGET, "--trust", str(path),
+                            "--bytecode", str(work / "bytecode")], check=True, stdout=subprocess.DEVNULL)
+            walls[phase].append((time.perf_counter() - start) * 1000)
+    start = time.perf_counter()
+    for _ in range(cli_runs):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = (time.perf_counter() - start) * 1000 / cli_runs
+    for phase, ms in walls.items():
+        print(f"{phase + ' (CLI)':14} {'':9} {'':8} {statistics.mean(ms):8.1f} {min(ms):8.1f}")
+    print(f"(python -c pass: {bare:.1f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plugins", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--cli-runs", type=int, default=0, help="CLI processes per phase for cold vs warm")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pds-bench-peer-"))
     servers = []
@@ -85,7 +161,9 @@ def main() -> None:
         for i in (1, 2, 3):
             out = work / f"pv{i}"
             vkey = build_pv(out, f"pv{i}.bench", args.plugins)
-            server = StaticServer(out)
+            past = time.time() - 60
+            os.utime(out / site.LATEST, (past, past))
+            server = Server(out)
             servers.append(server)
             pvs[f"pv{i}"] = {"vkey": vkey, "mirrors": [server.url]}
         print(f"setup: 3 PVs x {args.plugins:,} plugins published in {time.perf_counter() - t:.1f} s")
@@ -110,6 +188,7 @@ def main() -> None:
                 sizes.append(fetcher.bytes_received / 1024)
             print(f"{via:8} {statistics.mean(times):8.1f} {statistics.median(times):8.1f} {max(times):8.1f} "
                   f"{statistics.mean(reqs):9.0f} {statistics.mean(sizes):8.1f}")
+        cold_warm(trust, work, args.runs, args.cli_runs, pvs)
     finally:
         for server in servers:
             server.stop()

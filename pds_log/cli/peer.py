@@ -127,7 +127,10 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print the v
                    "at its latest epoch (else the tiles).")
 @_now_option
 @_json_option
-def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, as_json):
+@click.option("--no-cache", is_flag=True,
+              help="Fetch every file from the mirrors (default: reuse the verified copies kept next to the state "
+                   "file, and ask for latest.note only if it changed).")
+def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, as_json, no_cache):
     """Fetch each PV's latest STR and proof, check them, and evaluate the formula.
 
     Exit 0 only on accept: with --bytecode, or with --metadata-only (1 reject, or bytecode not
@@ -143,7 +146,7 @@ def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, a
     if metadata_only and bytecode_dir:
         _fail_usage("give --bytecode or --metadata-only, not both")
     verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state,
-                            metadata_only=metadata_only)
+                            metadata_only=metadata_only, cache_dir=False if no_cache else None)
     print_verdict(verdict, as_json)
     sys.exit(EXIT_ACCEPT if verdict.ok else EXIT_REJECT)
 

@@ -27,6 +27,13 @@ through a file object this module supplies. A Fetcher keeps one idle keep-alive 
 host; it is not thread-safe. Not bounded by the deadline: the system resolver's DNS lookup.
 No HTTP proxy is used (``HTTP_PROXY`` is ignored).
 
+Conditional GET: `Fetcher.fetch(..., etag=, last_modified=)` sends ``If-None-Match`` /
+``If-Modified-Since`` and returns a `Fetched` whose `data` is None when the server answered
+304 Not Modified (for the one mutable file a peer reads often, ``latest.note``). A
+Last-Modified less than `LAST_MODIFIED_MARGIN` seconds older than the server's Date is not
+returned as a validator: with a one-second clock a file replaced within that second would
+keep looking unmodified.
+
 Errors are `FetchError`: one line naming the URL and the cause (and the HTTP status if any).
 """
 
@@ -57,6 +64,8 @@ MAX_REDIRECTS = 5
 CHUNK = 65536
 USER_AGENT = "pds-log"
 _REDIRECTS = (301, 302, 303, 307, 308)
+LAST_MODIFIED_MARGIN = 2  # seconds (see the module docstring)
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{1,200}")
 _RETRIED = {429}
 
 
@@ -72,6 +81,20 @@ class FetchError(PdsError):
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One file's answer: its bytes (None: 304, not modified since the validators given), and
+    the validators to send next time (None when the server gave none usable)."""
+
+    data: bytes | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.data is None
 
 
 def deadline_from_env() -> float:
@@ -128,10 +151,18 @@ class Fetcher:
 
     def get(self, base: str, path: str, *, max_bytes: int | None = None) -> bytes:
         """GET base/path (or read it from a local mirror directory)."""
+        data = self.fetch(base, path, max_bytes=max_bytes).data
+        assert data is not None  # no validators sent: never 304
+        return data
+
+    def fetch(self, base: str, path: str, *, max_bytes: int | None = None, etag: str | None = None,
+              last_modified: str | None = None) -> Fetched:
+        """GET base/path, conditionally when given validators (a local directory is always read)."""
         limit = min(max_bytes or self.max_bytes, self.max_bytes)
         url = join(base, path)
         if is_local(base):
-            return self._read_file(url, limit)
+            return Fetched(self._read_file(url, limit))
+        conditions = {k: v for k, v in (("If-None-Match", etag), ("If-Modified-Since", last_modified)) if v}
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https"):
             raise FetchError(url, f"unsupported URL scheme {parsed.scheme!r}")
@@ -146,7 +177,7 @@ class Fetcher:
                 time.sleep(pause)
             attempts += 1
             try:
-                return self._get_once(url, limit, ends)
+                return self._get_once(url, limit, ends, conditions)
             except _Retry as retry:
                 last = retry.error
                 if retry.out_of_time:
@@ -162,11 +193,13 @@ class Fetcher:
         self._idle.clear()
 
     # ------------------------------------------------------------------ internals
-    def _get_once(self, original: str, limit: int, ends: float) -> bytes:
+    def _get_once(self, original: str, limit: int, ends: float, conditions: dict[str, str]) -> Fetched:
         url = original
         for _ in range(self.max_redirects + 1):
             self.requests_made += 1
-            status, location, data = self._exchange(url, limit, ends)
+            status, location, data, validators = self._exchange(url, limit, ends, conditions)
+            if status == 304 and conditions:
+                return Fetched(None, *validators)
             if status in _REDIRECTS:
                 if not location:
                     raise FetchError(url, f"HTTP {status} redirect without a Location", status)
@@ -187,11 +220,13 @@ class Fetcher:
             if status != 200:
                 raise FetchError(url, f"HTTP {status}", status)
             self.bytes_received += len(data)
-            return data
+            return Fetched(data, *validators)
         raise FetchError(original, f"more than {self.max_redirects} redirects")
 
-    def _exchange(self, url: str, limit: int, ends: float) -> tuple[int, str | None, bytes]:
-        """One GET of `url`: (status, Location, body); the body is read only for a 200."""
+    def _exchange(self, url: str, limit: int, ends: float, conditions: dict[str, str]
+                  ) -> tuple[int, str | None, bytes, tuple[str | None, str | None]]:
+        """One GET of `url`: (status, Location, body, (ETag, Last-Modified)); the body is read
+        only for a 200."""
         parsed = urlparse(url)
         try:
             host, port = parsed.hostname, parsed.port
@@ -214,7 +249,7 @@ class Fetcher:
                     connected = True
                 conn.sock.ends = ends
                 try:
-                    conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
+                    conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "*/*", **conditions})
                     response = conn.getresponse()
                     break
                 except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -223,26 +258,7 @@ class Fetcher:
                     # the server closed the idle keep-alive connection: one fresh connection, at once
                     conn.close()
                     conn, reused, connected = None, False, False
-            status = response.status
-            if status != 200:
-                location = response.getheader("Location")
-                _close(conn, response)
-                return status, location, b""
-            declared = response.length  # http.client's parse of Content-Length (None: absent or invalid)
-            if declared is not None and declared > limit:
-                _close(conn, response)
-                raise FetchError(url, f"response of {declared} bytes is larger than the limit of {limit} bytes")
-            data = bytearray()
-            while chunk := response.read(CHUNK):
-                data += chunk
-                if len(data) > limit:
-                    _close(conn, response)
-                    raise FetchError(url, f"response larger than the limit of {limit} bytes")
-            if response.will_close:
-                _close(conn, response)
-            else:
-                self._idle[key] = conn  # the body was read to its end: the connection can serve the next GET
-            return status, None, bytes(data)
+            return self._answer(url, key, conn, response, limit)
         except FetchError:
             raise
         except _DeadlineExceeded:
@@ -267,6 +283,40 @@ class Fetcher:
         except (http.client.HTTPException, ValueError) as exc:  # a malformed status line, headers or chunking
             _close(conn, response)
             raise FetchError(url, f"malformed HTTP response ({type(exc).__name__}: {_short(exc)})") from None
+
+    def _answer(self, url: str, key: tuple[str, str, int], conn: http.client.HTTPConnection,
+                response: http.client.HTTPResponse, limit: int
+                ) -> tuple[int, str | None, bytes, tuple[str | None, str | None]]:
+        """_exchange once the response headers are in: the body of a 200, within `limit`; the
+        connection goes back to the idle pool when the response ended cleanly."""
+        status = response.status
+        validators = _validators(response)
+        if status == 304:
+            response.read()  # no body
+            if response.will_close:
+                _close(conn, response)
+            else:
+                self._idle[key] = conn
+            return status, None, b"", validators
+        if status != 200:
+            location = response.getheader("Location")
+            _close(conn, response)
+            return status, location, b"", validators
+        declared = response.length  # http.client's parse of Content-Length (None: absent or invalid)
+        if declared is not None and declared > limit:
+            _close(conn, response)
+            raise FetchError(url, f"response of {declared} bytes is larger than the limit of {limit} bytes")
+        data = bytearray()
+        while chunk := response.read(CHUNK):
+            data += chunk
+            if len(data) > limit:
+                _close(conn, response)
+                raise FetchError(url, f"response larger than the limit of {limit} bytes")
+        if response.will_close:
+            _close(conn, response)
+        else:
+            self._idle[key] = conn  # the body was read to its end: the connection can serve the next GET
+        return status, None, bytes(data), validators
 
     def _connect(self, https: bool, host: str, port: int, ends: float) -> http.client.HTTPConnection:
         """A connection to host:port (TLS for https) whose socket enforces the deadline `ends`."""
@@ -382,6 +432,29 @@ class _DeadlineReader(io.RawIOBase):
     def close(self) -> None:
         self.raw.close()
         super().close()
+
+
+def _validators(response: http.client.HTTPResponse) -> tuple[str | None, str | None]:
+    """(ETag, Last-Modified) worth sending back; a Last-Modified too close to the server's Date
+    is dropped (see the module docstring), as is any header too long to be honest."""
+    etag = response.getheader("ETag")
+    modified = response.getheader("Last-Modified")
+    if modified is not None:
+        from email.utils import parsedate_to_datetime  # loaded by http.client already
+
+        try:
+            date = response.getheader("Date")
+            age = (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds() if date else 0
+        except (TypeError, ValueError, OverflowError):
+            age = 0
+        if age < LAST_MODIFIED_MARGIN:
+            modified = None
+    return _header_value(etag), _header_value(modified)
+
+
+def _header_value(value: str | None) -> str | None:
+    """`value` if it can be sent back as a request header (printable ASCII, bounded), else None."""
+    return value if value is not None and _HEADER_VALUE.fullmatch(value) else None
 
 
 def _close(conn: http.client.HTTPConnection | None, response: http.client.HTTPResponse | None) -> None:

@@ -37,17 +37,18 @@ import time
 from pathlib import Path
 
 from pds_log.core import jsondoc
-from pds_log.core.errors import FormatError, PdsError, VerificationError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import validate_relative_path
 from pds_log.core.names import validate_name
-from pds_log.core.proof import Proof, verify_proof
-from pds_log.core.signed_root import open_str
+from pds_log.core.proof import Proof
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import Fetcher
 
-from .trust import PeerState, Trust
-from .verify import (INVALID, UNREACHABLE, BytecodeDir, MirrorProblem, PvReport, Verdict, binding_files, evaluate,
-                     freshness_problem, record_proof, remembered, verify_plugin, write_evidence)
+from .bytecode import BytecodeDir, binding_files
+from .errors import BadProof, Malformed, TrustProblem
+from .trust import PeerState, Trust, TrustedPv
+from .trusted import Answer, PvReport, Status
+from .verify import Verdict, evaluate, refused, trusted_states, verify_plugin
 
 BUNDLE_VERSION = 1
 BUNDLE_TYPE = "pds-proof-bundle"
@@ -136,8 +137,31 @@ def check_bundle(data: bytes, trust: Trust, bytecode_dir: str | Path, *, now: in
     held = BytecodeDir(bytecode_dir)
     if evidence_dir is None and state is not None:
         evidence_dir = state.path.parent / "evidence"
+    problems = _bytecode_list_problems(doc["bytecode"], held)
+    states = trusted_states(trust, state, now)
+    reports: dict[str, PvReport] = {}
+    for pv_name, pv in trust.pvs.items():
+        entry = doc["pvs"].get(pv.origin)
+        if entry is None:
+            reports[pv_name] = PvReport(pv_name, pv.origin, Status.UNREACHABLE, f"the bundle has no entry for "
+                                        f"{pv.origin}", mirror="bundle", proof_source="bundle")
+            continue
+        answer = states[pv.origin].answer(name, "bundle", offline=True)
+        reports[pv_name] = _check_entry(answer, entry, pv, held, Path(evidence_dir) if evidence_dir else None)
+        if update_state and state is not None and reports[pv_name].passed:
+            signed = states[pv.origin].commit(answer)
+            if signed is not None:
+                state.remember(pv.origin, signed.head.epoch, signed.note, source="bundle", now=now)
+    if update_state and state is not None:
+        state.save()
+    accepted = evaluate(trust, reports) and not problems
+    return Verdict(name, accepted, trust.formula.text, reports, now, problems)
+
+
+def _bytecode_list_problems(listed: dict[str, str], held: BytecodeDir) -> list[str]:
+    """Where the bundle's own (unauthenticated) list of hashes disagrees with the directory."""
     problems = []
-    for path, digest in sorted(doc["bytecode"].items()):
+    for path, digest in sorted(listed.items()):
         try:
             actual = held.sha256(path)
         except PdsError as exc:
@@ -145,68 +169,24 @@ def check_bundle(data: bytes, trust: Trust, bytecode_dir: str | Path, *, now: in
         if actual != digest:
             problems.append(f"the bundle lists {path} as {digest[:16]}..., the bytecode directory "
                             + ("lacks it" if actual is None else f"has {actual[:16]}..."))
-    reports: dict[str, PvReport] = {}
-    for pv_name, pv in trust.pvs.items():
-        r = PvReport(pv_name, pv.origin, mirror="bundle", proof_source="bundle")
-        reports[pv_name] = r
-        entry = doc["pvs"].get(pv.origin)
-        if entry is None:
-            r.status, r.reason = UNREACHABLE, f"the bundle has no entry for {pv.origin}"
-            continue
+    return problems
+
+
+def _check_entry(answer: Answer, entry: object, pv: TrustedPv, held: BytecodeDir,
+                 evidence_dir: Path | None) -> PvReport:
+    """One PV's entry through the same trust pipeline as a mirror's answer (offline: the chain
+    to a newer STR is left to the next online check)."""
+    try:
+        if not isinstance(entry, dict) or set(entry) != {"str", "proof"} or not isinstance(entry["str"], str):
+            raise Malformed("malformed bundle entry: expected {\"str\": <note>, \"proof\": {...}}")
+        answer.accept_str(entry["str"].encode("utf-8"), "STR")
+        answer.accept_chain()
         try:
-            _check_entry(name, entry, pv, r, held, now, trust.max_age, state,
-                         Path(evidence_dir) if evidence_dir is not None else None)
-        except MirrorProblem as exc:
-            r.status, r.reason = INVALID, str(exc)
-            continue
-        if update_state and state is not None and r.passed:
-            state.remember(pv.origin, r.epoch, r.signed.note, source="bundle", now=now)
-    if update_state and state is not None:
-        state.save()
-    accepted = evaluate(trust, reports) and not problems
-    return Verdict(name, accepted, trust.formula.text, reports, now, problems)
-
-
-def _check_entry(name, entry, pv, r: PvReport, held: BytecodeDir, now: int, max_age: int,
-                 state: PeerState | None, evidence_dir: Path | None) -> None:
-    if not isinstance(entry, dict) or set(entry) != {"str", "proof"} or not isinstance(entry["str"], str):
-        raise MirrorProblem("malformed bundle entry: expected {\"str\": <note>, \"proof\": {...}}")
-    r.reachable = True
-    r.signature_ok = False
-    try:
-        signed = open_str(entry["str"].encode("utf-8"), pv.verifier)
-    except (FormatError, VerificationError) as exc:
-        raise MirrorProblem(f"STR rejected: {exc}") from None
-    head = signed.head
-    r.signature_ok = True
-    r.epoch, r.str_time, r.signed, r.age = head.epoch, head.time, signed, now - head.time
-    r.chain_ok = False
-    previous = remembered(state, pv)
-    if previous is None:
-        r.chain, r.chain_ok = ("first STR seen" if state is not None else "not checked (no state)"), True
-    elif head.epoch < previous.head.epoch:
-        raise MirrorProblem(f"rollback: the bundle carries epoch {head.epoch}, this peer already verified epoch "
-                            f"{previous.head.epoch}")
-    elif head.epoch == previous.head.epoch:
-        if head.text() != previous.head.text():
-            from pds_log.core.equivocation import Equivocation
-
-            where = write_evidence(Equivocation(pv.verifier, previous, signed), evidence_dir, r)
-            raise MirrorProblem(f"equivocation: the bundle's STR for epoch {head.epoch} differs from the one this "
-                                f"peer verified ({where})")
-        r.chain, r.chain_ok = f"same STR as last seen (epoch {head.epoch})", True
-    else:
-        r.chain, r.chain_ok = (f"newer than epoch {previous.head.epoch} seen; not chainable offline "
-                               f"(chained at the next online check)"), None
-    problem = freshness_problem(head, now, max_age)
-    r.fresh = problem is None
-    if problem:
-        raise MirrorProblem(problem)
-    try:
-        proof = Proof.from_obj(entry["proof"])
-        if proof.name != name:
-            raise VerificationError(f"the proof is for {proof.name}, not {name}")
-        verify_proof(proof, head.root, head.epoch)
-    except (FormatError, VerificationError) as exc:
-        raise MirrorProblem(f"proof rejected: {exc}") from None
-    record_proof(r, proof, head.epoch, held)
+            proof = Proof.from_obj(entry["proof"])
+        except FormatError as exc:
+            raise BadProof(f"proof rejected: {exc}") from None
+        answer.accept_proof(proof)
+        answer.accept_bytecode(held)
+    except TrustProblem as exc:
+        return refused(answer, pv.name, exc, evidence_dir)
+    return answer.report(pv.name)

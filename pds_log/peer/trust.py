@@ -41,7 +41,6 @@ from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
 from pds_log.core.yamldoc import parse_mapping
-from pds_log.infra.files import atomic_write_bytes, exclusive_lock
 from pds_log.infra.http import check_mirror_url, is_local
 
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pds" / "peer-state.json"
@@ -82,26 +81,7 @@ def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None 
     pvs: dict[str, TrustedPv] = {}
     origins: dict[str, tuple[str, NoteVerifier]] = {}
     for name, entry in pvs_doc.items():
-        w = f"{where}: pvs.{name}"
-        if not isinstance(name, str) or not _PV_NAME.fullmatch(name):
-            raise FormatError(f"{w}: a PV name must be a formula atom ([A-Za-z][A-Za-z0-9_]*)")
-        if not isinstance(entry, dict):
-            raise FormatError(f"{w}: must be a mapping with vkey and mirrors")
-        extra = set(entry) - {"vkey", "mirrors", "pr"}
-        if extra:
-            raise FormatError(f"{w}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
-        if "vkey" not in entry:
-            raise FormatError(f"{w}.vkey: missing (the PV's verifier key)")
-        try:
-            verifier = NoteVerifier.from_string(entry["vkey"])
-        except FormatError as exc:
-            raise FormatError(f"{w}.vkey: {exc}") from None
-        seen = origins.get(verifier.name)
-        if seen is not None and seen[1] != verifier:
-            raise FormatError(f"{w}.vkey: origin {verifier.name} already has a different key (pvs.{seen[0]})")
-        origins.setdefault(verifier.name, (name, verifier))
-        pvs[name] = TrustedPv(name, verifier, _mirrors(entry.get("mirrors"), f"{w}.mirrors", base),
-                              _optional_str(entry.get("pr"), f"{w}.pr"))
+        pvs[name] = _pv_entry(name, entry, f"{where}: pvs.{name}", base, origins)
     if "require" not in doc:
         raise FormatError(f"{where}: require: missing (e.g. require: \"{' & '.join(pvs)}\")")
     if not isinstance(doc["require"], str):
@@ -123,6 +103,30 @@ def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None 
     else:
         raise FormatError(f"{where}: state: must be a file path")
     return Trust(pvs, formula, max_age, state)
+
+
+def _pv_entry(name: object, entry: object, w: str, base: Path | None,
+              origins: dict[str, tuple[str, NoteVerifier]]) -> TrustedPv:
+    """One entry of pvs:; `origins` (origin -> first PV name and key) catches one origin with two keys."""
+    if not isinstance(name, str) or not _PV_NAME.fullmatch(name):
+        raise FormatError(f"{w}: a PV name must be a formula atom ([A-Za-z][A-Za-z0-9_]*)")
+    if not isinstance(entry, dict):
+        raise FormatError(f"{w}: must be a mapping with vkey and mirrors")
+    extra = set(entry) - {"vkey", "mirrors", "pr"}
+    if extra:
+        raise FormatError(f"{w}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
+    if "vkey" not in entry:
+        raise FormatError(f"{w}.vkey: missing (the PV's verifier key)")
+    try:
+        verifier = NoteVerifier.from_string(entry["vkey"])
+    except FormatError as exc:
+        raise FormatError(f"{w}.vkey: {exc}") from None
+    seen = origins.get(verifier.name)
+    if seen is not None and seen[1] != verifier:
+        raise FormatError(f"{w}.vkey: origin {verifier.name} already has a different key (pvs.{seen[0]})")
+    origins.setdefault(verifier.name, (name, verifier))
+    return TrustedPv(name, verifier, _mirrors(entry.get("mirrors"), f"{w}.mirrors", base),
+                     _optional_str(entry.get("pr"), f"{w}.pr"))
 
 
 def _mirrors(value: object, where: str, base: Path | None) -> list[str]:
@@ -195,6 +199,8 @@ class PeerState:
         when they are newer (the file only ever moves forward)."""
         if not self._changed:
             return
+        from pds_log.infra.files import atomic_write_bytes, exclusive_lock  # lazily: a warm run saves nothing
+
         with exclusive_lock(self.path.with_name(self.path.name + ".lock"), wait=True):
             merged = _read_state(self.path)
             for origin in self._changed:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from pds_log.core import static_layout as site
+from pds_log.peer.errors import BadProof, BadSignature, Rollback, Stale
 from pds_log.peer.trust import PeerState, load_trust
 from pds_log.peer.verify import verify_plugin
 from tests.support import PDS, StaticServer, run
@@ -146,15 +147,17 @@ def bad_signature(d):
     (d / site.LATEST).write_bytes(note.replace(b"\ntime ", b"\ntime 1"))
 
 
-@pytest.mark.parametrize("via, mutate, message", [
-    ("tiles", tamper_root_tile, "proof rejected: tile at level 0 does not hash to"),
-    ("proof", tamper_proof_sibling, "proof rejected: proof for org.pds.demo.rtt does not match the root"),
-    ("proof", old_epoch_proof, "proof rejected: proof for org.pds.demo.rtt is for epoch 1, the STR is epoch 2"),
-    ("proof", other_plugin_proof, "proof rejected: the one-file proof is for org.pds.demo.loop, not org.pds.demo.rtt"),
-    ("tiles", tamper_bindings, "does not hash to the value at the leaf (tampered binding)"),
-    ("tiles", bad_signature, "latest STR rejected: invalid signature by pv1.example"),
+@pytest.mark.parametrize("via, mutate, kind, message", [
+    ("tiles", tamper_root_tile, BadProof, "proof rejected: tile at level 0 does not hash to"),
+    ("proof", tamper_proof_sibling, BadProof, "proof rejected: proof for org.pds.demo.rtt does not match the root"),
+    ("proof", old_epoch_proof, BadProof,
+     "proof rejected: proof for org.pds.demo.rtt is for epoch 1, the STR is epoch 2"),
+    ("proof", other_plugin_proof, BadProof,
+     "proof rejected: the one-file proof is for org.pds.demo.loop, not org.pds.demo.rtt"),
+    ("tiles", tamper_bindings, BadProof, "does not hash to the value at the leaf (tampered binding)"),
+    ("tiles", bad_signature, BadSignature, "latest STR rejected: invalid signature by pv1.example"),
 ])
-def test_tampered_mirror_is_rejected_with_the_reason(net, tmp_path, serve, via, mutate, message):
+def test_tampered_mirror_is_rejected_with_the_reason(net, tmp_path, serve, via, mutate, kind, message):
     bad = shutil.copytree(net["mirrors"]["pv1"][0][0], tmp_path / "tampered")
     mutate(bad)
     url = serve(bad)
@@ -164,6 +167,9 @@ def test_tampered_mirror_is_rejected_with_the_reason(net, tmp_path, serve, via, 
     assert result.returncode == 1, result.stdout
     assert pv1["status"] == "invalid" and message in pv1["reason"], pv1
     assert not PeerState.load(tmp_path / "state.json").last("pv1.example")  # nothing advanced for pv1
+    # the library says which check failed by the problem's type; the CLI prints its message
+    report = verify_plugin(PLUGIN, load_trust(trust), via=via, use_state=False).pvs["pv1"]
+    assert type(report.problem) is kind and report.reason == pv1["reason"], report
     # the same tampered mirror first, an honest one second: the peer fails over and accepts
     trust = net_trust(net, tmp_path, urls={"pv1": [url, net["mirrors"]["pv1"][1][1]]})
     result = verify(trust, PLUGIN, "--via", via, "--json")
@@ -191,6 +197,9 @@ def test_rollback_is_refused(net, tmp_path, serve):
     result = verify(net_trust(net, tmp_path, urls={"pv1": [serve(old)]}), PLUGIN)
     assert result.returncode == 1
     assert "rollback: the mirror serves epoch 1, this peer already verified epoch 2" in result.stdout
+    report = verify_plugin(PLUGIN, load_trust(net_trust(net, tmp_path, urls={"pv1": [serve(old)]})),
+                           metadata_only=True).pvs["pv1"]
+    assert isinstance(report.problem, Rollback) and report.chain_ok is False
     assert json.loads((tmp_path / "state.json").read_text())["pvs"]["pv1.example"]["epoch"] == 2
 
 
@@ -208,6 +217,9 @@ def test_expired_str_is_rejected(net, tmp_path):
     result = verify(net_trust(net, tmp_path, max_age=3600), PLUGIN, "--now", later)
     assert result.returncode == 1
     assert "stale STR: epoch 2 was signed" in result.stdout and "over max_age 3600 s" in result.stdout
+    reports = verify_plugin(PLUGIN, load_trust(net_trust(net, tmp_path, max_age=3600)), now=int(later),
+                            use_state=False).pvs
+    assert all(isinstance(r.problem, Stale) and r.fresh is False for r in reports.values()), reports
 
 
 def test_swapped_bytecode_is_rejected(net, tmp_path):

@@ -127,12 +127,6 @@ def evaluate(trust: Trust, reports: Mapping[str, PvReport]) -> bool:
     return trust.formula.evaluate_with(approved, props)
 
 
-def evaluate(trust: Trust, reports: Mapping[str, PvReport]) -> bool:
-    approved = {pv: r.approved for pv, r in reports.items()}
-    props = {pv: r.properties for pv, r in reports.items() if r.approved}
-    return trust.formula.evaluate_with(approved, props)
-
-
 # ---------------------------------------------------------------------- shared with bundles
 def trusted_states(trust: Trust, state: PeerState | None, now: int) -> dict[str, PvTrustedState]:
     """One trusted state per PV origin (two PV entries may share a key, and then its history)."""

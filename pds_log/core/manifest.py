@@ -316,7 +316,7 @@ def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict:
             "use_libffi": _xbgp_bool(spec, "use_libffi", where, False)}
 
 
-def parse_xbgp(files: Mapping[str, bytes], name: str, path: str) -> Manifest:
+def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:
     """Parse an xBGP ``<x>.plugin`` JSON manifest as libxbgp's loader reads it
     (static_injection.c: global_opts_parser, obj_code_list_parser, insertion_points_parser,
     job_plugin_parser), strictly: unknown keys and wrong types are refused, naming the key.

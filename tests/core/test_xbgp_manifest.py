@@ -135,3 +135,38 @@ def test_legacy_manifest_json_is_still_read_without_permissions():
     m = parse_plugin_manifest({"manifest.json": json.dumps(legacy).encode()}, NAME)
     assert m.kind == "xbgp" and m.pluglets == ("f.o",) and m.options["legacy"] and "codes" not in m.options
     assert parse_manifest_at({"manifest.json": json.dumps(legacy).encode()}, "manifest.json", NAME).pluglets == ("f.o",)
+
+
+def test_mutated_manifests_parse_or_raise_format_error_only():
+    """Random structural mutations of a valid manifest: a Manifest or a FormatError, nothing else."""
+    import random
+
+    rng = random.Random(12)
+    values = [None, True, 0, -1, 2**70, "", "x.o", "../x.o", [], ["read"], {}, {"0": "decode"}, 1.5, "\ud7ff"]
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(400):
+        doc = copy.deepcopy(DOC)
+        for _ in range(rng.randint(1, 3)):
+            target, keys = doc, []
+            while isinstance(target, dict) and target and rng.random() < 0.7:
+                key = rng.choice(sorted(target))
+                keys.append(key)
+                if not isinstance(target[key], dict):
+                    break
+                target = target[key]
+            if not keys:
+                continue
+            parent = doc
+            for key in keys[:-1]:
+                parent = parent[key]
+            if rng.random() < 0.3:
+                del parent[keys[-1]]
+            else:
+                parent[keys[-1]] = rng.choice(values)
+        try:
+            parse(doc)
+            outcomes["ok"] += 1
+        except FormatError as exc:
+            assert str(exc).startswith("tools.plugin"), exc
+            outcomes["refused"] += 1
+    assert outcomes["ok"] and outcomes["refused"]

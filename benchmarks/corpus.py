@@ -1,6 +1,6 @@
 """Compatibility benchmark: the real PQUIC and xBGP plugin corpora through PDS.
 
-    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--check] [--safety] [--json]
+    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--libxbgp LIBXBGP] [--check] [--safety] [--json]
 
 PQUIC_TREE is a checkout of p-quic/pquic (its `plugins/` and `picoquic/`), XBGP_TREE one of
 pluginized-protocols/xbgp_plugins. Neither is part of this repository. For every top-level
@@ -20,6 +20,13 @@ it; xBGP: every `.plugin` JSON), the benchmark
    side_effects, on every plugin whose pluglets all built, and counts the calls to helpers
    PQUIC registers that the allow-list refuses, the calls the side-effect spec cannot judge
    (a helper with no effect class), and every remaining side-effect verdict with its reason.
+
+On XBGP_TREE (run_xbgp_corpus; PQUIC_TREE may be `-` to skip PQUIC) every `.plugin` JSON is
+read with PDS's strict parser, imported (libxbgp's include/ as -I), built with the default
+recipe, compared with xbgp_plugins' own pipeline (Makefile_plugins: `clang $(CFLAGS)
+-emit-llvm`, `llc -O2 -march=bpf`), its helper calls counted against what libxbgp registers
+(with --libxbgp, xbgp_helpers.yaml is checked against libxbgp's ubpf_api.c and the host API's
+xbgp_api_vars.h, attributes included), and with --check run through `pds pv check`.
 
 It prints the counts and every failure with its reason.
 """
@@ -250,10 +257,162 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
             "failures": failures}
 
 
+# ---------------------------------------------------------------------------- xBGP (XBGP_TREE)
+_XBGP_ATTR = {"HELPER_ATTR_USR_PTR": "usr_ptr", "HELPER_ATTR_WRITE": "write", "HELPER_ATTR_READ": "read",
+              "HELPER_ATTR_NONE": None}
+
+
+def _xbgp_registrations(text: str, array: str) -> dict[str, tuple[str, ...]]:
+    """name -> attributes of the entries of C array `array` ({.name = "..", .attributes = ..})."""
+    body = text[text.index(array):]
+    body = body[:body.index("\n};")]
+    out = {}
+    for entry in re.split(r"\}\s*,\s*\{", body):
+        name = re.search(r'\.name\s*=\s*"(\w+)"', entry)
+        attrs = re.search(r"\.attributes\s*=\s*([A-Z_| ]+)", entry)
+        if name:
+            bits = {_XBGP_ATTR[a.strip()] for a in (attrs.group(1) if attrs else "HELPER_ATTR_NONE").split("|")}
+            out[name.group(1)] = tuple(sorted(bits - {None}))
+    return out
+
+
+def xbgp_registered_helpers(libxbgp: Path, tree: Path) -> dict[str, tuple[str, ...]]:
+    """What a libxbgp BGP host registers into a pluglet's VM, with each helper's attributes:
+    libxbgp's ubpf_api.c:base_api_fun__ and xbgp_plugins' xbgp_compliant_api/xbgp_api_vars.h:api_funcs."""
+    base = _xbgp_registrations((libxbgp / "ubpf_api.c").read_text(errors="replace"), "proto_ext_fun_t base_api_fun__[]")
+    host = _xbgp_registrations((tree / "xbgp_compliant_api" / "xbgp_api_vars.h").read_text(errors="replace"),
+                               "static proto_ext_fun_t api_funcs[]")
+    return {**base, **host}
+
+
+def check_xbgp_helpers(libxbgp: Path, tree: Path) -> list[str]:
+    """Differences between configs/xbgp_helpers.yaml and what libxbgp and the host API register."""
+    from verifier_runners.xbgp_permissions import load_helper_permissions
+
+    real, shipped = xbgp_registered_helpers(libxbgp, tree), load_helper_permissions()
+    problems = [f"xbgp_helpers.yaml: {h} is registered but not listed" for h in sorted(set(real) - set(shipped))]
+    problems += [f"xbgp_helpers.yaml: {h} is listed but not registered" for h in sorted(set(shipped) - set(real))]
+    problems += [f"xbgp_helpers.yaml: {h} requires {shipped[h]['requires']}, libxbgp says {real[h]}"
+                 for h in sorted(set(real) & set(shipped)) if shipped[h]["requires"] != real[h]]
+    return problems
+
+
+def xbgp_makefile_reference(source: Path, out: Path) -> bool:
+    """xbgp_plugins' own pipeline (Makefile_plugins): clang $(CFLAGS) -emit-llvm -c, llc -O2."""
+    bc = out.with_suffix(".bc")
+    first = subprocess.run(["clang", "-O2", "-Wall", "-Wshadow", "-Wextra", "-Wwrite-strings", "-Wcast-qual",
+                            "-Wmissing-prototypes", "-Wmissing-declarations", "-Wpointer-arith",
+                            "-Wbad-function-cast", "-fno-stack-protector", "-emit-llvm", "-c", source.name,
+                            "-o", str(bc)], cwd=source.parent, capture_output=True)
+    if first.returncode != 0:
+        return False
+    second = subprocess.run(["llc", "-O2", "-march=bpf", "-filetype=obj", "-o", str(out), str(bc)],
+                            capture_output=True)
+    return second.returncode == 0 and out.stat().st_size > 0
+
+
+def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = None) -> dict:
+    """Every `.plugin` JSON of xbgp_plugins: read (strictly), imported, built with the default
+    recipe, compared with the Makefile's objects, the helpers its objects call against what
+    libxbgp registers, and with `check` `pds pv check` on each plugin whose pluglets all built."""
+    from pds_log.core.manifest import parse_xbgp
+    from verifier_runners import ebpf
+    from verifier_runners.xbgp_permissions import load_helper_permissions
+
+    recipe = BuildRecipe()
+    listed = load_helper_permissions()
+    counts: collections.Counter = collections.Counter()
+    failures: list[str] = []
+    verdicts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    names: collections.Counter = collections.Counter()
+    seen: set[Path] = set()
+    called: set[str] = set()
+    check_seconds: list[float] = []
+    if libxbgp is not None:
+        problems = check_xbgp_helpers(libxbgp, tree)
+        counts["helpers registered by libxbgp + host API"] = len(xbgp_registered_helpers(libxbgp, tree))
+        counts["xbgp_helpers.yaml differences from libxbgp"] = len(problems)
+        failures += problems
+    for manifest in sorted(tree.rglob("*.plugin")):
+        rel = manifest.relative_to(tree)
+        counts["manifests"] += 1
+        try:
+            parsed = parse_xbgp({manifest.name: manifest.read_bytes()}, "org.xbgp.read", manifest.name)
+        except PdsError as exc:
+            failures.append(f"{rel}: manifest: {exc}")
+            continue
+        counts["manifests read"] += 1
+        original = f"org.xbgp.{parsed.options['xbgp_name']}"
+        names[original] += 1
+        name = original if names[original] == 1 else f"{original}.v{names[original]}"
+        dest = work / "xbgp" / str(rel).replace("/", "__")
+        try:
+            import_plugin(manifest, dest, name=name, include_dirs=[str(libxbgp / "include")] if libxbgp else None)
+        except PdsError as exc:
+            failures.append(f"{rel}: import: {exc}")
+            continue
+        counts["imported"] += 1
+        built = build_pluglets(dest, list(parsed.pluglets), recipe)
+        for pluglet, why in built.items():
+            counts["pluglets (with variants)"] += 1
+            source = (manifest.parent / pluglet).with_suffix(".c").resolve()
+            first = source not in seen
+            seen.add(source)
+            counts["distinct pluglets"] += first
+            if why is not None:
+                counts["distinct not built"] += first
+                failures.append(f"{rel}: {pluglet}: {why}")
+                continue
+            counts["pluglets built (with variants)"] += 1
+            obj = ebpf.load_object((dest / pluglet).read_bytes())
+            helpers = {i.reloc for _, _, insns, _ in ebpf.functions(obj) for i in insns
+                       if i.is_call() and i.reloc is not None}
+            called |= helpers
+            if not first:
+                continue
+            counts["distinct built"] += 1
+            ref = work / "xbgp-ref" / (str(source.relative_to(tree)).replace("/", "__") + ".o")
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            if xbgp_makefile_reference(source, ref):
+                counts["reference objects (Makefile pipeline)"] += 1
+                if ref.read_bytes() == (dest / pluglet).read_bytes():
+                    counts["reproduced byte for byte"] += 1
+                else:
+                    failures.append(f"{rel}: {pluglet}: differs from the Makefile's object")
+        if not check:
+            continue
+        if not all(why is None for why in built.values()):
+            failures.append(f"{rel}: not checked: not every pluglet built")
+            continue
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "pds_log", "pv", "check", str(dest), "--name", name, "--json"],
+                             capture_output=True, text=True)
+        check_seconds.append(time.perf_counter() - start)
+        try:
+            results = json.loads(run.stdout)
+        except ValueError:
+            failures.append(f"{rel}: pv check: {run.stderr.strip()[-300:]}")
+            continue
+        counts["plugins checked"] += 1
+        counts["plugins accepted (every verifier passes)"] += all(r["status"] == "pass" for r in results)
+        for r in results:
+            verdicts[r["verifier"]][r["status"]] += 1
+            if r["status"] != "pass":
+                failures.append(f"{rel}: {r['verifier']}: {r['status']}: {r['reason'][:300]}")
+    counts["distinct helpers called"] = len(called)
+    counts["distinct helpers called that xbgp_helpers.yaml lists"] = len(called & set(listed))
+    failures += [f"helper {h} is called but libxbgp does not register it" for h in sorted(called - set(listed))]
+    return {"kind": "xbgp", "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
+            "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
+                              "max": max(check_seconds) if check_seconds else None},
+            "failures": failures}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pquic", type=Path)
     parser.add_argument("xbgp", type=Path, nargs="?")
+    parser.add_argument("--libxbgp", type=Path, help="a libxbgp checkout: check xbgp_helpers.yaml against it")
     parser.add_argument("--check", action="store_true", help="also run `pds pv check` on each built plugin")
     parser.add_argument("--safety", action="store_true",
                         help="run only bytecode_safety and side_effects (in-process, fast) on each built plugin")
@@ -261,10 +420,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="pds-corpus-"))
-    results = [run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety)]
+    results = [] if args.pquic == Path("-") else [
+        run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety)]
     if args.xbgp:
-        results.append(run_corpus("xbgp", sorted(args.xbgp.rglob("*.plugin")), args.xbgp, work, args.check,
-                                  args.safety))
+        results.append(run_xbgp_corpus(args.xbgp, work, args.check, args.libxbgp))
     if args.json:
         print(json.dumps(results, indent=1))
         return

@@ -458,20 +458,26 @@ class SideEffects(Verifier):
     what their effect class says. What the spec cannot judge is an `error`, never a pass."""
 
     runner = "side_effects"
-    version = "2"  # PQUIC's getset.h keys, every registered helper judged, error when unjudgeable
+    version = "3"  # 2: PQUIC's getset.h keys, every helper judged; 3: xBGP per-code permissions
     needs_files = False
     options = {"specs": "default"}
 
     def setup(self) -> None:
+        from . import xbgp_permissions
+
         self.spec = load_side_effect_specs(self.config["specs"], self.base_dir)
+        self.xbgp_helpers = xbgp_permissions.load_helper_permissions()
 
     def digest_material(self) -> Any:
-        return {"spec": self.spec.doc}
+        return {"spec": self.spec.doc, "xbgp_helpers": self.xbgp_helpers}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        if plugin.manifest.kind == "xbgp":  # xBGP's own model: the manifest's per-code permissions
+            from . import xbgp_permissions
+
+            return xbgp_permissions.check(self, plugin, self.xbgp_helpers)
         if plugin.manifest.kind != "pquic":
-            # xBGP has its own model (the manifest's per-code permissions), not this spec
-            return self.result(PASS, f"no PQUIC side-effect spec applies to a {plugin.manifest.kind} plugin")
+            return self.result(ERROR, f"no side-effect model for a {plugin.manifest.kind} plugin")
         problems: list[str] = []  # definite violations: fail
         unjudged: list[str] = []  # what the spec cannot decide: error
         log: list[str] = []

@@ -9,8 +9,13 @@ top-level manifest:
   (``.plugin`` files without a name line, relative to the plugin directory). As PQUIC's
   loader (``picoquic/plugin.c``) reads them: blank lines and lines starting with ``#`` are
   skipped, and a line starting with ``-`` ends the pre-negotiation part.
-* xBGP: ``manifest.json`` = ``{"jit_all": bool, "plugins": {<insertion point>: {"extra_mem": n,
-  "shared_mem": n, "replace"|"pre"|"post": {"<seq>": {"path": "x.o"}}}}}``.
+* xBGP: a ``<x>.plugin`` JSON file, as libxbgp's loader (``static_injection.c``) reads it:
+  ``{"name": <xBGP's name>, "jit_all": bool, "extra_mem": n, "shared_mem": n,
+  "obj_code_list": {<code>: {"obj": "x.o", "permissions": ["read", "write", "usr_ptr"],
+  "jit": bool}}, "insertion_points": {<point>: {"replace"|"pre"|"post": {"<seq>": "<code>"}}}}``
+  (or ``"job_plugin": {"schedule": n}`` instead of ``insertion_points``). The PDS plugin name
+  is the directory's; the manifest's ``name`` is xBGP's own and is kept as it is. The older
+  ``manifest.json`` schema is still read (parse_xbgp_legacy) for plugins stored under it.
 
 All paths in a manifest are relative to the plugin directory. Parsing is pure: the caller passes
 the plugin's files as a mapping of relative POSIX path -> bytes.
@@ -30,7 +35,18 @@ from .names import validate_name
 PQUIC_FLAGS = frozenset({"dynamic_memory", "negotiate", "rate_unlimited"})
 PQUIC_ANCHORS = frozenset({"replace", "pre", "post", "extern"})
 XBGP_ANCHORS = ("replace", "pre", "post")
-XBGP_MANIFEST = "manifest.json"
+XBGP_LEGACY_MANIFEST = "manifest.json"  # the pre-v2 invented schema, read for stored plugins only
+XBGP_MANIFEST = XBGP_LEGACY_MANIFEST  # old name, kept for callers
+# libxbgp (static_injection.c, at 9dd0f9b): the keys its loader reads, and their limits
+XBGP_TOP_KEYS = frozenset({"name", "jit_all", "extra_mem", "shared_mem", "memory_mgmt", "obj_dir",
+                           "obj_code_list", "insertion_points", "job_plugin"})
+XBGP_CODE_KEYS = frozenset({"obj", "permissions", "jit", "add_memcheck", "use_libffi"})
+XBGP_PERMISSIONS = ("none", "usr_ptr", "read", "write")  # valid_perms[]
+XBGP_MEMORY_MGMT = ("bump", "michelfra")  # shared_memory.c: memtype_info[]
+XBGP_MAX_MEM = 268435456  # static_injection.h: MAX_MEM_PARSE
+XBGP_MAX_NAME = 254  # plugin_name[NAME_MAX], NUL included
+XBGP_MAX_POINT = 50  # insertion_points_parser: strnlen(name, 50)
+XBGP_JOB_POINT = "job_plugins"  # the reserved insertion point of a job plugin
 MAX_INCLUDE_DEPTH = 8
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -53,6 +69,7 @@ class Hook:
     param: int | None = None
     seq: int | None = None  # xBGP order within an anchor
     source: str = ""  # "file:line" (PQUIC) or JSON path (xBGP), for messages
+    code: str = ""  # xBGP: the obj_code_list entry (its permissions are in Manifest.options["codes"])
 
 
 @dataclass(frozen=True)
@@ -71,7 +88,7 @@ class Manifest:
     @property
     def pluglets(self) -> tuple[str, ...]:
         """Every object file the manifest names, sorted, without duplicates."""
-        return tuple(sorted({h.pluglet for h in self.hooks}))
+        return tuple(sorted({h.pluglet for h in self.hooks} | set(self.options.get("unattached", ()))))
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -243,8 +260,159 @@ def _nonneg_int(value: object, where: str) -> int:
     return value
 
 
-def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_MANIFEST) -> Manifest:
-    """Parse an xBGP ``manifest.json``; `name` is the plugin's directory name."""
+def _is_xbgp_plugin_json(data: bytes) -> bool:
+    """An xBGP ``.plugin`` is JSON (its first non-blank byte opens an object); PQUIC's is text."""
+    return data.lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def _xbgp_bool(doc: dict, key: str, where: str, default: bool) -> bool:
+    if key not in doc:
+        return default
+    if not isinstance(doc[key], bool):
+        raise FormatError(f"{where}: '{key}' must be true or false")
+    return doc[key]
+
+
+def _xbgp_mem(doc: dict, key: str, where: str, default: int) -> int:
+    if key not in doc:
+        return default
+    value = doc[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= XBGP_MAX_MEM:
+        raise FormatError(f"{where}: '{key}' must be an integer in 0..{XBGP_MAX_MEM} (libxbgp's MAX_MEM_PARSE)")
+    return value
+
+
+def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict:
+    if not _IDENT_RE.fullmatch(code) or len(code) > XBGP_MAX_NAME:
+        raise FormatError(f"{where}: code name must be an identifier of at most {XBGP_MAX_NAME} characters")
+    if not isinstance(spec, dict):
+        raise FormatError(f"{where}: must be an object {{\"obj\": \"x.o\", \"permissions\": [...]}}")
+    extra = set(spec) - XBGP_CODE_KEYS
+    if extra:
+        raise FormatError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(extra)))} "
+                          f"(allowed: {', '.join(sorted(XBGP_CODE_KEYS))})")
+    if "obj" not in spec:
+        raise FormatError(f"{where}: 'obj' missing (the pluglet's object file; libxbgp requires it)")
+    if not isinstance(spec["obj"], str):
+        raise FormatError(f"{where}.obj: must be a string")
+    obj = validate_relative_path(spec["obj"], f"{where}.obj")
+    if not obj.endswith(".o"):
+        raise FormatError(f"{where}.obj: pluglet {obj!r} must be an object file ending in .o")
+    perms = spec.get("permissions", [])
+    if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+        raise FormatError(f"{where}.permissions: must be a list of strings")
+    granted: set[str] = set()
+    for i, perm in enumerate(perms):
+        # libxbgp compares case-insensitively (static_injection.c:parse_permissions_pluglet)
+        if perm.lower() not in XBGP_PERMISSIONS:
+            raise FormatError(f"{where}.permissions[{i}]: unknown permission {perm[:40]!r} (allowed: "
+                              f"{', '.join(XBGP_PERMISSIONS)}; libxbgp would grant every right to it)")
+        if perm.lower() != "none":
+            granted.add(perm.lower())
+    if len(perms) != len({p.lower() for p in perms}):
+        raise FormatError(f"{where}.permissions: duplicate permission")
+    return {"obj": obj, "permissions": tuple(sorted(granted)), "jit": _xbgp_bool(spec, "jit", where, jit_all),
+            "add_memcheck": _xbgp_bool(spec, "add_memcheck", where, False),
+            "use_libffi": _xbgp_bool(spec, "use_libffi", where, False)}
+
+
+def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:
+    """Parse an xBGP ``<x>.plugin`` JSON manifest as libxbgp's loader reads it
+    (static_injection.c: global_opts_parser, obj_code_list_parser, insertion_points_parser,
+    job_plugin_parser), strictly: unknown keys and wrong types are refused, naming the key.
+    `name` is the PDS plugin name (the directory); the manifest's own ``name`` is xBGP's."""
+    validate_name(name)
+    validate_relative_path(path, path)
+    if path == XBGP_LEGACY_MANIFEST:
+        return parse_xbgp_legacy(files, name, path)
+    if path not in files:
+        raise FormatError(f"{path}: missing")
+    doc = jsondoc.loads(_decode_text(files[path], path), path)
+    if not isinstance(doc, dict):
+        raise FormatError(f"{path}: top level must be a JSON object")
+    extra = set(doc) - XBGP_TOP_KEYS
+    if extra:
+        raise FormatError(f"{path}: unknown top-level key(s) {', '.join(map(repr, sorted(extra)))} "
+                          f"(allowed: {', '.join(sorted(XBGP_TOP_KEYS))})")
+    if "name" not in doc:
+        raise FormatError(f"{path}: 'name' missing (libxbgp requires the plugin's name)")
+    xname = doc["name"]
+    if not isinstance(xname, str) or not xname or len(xname.encode()) > XBGP_MAX_NAME or "\x00" in xname:
+        raise FormatError(f"{path}: 'name' must be a non-empty string of at most {XBGP_MAX_NAME} bytes")
+    if "obj_dir" in doc:
+        raise FormatError(f"{path}: 'obj_dir' is not supported: a PDS plugin's objects sit beside its manifest")
+    if "memory_mgmt" in doc and doc["memory_mgmt"] not in XBGP_MEMORY_MGMT:
+        raise FormatError(f"{path}: 'memory_mgmt' must be one of {', '.join(XBGP_MEMORY_MGMT)}")
+    jit_all = _xbgp_bool(doc, "jit_all", path, False)
+    options: dict[str, object] = {
+        "xbgp_name": xname, "jit_all": jit_all,
+        "extra_mem": _xbgp_mem(doc, "extra_mem", path, 4096),  # libxbgp's defaults
+        "shared_mem": _xbgp_mem(doc, "shared_mem", path, 0),
+        "memory_mgmt": doc.get("memory_mgmt", "bump"),
+    }
+    codes_doc = doc.get("obj_code_list")
+    if codes_doc is None:
+        raise FormatError(f"{path}: 'obj_code_list' missing (libxbgp requires it)")
+    if not isinstance(codes_doc, dict) or not codes_doc:
+        raise FormatError(f"{path}: 'obj_code_list' must be a non-empty object {{code: {{\"obj\": ..}}}}")
+    codes = {code: _xbgp_code(code, spec, f"{path}: obj_code_list.{code}", jit_all)
+             for code, spec in codes_doc.items()}
+    options["codes"] = codes
+    hooks: list[Hook] = []
+    points, job = doc.get("insertion_points"), doc.get("job_plugin")
+    if points is None and job is None:
+        raise FormatError(f"{path}: needs 'insertion_points' or 'job_plugin' (libxbgp loads a plugin by one)")
+    if points is not None and job is not None:
+        raise FormatError(f"{path}: 'insertion_points' and 'job_plugin' exclude each other (libxbgp)")
+    if job is not None:
+        where = f"{path}: job_plugin"
+        if not isinstance(job, dict) or set(job) != {"schedule"}:
+            raise FormatError(f"{where}: must be exactly {{\"schedule\": <seconds>}}")
+        options["schedule"] = _nonneg_int(job["schedule"], f"{where}.schedule")
+        for i, (code, spec) in enumerate(codes.items()):  # libxbgp: every code, replace, seq 0, 10, ...
+            hooks.append(Hook(point=XBGP_JOB_POINT, anchor="replace", pluglet=spec["obj"], seq=10 * i,
+                              source=f"{where} ({code})", code=code))
+    else:
+        if not isinstance(points, dict) or not points:
+            raise FormatError(f"{path}: 'insertion_points' must be a non-empty object")
+        for point, anchors in points.items():
+            where = f"{path}: insertion_points.{point}"
+            if not _IDENT_RE.fullmatch(point) or len(point) > XBGP_MAX_POINT:
+                # libxbgp compares at most 50 characters of a point's name (insertion_points_parser)
+                raise FormatError(f"{where}: insertion point name must be an identifier of at most "
+                                  f"{XBGP_MAX_POINT} characters")
+            if not isinstance(anchors, dict) or not anchors:
+                raise FormatError(f"{where}: must be a non-empty object {{\"replace\"|\"pre\"|\"post\": ..}}")
+            for anchor, seqs in anchors.items():
+                awhere = f"{where}.{anchor}"
+                if anchor not in XBGP_ANCHORS:
+                    raise FormatError(f"{awhere}: anchor must be one of {', '.join(XBGP_ANCHORS)}")
+                if not isinstance(seqs, dict) or not seqs:
+                    raise FormatError(f"{awhere}: must be a non-empty object {{\"<seq>\": \"<code>\"}}")
+                for seq, code in seqs.items():
+                    swhere = f"{awhere}.{seq}"
+                    if not _SEQ_RE.fullmatch(seq) or int(seq) >= 2**31 - 1:
+                        raise FormatError(f"{swhere}: sequence must be a decimal number below 2^31-1")
+                    if not isinstance(code, str):
+                        raise FormatError(f"{swhere}: must name a code of obj_code_list (a string)")
+                    if code not in codes:
+                        raise FormatError(f"{swhere}: code {code[:60]!r} is not in obj_code_list "
+                                          f"(libxbgp: pluglet not found)")
+                    hooks.append(Hook(point=point, anchor=anchor, pluglet=codes[code]["obj"], seq=int(seq),
+                                      source=swhere, code=code))
+    # A code no insertion point uses is not loaded, but libxbgp's loader still resolves its
+    # object's path (obj_code_list_parser: realpath), so its object is one of the plugin's files.
+    used = {h.code for h in hooks}
+    options["unattached"] = tuple(sorted({spec["obj"] for code, spec in codes.items() if code not in used}))
+    return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
+
+
+def parse_xbgp_legacy(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:
+    """The pre-v2 ``manifest.json`` schema (invented by an earlier brief; no real xBGP plugin
+    uses it), still read so that plugins stored in existing logs keep verifying:
+    ``{"jit_all": bool, "plugins": {<point>: {"extra_mem": n, "shared_mem": n,
+    "replace"|"pre"|"post": {"<seq>": {"path": "x.o"}}}}}``. It declares no permissions
+    (``options["legacy"]``), so xBGP's side-effect check cannot pass it."""
     validate_name(name)
     if path not in files:
         raise FormatError(f"{path}: missing")
@@ -260,7 +428,7 @@ def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_MANIFEST)
     if not isinstance(points, dict) or not points:
         raise FormatError(f"{path}: 'plugins' must be a non-empty object")
     hooks: list[Hook] = []
-    options: dict[str, object] = {"jit_all": doc["jit_all"]}
+    options: dict[str, object] = {"jit_all": doc["jit_all"], "legacy": True}
     for point, spec in points.items():
         where = f"{path}: plugins.{point}"
         if not _IDENT_RE.fullmatch(point):
@@ -293,17 +461,30 @@ def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_MANIFEST)
     return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
 
 
+def parse_manifest_at(files: Mapping[str, bytes], path: str, name: str) -> Manifest:
+    """Parse the manifest a binding names (`path`), of whichever protocol its bytes are."""
+    if path == XBGP_LEGACY_MANIFEST:
+        return parse_xbgp_legacy(files, name, path)
+    if path in files and _is_xbgp_plugin_json(files[path]):
+        return parse_xbgp(files, name, path)
+    return parse_pquic(files, path, dir_name=name)
+
+
 def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
     """Which file of a plugin directory is its top-level manifest.
 
-    ``manifest.json`` means xBGP. Otherwise the PQUIC manifest is the one top-level ``.plugin``
+    A top-level ``.plugin`` file holding a JSON object is an xBGP manifest (``manifest.json``:
+    the legacy xBGP schema). Otherwise the PQUIC manifest is the one top-level ``.plugin``
     file whose first line that is neither blank nor a ``#`` comment starts with the plugin's
     name (fragments start with a protoop line). Exactly one manifest is allowed."""
     candidates = []
-    if XBGP_MANIFEST in files:
-        candidates.append(XBGP_MANIFEST)
+    if XBGP_LEGACY_MANIFEST in files:
+        candidates.append(XBGP_LEGACY_MANIFEST)
     for path in sorted(files):
         if "/" in path or not path.endswith(".plugin"):
+            continue
+        if _is_xbgp_plugin_json(files[path]):
+            candidates.append(path)
             continue
         try:
             first = next((ln for ln in files[path].decode("utf-8", "replace").split("\n")
@@ -314,7 +495,7 @@ def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
             candidates.append(path)
     if not candidates:
         raise FormatError(
-            f"plugins/{name}: no manifest (need manifest.json or a .plugin file starting with {name!r})"
+            f"plugins/{name}: no manifest (need an xBGP .plugin JSON or a PQUIC .plugin file starting with {name!r})"
         )
     if len(candidates) > 1:
         raise FormatError(f"plugins/{name}: more than one manifest: {', '.join(candidates)}")
@@ -324,10 +505,7 @@ def find_manifest_path(files: Mapping[str, bytes], name: str) -> str:
 def parse_plugin_manifest(files: Mapping[str, bytes], name: str) -> Manifest:
     """Find and parse the manifest of plugin `name` whose files are `files` (relative paths)."""
     validate_name(name)
-    path = find_manifest_path(files, name)
-    if path == XBGP_MANIFEST:
-        return parse_xbgp(files, name, path)
-    return parse_pquic(files, path, dir_name=name)
+    return parse_manifest_at(files, find_manifest_path(files, name), name)
 
 
 def check_pluglets(manifest: Manifest, files: Mapping[str, bytes], prefix: str = "") -> list[str]:
@@ -336,9 +514,9 @@ def check_pluglets(manifest: Manifest, files: Mapping[str, bytes], prefix: str =
     Returns one message per problem (empty list = fine); `prefix` is prepended to paths."""
     problems = []
     for obj in manifest.pluglets:
-        hook = next(h for h in manifest.hooks if h.pluglet == obj)
+        hook = next((h for h in manifest.hooks if h.pluglet == obj), None)
         if obj not in files:
-            problems.append(f"{prefix}{obj}: missing pluglet named at {prefix}{hook.source}")
+            problems.append(f"{prefix}{obj}: missing pluglet named at {prefix}{hook.source if hook else manifest.path}")
             continue
         why = ebpf_object_problem(files[obj])
         if why:

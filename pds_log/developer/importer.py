@@ -19,7 +19,10 @@ sources include headers of the xBGP tree. A PDS plugin is built in its own direc
   any source changes;
 * writes the Makefile's ``-D`` defines into ``pds-build.yaml`` (recipe.BUILD_FILE);
 * with ``name``, renames the plugin (PQUIC's first line), so variants that share one PQUIC
-  name get names of their own;
+  name get names of their own; an xBGP manifest is copied byte for byte (its ``name`` is
+  xBGP's runtime name; the PDS name is the directory's, ``--name``, required when xBGP's name
+  is not a dotted PDS name); a header found through ``-I DIR`` outside the tree (libxbgp's
+  ``include/``) goes to ``ext/<DIR's name>/``;
 * reports what it copied, rewrote and could not resolve.
 
 Nothing is built or run here: everything read is plain text, and the result is checked by
@@ -28,14 +31,13 @@ Nothing is built or run here: everything read is plain text, and the result is c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pds_log.core.errors import PdsError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.names import validate_name
 from pds_log.core.recipe import BUILD_FILE, parse_build_file
 
@@ -137,12 +139,22 @@ class _Importer:
             try:
                 rel = "ext/" + src.relative_to(self.root.resolve()).as_posix()
             except ValueError:
-                raise PdsError(f"{src}: outside the plugin tree {self.root}") from None
+                rel = self.extra_place(src)
         if len(self.placed) >= MAX_IMPORT_FILES:
             raise PdsError(f"{self.manifest}: more than {MAX_IMPORT_FILES} files to import")
         self.placed[src] = rel
         self.queue.append(src)
         return rel
+
+    def extra_place(self, src: Path) -> str:
+        """A header found through an -I directory outside the tree (e.g. libxbgp's include/):
+        ``ext/<that directory's name>/<path in it>``."""
+        for directory in self.include_dirs:
+            try:
+                return f"ext/{directory.name}/" + src.relative_to(directory.resolve()).as_posix()
+            except ValueError:
+                continue
+        raise PdsError(f"{src}: outside the plugin tree {self.root}")
 
     def resolve_include(self, including: Path, quoted: bool, text: str) -> Path | None:
         candidates = ([including.parent] if quoted else []) + self.include_dirs
@@ -218,13 +230,16 @@ def _pquic_parts(manifest: Path) -> tuple[str, list[Path], list[Path]]:
 
 
 def _xbgp_parts(manifest: Path) -> tuple[str, list[Path]]:
+    """(xBGP's plugin name, object files) of an xBGP ``.plugin`` JSON, parsed as strictly as the
+    PR will (pds_log.core.manifest.parse_xbgp): a manifest PDS would refuse is refused here,
+    with the key named, before anything is copied."""
+    from pds_log.core.manifest import parse_xbgp
+
     try:
-        doc = json.loads(_read(manifest))
-        codes = doc["obj_code_list"]
-        objects = [manifest.parent / str(code["obj"]) for code in codes.values()]
-        return str(doc.get("name", manifest.stem)), objects
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PdsError(f"{manifest}: not an xBGP plugin manifest ({type(exc).__name__}: {exc})") from None
+        parsed = parse_xbgp({manifest.name: _read(manifest)}, "org.pds.import", manifest.name)
+    except FormatError as exc:
+        raise PdsError(f"{manifest.parent}/{exc}") from None
+    return str(parsed.options["xbgp_name"]), [manifest.parent / p for p in parsed.pluglets]
 
 
 def import_plugin(manifest: str | os.PathLike, out: str | os.PathLike, name: str | None = None,
@@ -247,6 +262,12 @@ def import_plugin(manifest: str | os.PathLike, out: str | os.PathLike, name: str
         original, objects = _xbgp_parts(manifest)
         fragments = []
     final = name or original
+    if kind == "xbgp" and name is None:
+        try:
+            validate_name(original)
+        except FormatError:
+            raise PdsError(f"{manifest}: the xBGP name {original!r} is not a PDS plugin name (dot-separated "
+                           f"labels, e.g. org.example.{original}): give one with --name") from None
     validate_name(final)
     out.mkdir(parents=True, exist_ok=True)
     report = ImportReport(kind, final, out)
@@ -264,10 +285,8 @@ def import_plugin(manifest: str | os.PathLike, out: str | os.PathLike, name: str
         path = out / top
         text = path.read_bytes().decode("utf-8", "replace")
         path.write_text(re.sub(rf"^(\s*(?:#[^\n]*\n\s*)*){re.escape(original)}\b", rf"\g<1>{final}", text, count=1))
-    elif kind == "xbgp" and name and name != original:
-        doc = json.loads((out / top).read_bytes())
-        doc["name"] = final
-        (out / top).write_text(json.dumps(doc, indent=2) + "\n")
+    # xBGP: the PDS name is the plugin directory's; the manifest's "name" is xBGP's own (the
+    # runtime identity libxbgp keys memory by) and its bytes stay as they are
     valid = [d for d in defines if _DEFINE.match("-D" + d)]
     if valid:
         parse_build_file({"defines": valid}, f"{manifest.parent}/Makefile")

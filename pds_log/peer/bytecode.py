@@ -118,14 +118,11 @@ def manifest_check(binding: Binding, held: BytecodeDir) -> tuple[str | None, lis
     """(problem, warnings) about the manifest as the peer would load it, once the binding's
     files match: every object it loads must be covered by the binding; an included PQUIC
     fragment the binding does not cover is a warning (its content is not attested)."""
-    from pds_log.core.manifest import XBGP_MANIFEST, parse_pquic, parse_xbgp
+    from pds_log.core.manifest import parse_manifest_at
 
     files = _HeldFiles(held)
     try:
-        if binding.manifest_path == XBGP_MANIFEST:
-            manifest = parse_xbgp(files, binding.name, binding.manifest_path)
-        else:
-            manifest = parse_pquic(files, binding.manifest_path, dir_name=binding.name)
+        manifest = parse_manifest_at(files, binding.manifest_path, binding.name)
     except (FormatError, KeyError) as exc:
         return f"the manifest as held does not parse: {exc}", []
     except PdsError as exc:

@@ -16,8 +16,8 @@ so the same headers and the same configuration), at -O0, with debug info and
 * edges: every `@function` a function's body or a reachable global's initializer names (calls,
   and addresses taken: function pointers count), and every subprogram its debug locations
   inline (always_inline helpers are inlined even at -O0);
-* extents: a function spans from its DISubprogram line to the last line any of its own debug
-  locations names (at -O0 the closing brace carries the return).
+* extents: a function spans from its DISubprogram line to the last line any debug location in
+  it names, inlined copies included (at -O0 the closing brace carries the return).
 
 A finding at file:line belongs to the one function whose extent (in any pluglet's IR) covers
 it. Fail closed: a finding no extent covers, or several do, counts against every pluglet; a
@@ -165,6 +165,7 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
     edges: dict[str, set[str]] = {}  # node (function or global) -> nodes and "!sp" keys
     inlined: dict[str, set[tuple[str, str]]] = {}
     key_by_fn: dict[str, tuple[str, str]] = {}
+    lines_of: dict[int, list[int]] = {}  # subprogram -> lines of the debug locations in it
     for name, (internal, sp, lines) in bodies.items():
         key = key_of(sp) if sp is not None else None
         if key is None:
@@ -173,7 +174,6 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
         if not internal:
             graph.roots.append(name)
         refs: set[str] = set()
-        own_lines: list[int] = []
         in_lined: set[tuple[str, str]] = set()
         for body_line in lines:
             refs.update(_unquote(r) for r in _REF.findall(body_line))
@@ -184,18 +184,20 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
                 owner = subprogram_of(ref(fields.get("scope")))
                 if owner is None:
                     continue
-                if owner == sp and "inlinedAt" not in fields:
-                    if fields.get("line", "0").isdigit():
-                        own_lines.append(int(fields["line"]))
-                elif owner != sp:
+                if fields.get("line", "0").isdigit():  # inlined copies tell the callee's extent too
+                    lines_of.setdefault(owner, []).append(int(fields["line"]))
+                if owner != sp:
                     other = key_of(owner)
                     if other is not None:
                         in_lined.add(other)
         edges[name] = refs
         inlined[name] = in_lined
-        if sp is not None and key[0] != "?":
-            start = int(meta[sp][1].get("line", "0")) if meta[sp][1].get("line", "0").isdigit() else 0
-            graph.extents[key] = (start, max([start, *own_lines]))
+    for sp, lines in lines_of.items():
+        key = key_of(sp)
+        if key is None or key[0] == "?":
+            continue
+        start = int(meta[sp][1]["line"]) if meta[sp][1].get("line", "").isdigit() else min(lines)
+        graph.extents[key] = (start, max([start, *lines]))
     for name, refs in globals_refs.items():
         edges.setdefault(name, refs)
     seen: set[str] = set()
@@ -224,8 +226,9 @@ def ir_for_reachability(recipe: BuildRecipe, pluglet: str, output: str, defines:
     function the translation unit defines."""
     argv = recipe.ir_argv(pluglet, output, defines)
     argv = [a for a in argv if not re.fullmatch(r"-O([0-3sz]|fast)?", a)]
+    argv = [a for a in argv if a != "-g"]  # line tables are all the extents need, and half the IR
     at = argv.index("-c")
-    return [*argv[:at], "-O0", "-Xclang", "-femit-all-decls", *argv[at:]]
+    return [*argv[:at], "-O0", "-gline-tables-only", "-Xclang", "-femit-all-decls", *argv[at:]]
 
 
 class StaticAnalysis(Verifier):
@@ -282,7 +285,9 @@ class StaticAnalysis(Verifier):
         if problem:
             return self.result(ERROR, problem, "\n".join(log), **versions)
         threshold = _SEVERITY_RANK[self.config["severity"]]
-        findings = [f for f in findings if f.check in _ABORTED_IDS or _SEVERITY_RANK.get(f.severity, 0) >= threshold]
+        # sorted and deduplicated: parallel runs report a header's finding once per source,
+        # in any order, and the verdict must not depend on it
+        findings = [f for f in sorted(set(findings), key=lambda f: (f.file, f.line, f.check, f.message)) if f.check in _ABORTED_IDS or _SEVERITY_RANK.get(f.severity, 0) >= threshold]
         if not findings:
             return self.result(PASS, f"{tool}: no finding at or above {self.config['severity']} in "
                                      f"{len(set(sources.values()))} source(s)", "\n".join(log), **versions)
@@ -370,9 +375,11 @@ class StaticAnalysis(Verifier):
         for line in run.stderr.splitlines():
             m = _CLANG_LINE.match(line.strip())
             if m:
+                check = m.group("id") or "clang-analyzer"
+                # the analyzer calls everything a warning; dead stores are what cppcheck calls style
+                severity = "style" if check.startswith("deadcode.") else m.group("sev")
                 findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)),
-                                        int(m.group("line")), m.group("sev"), m.group("id") or "clang-analyzer",
-                                        m.group("msg").strip()))
+                                        int(m.group("line")), severity, check, m.group("msg").strip()))
         for f in (workdir.glob("*.plist")):  # clang --analyze also writes a plist per source
             f.unlink(missing_ok=True)
         return findings, None, versions

@@ -49,13 +49,13 @@ from .sandbox import tool_version
 _SEVERITY_RANK = {"information": 0, "portability": 1, "performance": 1, "style": 2, "warning": 3, "error": 4}
 # cppcheck's --enable categories (errors are always on) and the rank of each.
 _CPPCHECK_CATEGORIES = {"warning": 3, "style": 2, "performance": 1, "portability": 1}
-_CPPCHECK_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+):(?P<sev>\w+):(?P<id>[\w-]+):(?P<msg>.*)$")
+_CPPCHECK_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+):(?P<sev>\w+):(?P<id>[\w-]+):(?P<msg>.*)$")
 _CLANG_LINE = re.compile(r"^(?P<file>[^:\s][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<sev>warning|error): (?P<msg>.*?)"
                          r"(?: \[(?P<id>[\w.,-]+)\])?$")
 _IGNORED_IDS = {"missingIncludeSystem", "missingInclude", "checkersReport", "toomanyconfigs"}
 # cppcheck gave up on (part of) a file: nothing in it was analysed, so no function is clean.
 _ABORTED_IDS = {"syntaxError", "internalAstError", "cppcheckError", "internalError", "unknownMacro",
-                "preprocessorErrorDirective", "AssignmentAddressToInteger", "bailoutUninitVar", "limitedAnalysis"}
+                "preprocessorErrorDirective"}
 MAX_IR_BYTES = 64 << 20  # an IR larger than this is not parsed (error)
 
 
@@ -107,6 +107,7 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
     meta: dict[int, tuple[str, dict[str, str]]] = {}
     bodies: dict[str, tuple[bool, int | None, list[str]]] = {}  # fn -> (internal, subprogram, lines)
     globals_refs: dict[str, set[str]] = {}
+    alias_roots: list[str] = []
     current: str | None = None
     for line in text.splitlines():
         if current is not None:
@@ -133,7 +134,11 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
         if line.startswith("@"):
             m = _GLOBAL.match(line)
             if m:
-                globals_refs[_unquote(m.group("name"))] = {_unquote(r) for r in _REF.findall(m.group("rest"))}
+                name = _unquote(m.group("name"))
+                globals_refs[name] = {_unquote(r) for r in _REF.findall(m.group("rest"))}
+                if re.match(r"(\w+ )*alias ", m.group("rest")) and not re.match(r"(internal|private) ",
+                                                                                m.group("rest")):
+                    alias_roots.append(name)  # another external name for a function
 
     def ref(value: str | None) -> int | None:
         return int(value[1:]) if value and value.startswith("!") and value[1:].isdigit() else None
@@ -200,6 +205,7 @@ def parse_ir(text: str, workdir: str) -> CallGraph:
         graph.extents[key] = (start, max([start, *lines]))
     for name, refs in globals_refs.items():
         edges.setdefault(name, refs)
+    graph.roots.extend(alias_roots)
     seen: set[str] = set()
     todo = list(graph.roots)
     while todo:
@@ -287,7 +293,8 @@ class StaticAnalysis(Verifier):
         threshold = _SEVERITY_RANK[self.config["severity"]]
         # sorted and deduplicated: parallel runs report a header's finding once per source,
         # in any order, and the verdict must not depend on it
-        findings = [f for f in sorted(set(findings), key=lambda f: (f.file, f.line, f.check, f.message)) if f.check in _ABORTED_IDS or _SEVERITY_RANK.get(f.severity, 0) >= threshold]
+        findings = [f for f in sorted(set(findings), key=lambda f: (f.file, f.line, f.check, f.message))
+                    if f.check in _ABORTED_IDS or _SEVERITY_RANK.get(f.severity, 0) >= threshold]
         if not findings:
             return self.result(PASS, f"{tool}: no finding at or above {self.config['severity']} in "
                                      f"{len(set(sources.values()))} source(s)", "\n".join(log), **versions)
@@ -320,7 +327,7 @@ class StaticAnalysis(Verifier):
             more = f" (+{len(against) - 1} more)" if len(against) > 1 else ""
             unreached = f"; {len(apart)} finding(s) in unreached code listed apart" if apart else ""
             return self.result(FAIL, f"{finding} ({where}; reached by {', '.join(reaching[:3])}"
-                                     f"{' …' if len(reaching) > 3 else ''}){more}{unreached}",
+                                     f"{' ...' if len(reaching) > 3 else ''}){more}{unreached}",
                                "\n".join(log), **versions)
         return self.result(PASS, f"{tool}: no finding at or above {self.config['severity']} in code the pluglets "
                                  f"reach; {len(apart)} finding(s) in unreached code listed apart: {apart[0][0]}",
@@ -355,6 +362,11 @@ class StaticAnalysis(Verifier):
         findings = []
         for line in run.stderr.splitlines():
             m = _CPPCHECK_LINE.match(line.strip())
+            if not m and line.strip():
+                # with --quiet and our template every line is a finding: one we cannot read is
+                # one we cannot place, so it counts against every pluglet
+                findings.append(Finding("?", 0, "error", "unreadableOutput", line.strip()[:200]))
+                continue
             if not m or m.group("id") in _IGNORED_IDS:
                 continue
             findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)), int(m.group("line")),

@@ -15,9 +15,9 @@ Options (names for --options):
   before         the v1 command: every category, every configuration (cppcheck's 12), no
                  defines, every finding fails every plugin
   all-categories one configuration (the plugin's defines, --max-configs=1), every category
-  chosen         the default: one configuration, only the categories that can fail, -j1
-  chosen-j2      the same, cppcheck -j2 and two IR builds at a time
-  build-dir      chosen-j2 with a fresh --cppcheck-build-dir in the plugin's workdir
+  chosen-j1      one configuration, only the categories that can fail, one tool at a time
+  chosen         the default: the same with cppcheck -j2 and two IR builds at a time
+  build-dir      chosen with a fresh --cppcheck-build-dir in the plugin's workdir
   clang          clang --analyze (default checkers), two at a time
 """
 
@@ -51,8 +51,8 @@ from verifier_runners.static import _CPPCHECK_LINE, _SEVERITY_RANK  # noqa: E402
 OPTIONS = {
     "before": None,  # BeforeStatic below
     "all-categories": {"extra_args": ["--enable=warning,style,performance,portability"]},
+    "chosen-j1": {"jobs": 1},
     "chosen": {},
-    "chosen-j2": {"jobs": 2},
     "build-dir": {"jobs": 2, "build_dir": True},
     "clang": {"tool": "clang-analyzer", "jobs": 2},
 }

@@ -181,12 +181,13 @@ def main() -> None:
             cpu = sampler.total() - cpu_before
             lines = result.log.splitlines()
             row = {"plugin": name, "dir": directory.name, "pluglets": len(plugin.manifest.pluglets),
-                   "seconds": round(seconds, 2), "cpu": round(cpu, 2), "status": result.status, "reason": result.reason[:200],
+                   "seconds": round(seconds, 2), "cpu": round(cpu, 2), "status": result.status,
+                   "reason": result.reason[:200],
                    "against": sum(ln.startswith("finding ") for ln in lines),
                    "apart": sum(ln.startswith("apart: ") for ln in lines)}
             rows[option].append(row)
-            print(f"{option:15} {directory.name[:60]:60} {row['pluglets']:3} pluglets {seconds:7.1f} s {cpu:6.1f} cpu-s "
-                  f"{result.status:5} {row['against']}/{row['apart']}  {result.reason[:110]}", file=sys.stderr,
+            print(f"{option:15} {directory.name[:60]:60} {row['pluglets']:3} pluglets {seconds:7.1f} s "
+                  f"{cpu:6.1f} cpu-s {result.status:5} {row['against']}/{row['apart']}  {result.reason[:110]}", file=sys.stderr,
                   flush=True)
     load_end = os.getloadavg()
     sampler.stop()
@@ -206,7 +207,8 @@ def main() -> None:
         worst = max(rows[option], key=lambda r: r["seconds"])
         cpu = [r["cpu"] for r in rows[option]]
         print(f"| {option} | {statistics.median(seconds):.1f} | {worst['seconds']:.1f} ({worst['dir'][:30]}) | "
-              f"{sum(seconds):.0f} | {statistics.median(cpu):.1f} / {max(cpu):.1f} / {sum(cpu):.0f} | {statuses[PASS]} / {statuses[FAIL]} / {statuses[ERROR]} | "
+              f"{sum(seconds):.0f} | {statistics.median(cpu):.1f} / {max(cpu):.1f} / {sum(cpu):.0f} | "
+              f"{statuses[PASS]} / {statuses[FAIL]} / {statuses[ERROR]} | "
               f"{sum(r['against'] for r in rows[option])} | {sum(r['apart'] for r in rows[option])} |")
     print()
     for option in options:

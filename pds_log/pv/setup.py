@@ -63,9 +63,11 @@ def init_pv(directory: str | os.PathLike, origin: str, pr_url: str, *, branch: s
         raise PdsError(f"{pr_url} is an SSH URL: the PR knows the PV by its SSH key, which its admin must add "
                        f"before init can fetch the PR (gitolite keydir and `pds pr add-pv --key`). Make the key "
                        f"first (ssh-keygen -t ed25519 -N '' -f KEY), give KEY.pub to the PR admin, then pass "
-                       f"--ssh-key KEY (or --no-pin to pin the PR's root later)")
+                       f"--ssh-key KEY (or --no-pin, leaving the PR's root unpinned)")
     pinned_hosts = _pinned_hosts(ssh_urls, known_hosts, trust_host_key)
-    created = not root.exists()
+    created = None if root.exists() else root  # the topmost directory init makes, removed on failure
+    while created is not None and not created.parent.exists():
+        created = created.parent
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / INCOMPLETE).write_text("pds pv init did not finish: run it again\n")
@@ -73,8 +75,8 @@ def init_pv(directory: str | os.PathLike, origin: str, pr_url: str, *, branch: s
                                epoch_interval, key_pair, pinned_hosts)
         (root / INCOMPLETE).unlink()
     except BaseException:
-        if created:
-            shutil.rmtree(root, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         else:
             _clear(root)
         raise

@@ -173,6 +173,9 @@ def test_failed_init_leaves_nothing_and_the_same_command_then_works(site, tmp_pa
     assert first.returncode != 0 and "Traceback" not in first.stderr
     assert "refused the SSH key: check the SSH key given (--ssh-key)" in first.stderr, first.stderr
     assert directory.is_dir() and list(directory.iterdir()) == []
+    nested = tmp_path / "new" / "pv"  # directories init made itself go too
+    assert init(site, nested, "--known-hosts", pinned, key=site["stranger"], check=False).returncode != 0
+    assert not (tmp_path / "new").exists()
     authorized = site["root"] / "authorized_keys"
     before = authorized.read_text()
     authorized.write_text(before + Path(f"{site['stranger']}.pub").read_text())

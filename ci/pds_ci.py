@@ -62,12 +62,11 @@ def say(line: str) -> None:
 
 
 # ---------------------------------------------------------------------- git plumbing
-def git_env(ssh_key: Path | None) -> dict[str, str]:
-    """Like pds itself: one SSH identity, no prompt, host keys pinned once seen."""
-    env = dict(os.environ)
-    if ssh_key is not None and ssh_key.exists():
-        env["GIT_SSH_COMMAND"] = (f"ssh -i {ssh_key} -o IdentitiesOnly=yes -o BatchMode=yes "
-                                  f"-o StrictHostKeyChecking=accept-new")
+def git_env(ssh_key: Path | None, known_hosts: Path | None = None) -> dict[str, str]:
+    """pds's own: one SSH identity, no prompt, host keys pinned (an unknown or changed one is refused)."""
+    from pds_log.infra.gitremote import git_env as pds_git_env
+
+    env = pds_git_env(ssh_key if ssh_key is not None and ssh_key.exists() else None, known_hosts)
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
 
@@ -133,7 +132,7 @@ def restore_log(config, *, pr_check: bool = True, allow_first_epoch: bool = Fals
     """Returns a one-line description of what was done; raises Refused."""
     log = Path(config.log_repo)
     primary = primary_of(config)
-    env = git_env(config.ssh_key)
+    env = git_env(config.ssh_key, config.known_hosts)
     remote = remote_ref(primary, BRANCH, env)
     if not (log / "HEAD").exists():
         if remote is None and not allow_first_epoch:

@@ -136,9 +136,27 @@ def install_hooks_cmd(path):
 
 @pr.command("gitolite-hooks")
 @click.argument("directory", type=click.Path(file_okay=False))
-def gitolite_hooks_cmd(directory):
+@click.option("--owner", default=None, help="The gitolite user (Debian: gitolite3): owns the hooks and the "
+              "directories up to its home, and must be able to run --python with pds_log")
+@click.option("--python", "python", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The Python the hooks run (#! line), e.g. /opt/pds/bin/python; default: this one")
+def gitolite_hooks_cmd(directory, owner, python):
     """Write pds-pre-receive and pds-post-receive for gitolite's repo-specific hooks."""
     from pds_log.pr.repo import write_gitolite_hooks
 
-    for hook in write_gitolite_hooks(directory):
+    for hook in write_gitolite_hooks(directory, python, owner):
         click.echo(f"wrote {hook}")
+
+
+@pr.command("gitolite-conf")
+@click.argument("conf", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The PDS rules to add (default: the shipped templates/gitolite/gitolite.conf)")
+def gitolite_conf_cmd(conf, rules):
+    """Add the PDS rules to CONF (gitolite-admin's conf/gitolite.conf), keeping its own rules.
+
+    Refuses if CONF already has rules for the PR's repo, or if the result would give nobody RW+
+    on gitolite-admin (pushing that locks the gitolite admin out)."""
+    from pds_log.pr.gitolite import merge_gitolite_conf_file
+
+    click.echo(f"merged the PDS rules into {merge_gitolite_conf_file(conf, rules)}")

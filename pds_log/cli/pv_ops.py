@@ -47,19 +47,39 @@ def register(group: click.Group) -> None:
     @click.option("--acceptance", default=None, help="Acceptance expression over verifier names")
     @click.option("--mirror", "mirrors", multiple=True, help="Git URL the log repo is pushed to (repeatable)")
     @click.option("--no-pin", is_flag=True, help="Do not pin the PR's root commit now (it is then not checked)")
+    @click.option("--ssh-key", type=click.Path(exists=True, dir_okay=False),
+                  help="An existing SSH private key (no passphrase) the PR admin already added for this PV: "
+                       "copied in as the PV's key. Needed to pin the root of an ssh:// PR; default: a new key")
+    @click.option("--known-hosts", type=click.Path(exists=True, dir_okay=False),
+                  help="known_hosts file with the (checked) host keys of the ssh:// PR and mirrors: copied in "
+                       "as keys/known_hosts, the only host keys the PV will accept")
+    @click.option("--trust-host-key", is_flag=True,
+                  help="Record the host keys the ssh:// PR and mirrors show now in keys/known_hosts and print "
+                       "their fingerprints (check them against what the server's operator publishes)")
     @_json_option
-    def init_cmd(directory, origin, pr_url, branch, acceptance, mirrors, no_pin, as_json):
-        """Create a PV in DIRECTORY: pv.yaml, signing keys, an empty log repo, state."""
+    def init_cmd(directory, origin, pr_url, branch, acceptance, mirrors, no_pin, ssh_key, known_hosts,
+                 trust_host_key, as_json):
+        """Create a PV in DIRECTORY: pv.yaml, signing keys, an empty log repo, state.
+
+        Over ssh, host keys are pinned: give --known-hosts or --trust-host-key (else the running
+        user's ~/.ssh/known_hosts must hold them). A failed init leaves nothing behind; run it again."""
+        from pds_log.infra.sshkeys import host_key_fingerprint
         from pds_log.pv.config import load_config
         from pds_log.pv.setup import init_pv
 
         path = init_pv(directory, origin, pr_url, branch=branch, acceptance=acceptance, mirrors=list(mirrors),
-                       pin_root=not no_pin)
+                       pin_root=not no_pin, ssh_key=ssh_key, known_hosts=known_hosts, trust_host_key=trust_host_key)
         config = load_config(path)
+        pinned = []
+        if config.known_hosts is not None:
+            for line in config.known_hosts.read_text().splitlines():
+                pinned.append({"host": line.split()[0], "fingerprint": host_key_fingerprint(line)})
         if as_json:
             click.echo(json.dumps({"origin": origin, "directory": str(config.base), "config": str(path),
                                    "vkey": str(config.signer().verifier()),
                                    "ssh_public_key": f"{config.ssh_key}.pub" if config.ssh_key else None,
+                                   "known_hosts": str(config.known_hosts) if config.known_hosts else None,
+                                   "host_keys": pinned, "pr_root": config.pr_root,
                                    "log_repo": str(config.log_repo)}, indent=1))
             return
         click.echo(f"created PV {origin} in {config.base}")
@@ -67,6 +87,13 @@ def register(group: click.Group) -> None:
         click.echo(f"  verifier key:  {config.signer().verifier()}")
         click.echo(f"  SSH key:       {config.ssh_key}.pub (add it to the PR policy as the area key of {origin})")
         click.echo(f"  log repo:      {config.log_repo}")
+        if config.pr_root:
+            click.echo(f"  PR root:       {config.pr_root} (pinned)")
+        if pinned:
+            click.echo(f"  host keys:     pinned in {config.known_hosts}"
+                       + (" (recorded now: check these fingerprints out of band)" if trust_host_key else ""))
+            for entry in pinned:
+                click.echo(f"    {entry['host']} {entry['fingerprint']}")
 
     @group.command("epoch")
     @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))

@@ -20,17 +20,19 @@ _GENERIC = ("fatal: could not read from remote repository", "please make sure yo
 class _Rule:
     kind: str
     pattern: re.Pattern[str]
-    advice: str  # formatted with url, host, key_setting
+    advice: str  # formatted with url, host, key_setting, hosts_setting
 
 
 _RULES = [
     _Rule("host-key-changed", re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|host key for .* has changed|"
                                          r"hostkey.*mismatch", re.I),
-          "the host key of {host} changed: if the server's key was really replaced, put its new key in "
-          "known_hosts (after checking it out of band); otherwise someone may be in the middle"),
+          "the host key of {host} is not the one pinned in {hosts_setting}: refused. If the server's key "
+          "was really replaced, put its new key there (after checking it out of band); otherwise someone "
+          "may be in the middle"),
     _Rule("host-key-unknown", re.compile(r"host key verification failed|no \S+ host key is known|"
                                          r"invalid or unknown remote ssh hostkey|hostkey.*(unknown|not found)", re.I),
-          "unknown host key for {host}: add the server's key to known_hosts (check it out of band first)"),
+          "unknown host key for {host}: no key for it is pinned in {hosts_setting}, so the connection was "
+          "refused; add the server's key there (check its fingerprint out of band first)"),
     _Rule("auth", re.compile(r"permission denied \(publickey|permission denied, please try again|"
                              r"failed to authenticate ssh session|authentication required|"
                              r"authentication failed|too many authentication failures|no supported authentication",
@@ -66,7 +68,7 @@ def git_failure_kind(output: str) -> str | None:
 
 
 def explain_git_failure(output: str | BaseException, url: str, *, action: str = "git",
-                        key_setting: str = "the SSH key given") -> str:
+                        key_setting: str = "the SSH key given", hosts_setting: str = "known_hosts") -> str:
     """One line for a failed `action` ("fetch", "push", ...) on `url`, from git's stderr or a
     pygit2.GitError: what to do, then the line of git's output that shows it."""
     text = str(output)
@@ -78,7 +80,7 @@ def explain_git_failure(output: str | BaseException, url: str, *, action: str = 
         detail = telling[-1] if telling else (lines[-1] if lines else f"git {action} failed")
         return f"{action} {url} failed: {detail}"
     evidence = next((ln for ln in telling if rule.pattern.search(ln)), telling[-1] if telling else "")
-    advice = rule.advice.format(url=url, host=_host(url), key_setting=key_setting)
+    advice = rule.advice.format(url=url, host=_host(url), key_setting=key_setting, hosts_setting=hosts_setting)
     if rule.kind == "hook-refused" and remote_lines:
         evidence = "; ".join(remote_lines[-5:])
     return f"{action} {url} failed: {advice} (git: {evidence})"
@@ -102,10 +104,10 @@ CONNECTION_KINDS = frozenset({"auth", "host-key-unknown", "host-key-changed", "d
 
 
 def connection_problem(output: str | BaseException, url: str, *, action: str = "git",
-                       key_setting: str = "the SSH key given") -> str | None:
+                       key_setting: str = "the SSH key given", hosts_setting: str = "known_hosts") -> str | None:
     """`explain_git_failure` when git never got to talk to the repository (SSH key, host key,
     no such repository, no connection); None otherwise, so that a remote's own refusal (a hook's
     reasons, a non-fast-forward) keeps the caller's wording."""
     if git_failure_kind(str(output)) not in CONNECTION_KINDS:
         return None
-    return explain_git_failure(output, url, action=action, key_setting=key_setting)
+    return explain_git_failure(output, url, action=action, key_setting=key_setting, hosts_setting=hosts_setting)

@@ -176,6 +176,18 @@ def pre_receive(repo_path: str, stdin_text: str, now: int | None = None) -> tupl
     return (1 if lines else 0), lines
 
 
+def _head_on_plugin_branch(repo_path: str) -> None:
+    """HEAD on the policy's branch (gitolite made the repo with HEAD on master); never fails the push."""
+    from .gitolite import point_head_at
+
+    try:
+        policy = _current_policy(open_repo(repo_path))
+        if policy is not None and (changed := point_head_at(repo_path, policy.branch)):
+            print(f"pds: {changed}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the push is accepted already
+        print(f"pds: could not point HEAD at the plugin branch ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     kind = argv[0] if argv else "pre-receive"
@@ -193,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
 
         for line in notify_all(repo_path, parse_updates(stdin_text)):
             print(line, file=sys.stderr)
+        _head_on_plugin_branch(repo_path)
         sys.exit(0)
     print(f"pds hook: unknown hook {kind!r}", file=sys.stderr)
     sys.exit(1)

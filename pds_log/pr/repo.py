@@ -85,6 +85,8 @@ def edit_policy(pr_url: str, admin_key: str | Path, mutate: Callable[[Policy], s
         return str(commit)
 
 
-def write_gitolite_hooks(directory: str | Path, python: str | None = None) -> list[Path]:
-    """The PDS hooks as gitolite repo-specific hooks (pds-pre-receive, pds-post-receive)."""
-    return _write_hooks(Path(directory), "pds-", python)
+def write_gitolite_hooks(directory: str | Path, python: str | None = None, owner: str | None = None) -> list[Path]:
+    """The PDS hooks as gitolite repo-specific hooks (see pds_log.pr.gitolite)."""
+    from .gitolite import write_gitolite_hooks as write
+
+    return write(directory, python, owner)

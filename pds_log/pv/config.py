@@ -9,6 +9,8 @@
     keys:
       note: keys/note.key             # Ed25519 note signer (PRIVATE+KEY+...), mode 0600
       ssh: keys/ssh_ed25519           # SSH key: signs the PV's commits to its PR area
+      known_hosts: keys/known_hosts   # pinned SSH host keys of the PR and mirrors (ssh URLs);
+                                      #   unset: the running user's ~/.ssh/known_hosts
     log_repo: log.git                 # bare git repo, one commit per epoch
     state_dir: state                  # lock, PR mirror, caches, pending epoch
     verifiers:                        # name -> runner config (see verifier_runners)
@@ -58,6 +60,7 @@ class PvConfig:
     jobs: int = 0
     mirrors: list[str] = field(default_factory=list)
     report_to_pr: bool = True
+    known_hosts: Path | None = None
 
     @property
     def base(self) -> Path:
@@ -179,6 +182,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
     if not all(isinstance(m, str) and m for m in mirrors):
         raise FormatError(f"{where}: 'mirrors' must be a list of git URLs")
     ssh_key = _optional(keys, "ssh", str, None, f"{where}: keys")
+    known_hosts = _optional(keys, "known_hosts", str, None, f"{where}: keys")
     config = PvConfig(
         path=path,
         origin=origin,
@@ -195,6 +199,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
         jobs=_count(doc, "jobs", 0, where),
         mirrors=list(mirrors),
         report_to_pr=_optional(doc, "report_to_pr", bool, True, where),
+        known_hosts=resolve(known_hosts, "keys.known_hosts") if known_hosts else None,
     )
     try:
         config.acceptance_formula()

@@ -200,7 +200,8 @@ class EpochJob:
         state = load_tree_state(log, head, prev, config.state_dir)
         t = self._tick("load", t0)
 
-        mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key)
+        mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key,
+                          config.known_hosts)
         fetched = mirror.fetch()
         pr_head = mirror.commit(opts.pr_head) if opts.pr_head else fetched
         last = prev.head.pr if prev else None

@@ -36,7 +36,7 @@ PLAN_VERSION = 1
 
 
 def _mirror(config: PvConfig) -> PrMirror:
-    return PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key)
+    return PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key, config.known_hosts)
 
 
 def make_plan(config: PvConfig) -> dict[str, Any]:

@@ -23,10 +23,16 @@ from pds_log.core.errors import FormatError, PdsError
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_plugin_tree  # noqa: F401
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
-from pds_log.infra.gitremote import git_env
+from pds_log.infra.gitremote import git_env, pinned_hosts_file
 
 PLUGINS_DIR = "plugins"
 FETCH_TIMEOUT = 600  # seconds for one fetch of the PR
+
+
+def hosts_setting(known_hosts: Path | None) -> str:
+    """Where a PV's pinned host keys are, for messages."""
+    return f"keys.known_hosts in pv.yaml ({known_hosts})" if known_hosts else \
+        "~/.ssh/known_hosts (pv.yaml sets no keys.known_hosts)"
 
 
 class HistoryRewritten(PdsError):
@@ -46,11 +52,14 @@ class PluginSnapshot:
 class PrMirror:
     """A bare mirror of the PR under the PV's state dir."""
 
-    def __init__(self, path: Path, url: str, branch: str, ssh_key: Path | None = None) -> None:
+    def __init__(self, path: Path, url: str, branch: str, ssh_key: Path | None = None,
+                 known_hosts: Path | None = None, key_setting: str = "keys.ssh in pv.yaml") -> None:
         self.path = path
-        self.url = url
+        self.url = url  # over ssh, the URL names the server's user (Debian's gitolite3: gitolite3)
         self.branch = branch
         self.ssh_key = ssh_key
+        self.known_hosts = known_hosts
+        self.key_setting = key_setting
         if not (path / "HEAD").exists():
             pygit2.init_repository(str(path), bare=True)
         self.repo = pygit2.Repository(str(path))
@@ -63,19 +72,21 @@ class PrMirror:
         jobs may share a state dir), under which ref locks left by a killed fetch are cleared."""
         refspecs = [f"+refs/heads/{self.branch}:refs/remotes/pr/{self.branch}",
                     "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
+        known_hosts = pinned_hosts_file(self.url, self.known_hosts, "keys.known_hosts in pv.yaml")
         with exclusive_lock(self.path.parent / "pr-mirror.lock", wait=True):
             clear_stale_git_locks(self.path)
             try:
                 result = subprocess.run(["git", "--git-dir", str(self.path), "fetch", "--quiet", "--no-tags",
                                          "--no-write-fetch-head", self.url, *refspecs],
-                                        capture_output=True, text=True, env=git_env(self.ssh_key),
-                                        timeout=FETCH_TIMEOUT)
+                                        capture_output=True, text=True,
+                                        env=git_env(self.ssh_key, known_hosts), timeout=FETCH_TIMEOUT)
             except subprocess.TimeoutExpired:
                 raise PdsError(f"cannot fetch the PR from {self.url}: no answer in {FETCH_TIMEOUT} s") from None
             if result.returncode != 0:
                 lines = result.stderr.strip().splitlines()
                 raise PdsError(connection_problem(result.stderr, self.url, action="fetch the PR from",
-                                                  key_setting="keys.ssh in pv.yaml")
+                                                  key_setting=self.key_setting,
+                                                  hosts_setting=hosts_setting(self.known_hosts))
                                or f"cannot fetch the PR from {self.url}: {lines[-1] if lines else 'git fetch failed'}")
         self.repo = pygit2.Repository(str(self.path))  # see the objects and refs git just wrote
         head = self.head()

@@ -15,12 +15,13 @@ from pds_log.core import note as notes
 from pds_log.core.errors import PdsError
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.files import exclusive_lock
-from pds_log.infra.gitremote import git_env
+from pds_log.infra.gitremote import git_env, pinned_hosts_file
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
 
 from .config import PvConfig
 from .logrepo import BRANCH, LogRepo
+from .prsource import hosts_setting
 
 
 def area_ref(origin: str) -> str:
@@ -93,10 +94,13 @@ def _push_pr_area(config: PvConfig) -> str:
         tree = update_tree(mirror, base.tree if base else None, changes)
         commit = _signed_commit(config, mirror, tree, base, f"{config.origin}: epochs {done + 1}..{latest}")
         mirror.references.create(ref, commit, force=True)
+    known_hosts = pinned_hosts_file(config.pr_url, config.known_hosts, "keys.known_hosts in pv.yaml")
     result = subprocess.run(["git", "--git-dir", str(mirror.path), "push", "--quiet", config.pr_url,
-                             f"{ref}:{ref}"], capture_output=True, text=True, env=git_env(config.ssh_key), timeout=120)
+                             f"{ref}:{ref}"], capture_output=True, text=True,
+                            env=git_env(config.ssh_key, known_hosts), timeout=120)
     if result.returncode != 0:
-        why = connection_problem(result.stderr, config.pr_url, action="push to", key_setting="keys.ssh in pv.yaml")
+        why = connection_problem(result.stderr, config.pr_url, action="push to", key_setting="keys.ssh in pv.yaml",
+                                 hosts_setting=hosts_setting(config.known_hosts))
         return f"failed: {why or (result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed')}"
     return "ok"
 
@@ -113,13 +117,19 @@ def _signed_commit(config: PvConfig, repo: pygit2.Repository, tree: pygit2.Oid,
 def push_mirrors(config: PvConfig) -> dict[str, str]:
     results = {}
     for url in config.mirrors:
+        try:
+            known_hosts = pinned_hosts_file(url, config.known_hosts, "keys.known_hosts in pv.yaml")
+        except PdsError as exc:
+            results[url] = f"failed: {exc}"
+            continue
         result = subprocess.run(["git", "--git-dir", str(config.log_repo), "push", "--quiet", url,
-                                 f"{BRANCH}:{BRANCH}"], capture_output=True, text=True, env=git_env(config.ssh_key),
-                                timeout=300)
+                                 f"{BRANCH}:{BRANCH}"], capture_output=True, text=True,
+                                env=git_env(config.ssh_key, known_hosts), timeout=300)
         if result.returncode == 0:
             results[url] = "ok"
         else:
             lines = result.stderr.strip().splitlines()
-            why = connection_problem(result.stderr, url, action="push to", key_setting="keys.ssh in pv.yaml")
+            why = connection_problem(result.stderr, url, action="push to", key_setting="keys.ssh in pv.yaml",
+                                     hosts_setting=hosts_setting(config.known_hosts))
             results[url] = f"failed: {why or (lines[-1] if lines else 'git push failed')}"
     return results

@@ -232,7 +232,7 @@ class BytecodeSafety(Verifier):
         last = section.insns[-1]
         if not (last.is_exit() or (last.is_jump() and not last.is_cond_jump())):
             problems.append(f"#{last.index}: code falls off the end of {section.name}")
-        for _, name, insns, cfg in ebpf.functions(ebpf.EbpfObject([section], set())):
+        for _, name, insns, cfg in ebpf.section_functions(section):
             regs_before = ebpf.constant_registers(insns, cfg)
             for insn in insns:
                 problems.extend(self._stack_access(name, insn, regs_before.get(insn.index, {})))

@@ -302,7 +302,15 @@ class Termination(LoopVerifier):
 
     runner = "termination"
     version = "3"  # a symbolic count proves termination; the limit moved to `bounded`
+    options = {"recipe": None, "max_trip_count": None}  # the latter only to say where it went
     property_text = "terminates"
+
+    def setup(self) -> None:
+        super().setup()
+        if self.config["max_trip_count"] is not None:
+            raise FormatError(f"verifier {self.name}: max_trip_count is an option of the `bounded` runner now "
+                              f"(termination passes every loop that ends); for a limit, add "
+                              f"'bounded: {{runner: bounded, max_trip_count: N}}' and name it in the acceptance")
 
     def judge(self, loop: LoopCount) -> tuple[str, str]:
         if loop.exact:

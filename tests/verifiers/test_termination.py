@@ -137,8 +137,10 @@ def test_the_ir_is_the_recipes_own(tmp_path):
 
 
 def test_options():
-    with pytest.raises(FormatError, match="unknown option"):
+    with pytest.raises(FormatError, match="max_trip_count is an option of the `bounded` runner now"):
         vr.build_verifiers({"t": {"runner": "termination", "max_trip_count": 10}})
+    with pytest.raises(FormatError, match="unknown option"):
+        vr.build_verifiers({"t": {"runner": "termination", "bound": 10}})
     for bad in (0, -1, "10", True, 1.5):
         with pytest.raises(FormatError, match="max_trip_count must be a positive integer"):
             vr.build_verifiers({"b": {"runner": "bounded", "max_trip_count": bad}})

@@ -1,6 +1,7 @@
 """Compatibility benchmark: the real PQUIC and xBGP plugin corpora through PDS.
 
-    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--libxbgp LIBXBGP] [--check] [--safety] [--json]
+    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--libxbgp LIBXBGP] [--check] [--safety] [--termination]
+        [--json]
 
 PQUIC_TREE is a checkout of p-quic/pquic (its `plugins/` and `picoquic/`), XBGP_TREE one of
 pluginized-protocols/xbgp_plugins. Neither is part of this repository. For every top-level
@@ -19,7 +20,11 @@ it; xBGP: every `.plugin` JSON), the benchmark
 5. with --safety, runs only the two fast in-process verifiers, bytecode_safety and
    side_effects, on every plugin whose pluglets all built, and counts the calls to helpers
    PQUIC registers that the allow-list refuses, the calls the side-effect spec cannot judge
-   (a helper with no effect class), and every remaining side-effect verdict with its reason.
+   (a helper with no effect class), and every remaining side-effect verdict with its reason;
+6. with --termination, runs the loop verifiers `termination` and `bounded` (in-process, on the
+   IR of the default recipe) on every plugin's built pluglets and counts, per distinct pluglet
+   whose bytecode loops, which pass termination, which pass bounded, which neither, with the
+   reason of every loop that does not pass.
 
 On XBGP_TREE (run_xbgp_corpus; PQUIC_TREE may be `-` to skip PQUIC) every `.plugin` JSON is
 read with PDS's strict parser, imported (libxbgp's include/ as -I), built with the default
@@ -168,7 +173,107 @@ def _fast_verifiers() -> dict:
     return _FAST
 
 
-def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: bool, safety: bool = False) -> dict:
+# ---------------------------------------------------------------------- termination / bounded
+_BACK_EDGES = re.compile(r"^(?P<pluglet>\S+\.o): (?P<count>\d+) back edge\(s\) in the bytecode")
+_LOOP_VERDICT = re.compile(r"^(?P<pluglet>\S+\.o): (?P<where>.+?): (?P<status>pass|fail|error): (?P<why>.*)$")
+
+
+def termination_counts(dest: Path, name: str, ok: set[str], original_dir: Path, loops: dict) -> None:
+    """`termination` and `bounded` in-process on one imported plugin's built pluglets; records,
+    per distinct pluglet source that loops, each verifier's worst loop verdict and the reasons of
+    the loops that do not pass (into `loops`: source -> {verifier: status, "reasons": [...]})."""
+    import verifier_runners as vr
+    from pds_log.core.manifest import parse_plugin_manifest
+
+    if not _LOOP_VERIFIERS:
+        _LOOP_VERIFIERS.update(vr.build_verifiers({"termination": {"runner": "termination"},
+                                                   "bounded": {"runner": "bounded"}}))
+    files = read_plugin_dir(dest)
+    try:
+        manifest = parse_plugin_manifest(files, name)
+    except PdsError:
+        return  # counted by the other sections
+    todo = [p for p in manifest.pluglets if p in ok and p in files
+            and (original_dir / p).with_suffix(".c").resolve() not in loops]
+    if not todo:
+        return
+    manifest = dataclasses.replace(manifest, hooks=tuple(h for h in manifest.hooks if h.pluglet in todo))
+    plugin = vr.PluginInput(name, "0" * 40, files, manifest)
+    found: dict[str, dict] = {}
+    for vname, verifier in _LOOP_VERIFIERS.items():
+        result = vr.run_verifier(verifier, plugin)
+        for line in result.log.splitlines():
+            m = _BACK_EDGES.match(line)
+            if m and int(m["count"]) and vname == "termination":
+                found[m["pluglet"]] = {"reasons": []}
+        rank = {"pass": 0, "error": 1, "fail": 2}
+        for line in result.log.splitlines():
+            m = _LOOP_VERDICT.match(line)
+            if not m or m["pluglet"] not in found:
+                continue
+            entry = found[m["pluglet"]]
+            if rank[m["status"]] >= rank[entry.get(vname, "pass")]:
+                entry[vname] = m["status"]
+            if m["status"] != "pass":
+                entry["reasons"].append(f"{vname}: {m['where']}: {m['status']}: {m['why']}")
+        for entry in found.values():
+            if vname not in entry:  # no verdict line for this pluglet: the verifier's own word
+                entry[vname] = result.status
+                entry["reasons"].append(f"{vname}: {result.status}: {result.reason}")
+    for pluglet, entry in found.items():
+        entry["debug_info_difference"] = debug_info_difference(dest, pluglet, plugin_defines(files))
+        loops[(original_dir / pluglet).with_suffix(".c").resolve()] = entry
+
+
+def debug_info_difference(plugin: Path, pluglet: str, defines: tuple[str, ...]) -> str | None:
+    """None when ScalarEvolution counts the loops of the recipe's exact first-stage bitcode (what
+    llc compiles) as it counts those of the `-g -S` IR the loop verifiers analyse (header block
+    names aside); else the difference."""
+    from verifier_runners.termination import parse_scalar_evolution
+
+    recipe = BuildRecipe()
+    counts = []
+    with tempfile.TemporaryDirectory(prefix="pds-scev-") as tmp:
+        exact, text = Path(tmp) / "exact.bc", Path(tmp) / "debug.ll"
+        for argv, ir in ((recipe.stages(pluglet, str(Path(tmp) / "x.o"), defines, ir=str(exact))[0], exact),
+                         (recipe.ir_argv(pluglet, str(text), defines), text)):
+            built = subprocess.run(argv, cwd=plugin, capture_output=True, text=True)
+            scev = subprocess.run(["opt", "-passes=print<scalar-evolution>", "-disable-output", str(ir)],
+                                  capture_output=True, text=True)
+            if built.returncode or scev.returncode:
+                return f"{argv[0]} or opt failed"
+            report = parse_scalar_evolution(scev.stdout + scev.stderr)
+            counts.append([(loop.function, loop.exact, loop.max) for loop in report.loops])
+    return None if counts[0] == counts[1] else f"exact bitcode {counts[0]} vs -g IR {counts[1]}"
+
+
+_LOOP_VERIFIERS: dict = {}
+
+
+def termination_summary(loops: dict, tree: Path) -> dict:
+    """The counts of `termination_counts` and the reasons of every looping pluglet that does not
+    pass both."""
+    counts = collections.Counter()
+    reasons = []
+    for source, entry in sorted(loops.items()):
+        counts["looping pluglets"] += 1
+        t, b = entry.get("termination"), entry.get("bounded")
+        counts[f"termination {t}"] += 1
+        counts[f"bounded {b}"] += 1
+        counts["termination pass, bounded pass" if t == b == "pass" else
+               "termination pass, bounded not" if t == "pass" else "neither"] += 1
+        if entry.get("debug_info_difference") is None:
+            counts["same ScalarEvolution counts in the exact bitcode and the -g IR"] += 1
+        else:
+            reasons.append(f"{source.relative_to(tree.resolve())}: -g changes the counts: "
+                           f"{entry['debug_info_difference'][:300]}")
+        for reason in entry["reasons"]:
+            reasons.append(f"{source.relative_to(tree.resolve())}: {reason[:300]}")
+    return {"counts": dict(counts), "reasons": reasons}
+
+
+def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: bool, safety: bool = False,
+               termination: bool = False) -> dict:
     recipe = BuildRecipe()
     registered: set[str] = set()
     if safety and kind == "pquic":
@@ -182,6 +287,7 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
     seen_sources: set[Path] = set()
     check_seconds: list[float] = []
     checked_sources: set[Path] = set()
+    loops: dict = {}  # --termination: distinct looping pluglet source -> verdicts
     for manifest in manifests:
         counts["manifests"] += 1
         rel = manifest.relative_to(tree)
@@ -235,6 +341,8 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
             for pluglet, why in built.items():
                 if why is None:
                     checked_sources.add((manifest.parent / pluglet).with_suffix(".c").resolve())
+        if termination:
+            termination_counts(dest, name, {p for p, why in built.items() if why is None}, manifest.parent, loops)
         if check and all(why is None for why in built.values()):
             start = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "pds_log", "pv", "check", str(dest), "--name", name,
@@ -254,7 +362,7 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
     return {"kind": kind, "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
                               "max": max(check_seconds) if check_seconds else None},
-            "failures": failures}
+            "failures": failures, **({"termination": termination_summary(loops, tree)} if termination else {})}
 
 
 # ---------------------------------------------------------------------------- xBGP (XBGP_TREE)
@@ -416,12 +524,15 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="also run `pds pv check` on each built plugin")
     parser.add_argument("--safety", action="store_true",
                         help="run only bytecode_safety and side_effects (in-process, fast) on each built plugin")
+    parser.add_argument("--termination", action="store_true",
+                        help="run the loop verifiers termination and bounded on each plugin's built pluglets")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="pds-corpus-"))
     results = [] if args.pquic == Path("-") else [
-        run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety)]
+        run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety,
+                    args.termination)]
     if args.xbgp:
         results.append(run_xbgp_corpus(args.xbgp, work, args.check, args.libxbgp))
     if args.json:
@@ -437,10 +548,21 @@ def main() -> None:
         if result["check_seconds"]["median"] is not None:
             print(f"| pv check seconds (median / max) | {result['check_seconds']['median']:.1f} / "
                   f"{result['check_seconds']['max']:.1f} |")
+        if "termination" in result:
+            print_termination(result["termination"])
         print(f"\n{len(result['failures'])} failure line(s):")
         for line in result["failures"]:
             print(f"- {line}")
         print()
+
+
+def print_termination(summary: dict) -> None:
+    print("\n### loops (termination, bounded)\n| looping pluglets | value |\n|---|---|")
+    for key, value in sorted(summary["counts"].items()):
+        print(f"| {key} | {value} |")
+    print(f"\n{len(summary['reasons'])} loop(s) not passing, with their reasons:")
+    for line in summary["reasons"]:
+        print(f"- {line}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 
 Each configured instance has a name (the property a PV attests, e.g. `termination`) and a
 runner (the implementation). Runners: reproducible, bytecode_safety, termination,
-side_effects, static_analysis, external, always_pass, always_fail.
+bounded, side_effects, static_analysis, external, always_pass, always_fail.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from pds_log.core.errors import FormatError
 from .base import ERROR, FAIL, PASS, PluginInput, ResultCache, Verifier, VerifierResult, run_verifier
 from .builtin import AlwaysFail, AlwaysPass, BytecodeSafety, Reproducible, SideEffects, StaticAnalysis, Termination
 from .external import External
+from .termination import Bounded
 from .worker import run_verifier_bounded
 
 RUNNERS: dict[str, type[Verifier]] = {
     cls.runner: cls
-    for cls in (Reproducible, BytecodeSafety, Termination, SideEffects, StaticAnalysis, External, AlwaysPass,
-                AlwaysFail)
+    for cls in (Reproducible, BytecodeSafety, Termination, Bounded, SideEffects, StaticAnalysis, External,
+                AlwaysPass, AlwaysFail)
 }
 
 __all__ = ["ERROR", "FAIL", "PASS", "PluginInput", "ResultCache", "RUNNERS", "Verifier", "VerifierResult",
@@ -43,9 +44,26 @@ def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | No
     for name, conf in config.items():
         if not isinstance(conf, Mapping) or "runner" not in conf:
             raise FormatError(f"verifier {name}: needs a 'runner'")
+        conf = _with_build_recipe(conf, config)
         cls = RUNNERS.get(conf["runner"])
         if cls is None:
             raise FormatError(f"verifier {name}: unknown runner {conf['runner']!r} "
                               f"(known: {', '.join(sorted(RUNNERS))})")
         out[name] = cls(name, conf, base_dir, protected)
     return out
+
+
+def _with_build_recipe(conf: Mapping[str, Any], config: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A loop verifier (termination, bounded) without its own `recipe` analyses the IR of the
+    recipe the PV's reproducible verifier builds with: the IR its pluglets are really compiled
+    from."""
+    if conf["runner"] not in ("termination", "bounded") or "recipe" in conf:
+        return conf
+    recipes = [c["recipe"] for c in config.values()
+               if isinstance(c, Mapping) and c.get("runner") == "reproducible" and c.get("recipe") is not None]
+    if not recipes:
+        return conf  # the default recipe
+    if any(r != recipes[0] for r in recipes[1:]):
+        raise FormatError("several reproducible verifiers with different recipes: give each termination/bounded "
+                          "verifier its own 'recipe'")
+    return {**conf, "recipe": recipes[0]}

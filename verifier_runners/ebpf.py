@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -297,13 +297,28 @@ def function_ranges(section: Section) -> list[tuple[str, list[Insn]]]:
     return [(section.functions.get(start, f"{section.name}+{start}"), insns) for start, insns in zip(starts, ranges)]
 
 
-def functions(obj: EbpfObject) -> Iterator[tuple[Section, str, list[Insn], Cfg]]:
-    """Every non-empty function of every executable section with its CFG: the one walk the
-    verifiers share."""
+class Function(NamedTuple):
+    """One function of an executable section, with its CFG (unpacks as
+    ``section, name, insns, cfg``)."""
+
+    section: Section
+    name: str
+    insns: list[Insn]
+    cfg: Cfg
+
+
+def section_functions(section: Section) -> Iterator[Function]:
+    """Every non-empty function of one executable section with its CFG."""
+    for name, insns in function_ranges(section):
+        if insns:
+            yield Function(section, name, insns, build_cfg(insns, insns[0].index))
+
+
+def functions(obj: EbpfObject) -> Iterator[Function]:
+    """Every non-empty function of every executable section with its CFG: the one
+    section -> function -> CFG walk the verifiers share."""
     for section in obj.sections:
-        for name, insns in function_ranges(section):
-            if insns:
-                yield section, name, insns, build_cfg(insns, insns[0].index)
+        yield from section_functions(section)
 
 
 def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int | tuple]]:

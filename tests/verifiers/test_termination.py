@@ -1,0 +1,273 @@
+"""`termination` and `bounded` on plugins written for these tests, and the ScalarEvolution
+parser on the output forms of the LLVM versions it reads."""
+
+import re
+import shutil
+
+import pytest
+
+import verifier_runners as vr
+from pds_log.core.errors import FormatError
+from pds_log.core.recipe import BuildRecipe
+from pds_log.developer.build import build_plugin
+from tests.support import EXAMPLES, build_example, plugin_input
+from verifier_runners.termination import IrIndex, parse_scalar_evolution
+
+LOOPS = vr.build_verifiers({"termination": {"runner": "termination"}, "bounded": {"runner": "bounded"}})
+
+
+def plugin_with_source(tmp_path, source: str, name: str = "org.pds.tests.loops"):
+    """A one-pluglet PQUIC plugin (attached to set_next_wake_time) with this C source, built."""
+    directory = tmp_path / name
+    directory.mkdir()
+    shutil.copy(EXAMPLES / "org.pds.examples.cwin_total" / "pquic.h", directory)
+    (directory / "loops.plugin").write_text(f"{name}\nset_next_wake_time replace pluglet.o\n")
+    (directory / "pluglet.c").write_text(source)
+    build_plugin(directory)
+    return directory
+
+
+def verdicts(directory):
+    plugin = plugin_input(directory)
+    return {name: vr.run_verifier(v, plugin) for name, v in LOOPS.items()}
+
+
+def test_loop_bounded_by_an_argument_terminates_but_is_not_bounded(tmp_path):
+    directory = build_example("org.pds.examples.path_sum", tmp_path)
+    got = verdicts(directory)
+    assert got["termination"].status == "pass", got["termination"].reason
+    assert re.search(r"sum_paths, loop %\d+ \(line 1[01]\): terminates after \(-1 \+ %\d+\) backedges",
+                     got["termination"].reason)
+    assert got["bounded"].status == "fail"
+    assert re.search(r"^unproven loop at sum_paths, loop %\d+ \(line 1[01]\) in sum_paths.o: its count "
+                     r"\(-1 \+ %\d+\) is symbolic", got["bounded"].reason), got["bounded"].reason
+    # the log carries every loop's verdict, with the counts ScalarEvolution gave
+    assert re.search(r"sum_paths.o: sum_paths, loop %\d+ \(line 1[01]\): fail: .*\[backedge-taken count "
+                     r"\(-1 \+ %\d+\); max -2\]", got["bounded"].log)
+
+
+def test_constant_loop_terminates_and_is_bounded(tmp_path):
+    got = verdicts(build_example("org.pds.examples.cwin_total", tmp_path))
+    assert got["termination"].status == "pass" and got["bounded"].status == "pass", got
+    assert re.search(r"total_cwin, loop %\d+ \(line 1[34]\): at most 100 iterations \(limit 100000\)",
+                     got["bounded"].reason)
+
+
+@pytest.mark.parametrize("example, line", [("org.pds.examples.sack_walk", "1[23]"),
+                                           ("org.pds.examples.spin_wait", "9")])
+def test_loop_without_a_count_fails_both_with_its_reason(tmp_path, example, line):
+    got = verdicts(build_example(example, tmp_path))
+    for name, result in got.items():
+        assert result.status == "fail", (name, result.reason)
+        assert re.search(rf"^unproven loop at \w+, loop %\d+ \(line {line}\) in \w+\.o: ScalarEvolution cannot "
+                         r"count its iterations \[backedge-taken count unpredictable; max unpredictable\]",
+                         result.reason), (name, result.reason)
+
+
+def test_nested_loop_counted_by_the_outer_index_terminates(tmp_path):
+    """The inner loop's count is the outer loop's index: fixed when the inner loop is entered."""
+    directory = plugin_with_source(tmp_path, """#include "pquic.h"
+protoop_arg_t pluglet(picoquic_cnx_t *cnx)
+{
+    uint64_t n = get_cnx(cnx, AK_CNX_NB_PATHS, 0);
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < n; i++)
+        for (uint64_t j = 0; j < i; j++)
+            total += get_cnx(cnx, AK_CNX_PATH, (uint16_t) j);
+    set_cnx(cnx, AK_CNX_OUTPUT, 0, total);
+    return 0;
+}
+""")
+    got = verdicts(directory)
+    assert got["termination"].status == "pass", got["termination"].reason
+    loop_lines = [ln for ln in got["termination"].log.splitlines() if ": pass: " in ln]
+    assert len(loop_lines) == 2, got["termination"].log
+    assert any(re.search(r"terminates after \(-1 \+ \{\d+,\+,1\}<\S*%\d+>\) backedges", ln)
+               or re.search(r"terminates after \{-?\d+,\+,1\}<\S*%\d+> backedges", ln) for ln in loop_lines), loop_lines
+    assert got["bounded"].status == "fail" and "(+1 more)" in got["bounded"].reason
+
+
+def test_loop_free_plugin_passes_both_without_compiling(tmp_path):
+    got = verdicts(build_example("org.pds.examples.rtt_monitor", tmp_path))
+    for result in got.values():
+        assert result.status == "pass" and result.reason == "no loops in any pluglet"
+        assert "$ " not in result.log  # no IR was built
+
+
+def test_ir_that_cannot_be_produced_is_an_error_never_a_fail(tmp_path):
+    """The object loops, but its source no longer compiles: no IR, no verdict."""
+    directory = build_example("org.pds.examples.path_sum", tmp_path)
+    (directory / "sum_paths.c").write_text('#include "pquic.h"\nprotoop_arg_t sum_paths(picoquic_cnx_t *cnx) {'
+                                           ' return undeclared_variable; }\n')
+    for name, result in verdicts(directory).items():
+        assert result.status == "error", (name, result.reason)
+        assert result.reason.startswith("cannot judge at sum_paths in sum_paths.o: cannot produce the IR the recipe "
+                                        "compiles: clang exited with 1"), result.reason
+        assert "undeclared_variable" in result.log
+
+
+def test_missing_source_fails(tmp_path):
+    directory = build_example("org.pds.examples.path_sum", tmp_path)
+    (directory / "sum_paths.c").unlink()
+    result = verdicts(directory)["termination"]
+    assert result.status == "fail" and "no source sum_paths.c to analyse" in result.reason
+
+
+def test_the_ir_is_the_recipes_own(tmp_path):
+    """Both verifiers analyse the IR of the recipe the PV rebuilds with: host-target IR for the
+    default two-stage recipe, the recipe of the PV's reproducible verifier when it sets one."""
+    directory = build_example("org.pds.examples.path_sum", tmp_path)
+    result = vr.run_verifier(LOOPS["termination"], plugin_input(directory))
+    argv = BuildRecipe().ir_argv("sum_paths.o", "sum_paths.o.ll")
+    assert "$ " + " ".join(argv) in result.log
+    assert "-target" not in " ".join(argv) and "-g" in argv and "-S" in argv
+    one_stage = {"compiler": "clang", "flags": ["-target", "bpf", "-O2", "-I", "."]}
+    built = vr.build_verifiers({"reproducible": {"runner": "reproducible", "recipe": one_stage},
+                                "termination": {"runner": "termination"}, "bounded": {"runner": "bounded"},
+                                "own": {"runner": "termination", "recipe": None}})
+    for name in ("termination", "bounded"):
+        assert built[name].recipe == BuildRecipe.from_obj(one_stage)
+        result = vr.run_verifier(built[name], plugin_input(directory))
+        assert "$ clang -target bpf -O2 -I . -g -emit-llvm -S -c sum_paths.c" in result.log
+    assert built["own"].recipe == BuildRecipe()
+    with pytest.raises(FormatError, match="different recipes"):
+        vr.build_verifiers({"r1": {"runner": "reproducible", "recipe": one_stage},
+                            "r2": {"runner": "reproducible"}, "r3": {"runner": "reproducible", "recipe": {}},
+                            "termination": {"runner": "termination"}})
+
+
+def test_options():
+    with pytest.raises(FormatError, match="max_trip_count is an option of the `bounded` runner now"):
+        vr.build_verifiers({"t": {"runner": "termination", "max_trip_count": 10}})
+    with pytest.raises(FormatError, match="unknown option"):
+        vr.build_verifiers({"t": {"runner": "termination", "bound": 10}})
+    for bad in (0, -1, "10", True, 1.5):
+        with pytest.raises(FormatError, match="max_trip_count must be a positive integer"):
+            vr.build_verifiers({"b": {"runner": "bounded", "max_trip_count": bad}})
+    assert vr.build_verifiers({"b": {"runner": "bounded", "max_trip_count": 7}})["b"].config["max_trip_count"] == 7
+
+
+# ---------------------------------------------------------------------- the parser
+LLVM14 = """Printing analysis 'Scalar Evolution Analysis' for function 'f':
+Classifying expressions for: @f
+  %5 = phi i64 [ %9, %4 ], [ 0, %1 ]
+  -->  {0,+,1}<nuw><%4> U: [0,-1) S: [0,-1)\t\tExits: (-1 + %0)\t\tLoopDispositions: { %4: Computable }
+Determining loop execution counts for: @f
+Loop %4: backedge-taken count is (-1 + %0)
+Loop %4: max backedge-taken count is -2
+Loop %4: Predicated backedge-taken count is (-1 + %0)
+ Predicates:
+
+Loop %4: Trip multiple is 1
+Determining loop execution counts for: @"g.with odd\\22name"
+Loop %for.body: <multiple exits> Unpredictable backedge-taken count.
+  exit count for for.body: 7
+  exit count for if.end: ***COULDNOTCOMPUTE***
+Loop %for.body: max backedge-taken count is 7
+Loop %for.body: Unpredictable predicated backedge-taken count.
+Loop %"x y": backedge-taken count is 15
+Loop %"x y": max backedge-taken count is 15, actual taken count either this or zero.
+Loop %"x y": Predicated backedge-taken count is 15
+Loop %"x y": Trip multiple is 16
+Determining loop execution counts for: @h
+Loop %3: Unpredictable backedge-taken count.
+Loop %3: Unpredictable max backedge-taken count. 
+Loop %3: Unpredictable predicated backedge-taken count. 
+"""
+
+
+def test_parser_reads_llvm_14_with_named_fields():
+    report = parse_scalar_evolution(LLVM14)
+    assert report.problems == []
+    assert report.functions == ["f", '"g.with odd\\22name"', "h"]
+    counts = {(loop.function, loop.loop): (loop.exact, loop.max, loop.multiple_exits, loop.constant_max())
+              for loop in report.loops}
+    assert counts == {("f", "4"): ("(-1 + %0)", "-2", False, None),
+                      ('"g.with odd\\22name"', "for.body"): ("", "7", True, 7),
+                      ('"g.with odd\\22name"', '"x y"'): ("15", "15", False, 15),
+                      ("h", "3"): ("", "", False, None)}
+
+
+def test_parser_reads_newer_llvm_forms():
+    """LLVM 15+ says "constant max", 16+ adds "symbolic max", 17+ may print a constant's type."""
+    report = parse_scalar_evolution("""Determining loop execution counts for: @f
+Loop %loop: backedge-taken count is (-1 + %n)
+Loop %loop: constant max backedge-taken count is i64 -2
+Loop %loop: symbolic max backedge-taken count is (-1 + %n)
+Loop %loop: Trip multiple is 1
+Loop %w: Unpredictable backedge-taken count.
+Loop %w: Unpredictable constant max backedge-taken count.
+Loop %w: symbolic max backedge-taken count is %k
+Loop %c: backedge-taken count is i32 99
+Loop %c: constant max backedge-taken count is i32 99
+""")
+    assert report.problems == []
+    loops = {loop.loop: loop for loop in report.loops}
+    assert (loops["loop"].exact, loops["loop"].max, loops["loop"].symbolic_max) == ("(-1 + %n)", "i64 -2", "(-1 + %n)")
+    assert loops["loop"].constant_max() is None and loops["c"].constant_max() == 99
+    termination, bounded = LOOPS["termination"], LOOPS["bounded"]
+    assert termination.judge(loops["w"]) == ("pass", "terminates: at most %k backedges")
+    assert bounded.judge(loops["w"])[0] == "fail"
+    assert bounded.judge(loops["c"]) == ("pass", "at most 100 iterations (limit 100000)")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("Determining loop execution counts for: @f\nLoop %4: backedge-taken count might be 3\n"
+     "Loop %4: max backedge-taken count is 3\n", "unreadable ScalarEvolution line 'Loop %4: backedge-taken count "
+                                                 "might be 3'"),
+    ("Loop %4: backedge-taken count is 3\n", "line 1: unreadable"),  # before any function
+    ("Determining loop execution counts for: @f\nLoop %4: backedge-taken count is 3\n", "no max backedge-taken count"),
+    ("Determining loop execution counts for: @f\nLoop %4: max backedge-taken count is 3\n", "no backedge-taken count"),
+    ("Determining loop execution counts for: @f\nLoop %4: backedge-taken count is 3\n\n[output truncated]\n",
+     "truncated"),
+    ("Determining loop execution counts for @f\n", "unreadable"),
+])
+def test_an_unreadable_report_is_a_problem_never_a_bound(text, problem):
+    report = parse_scalar_evolution(text)
+    assert any(problem in p for p in report.problems), report.problems
+
+
+def test_ir_index_source_lines():
+    index = IrIndex("""define dso_local i64 @f(i64 %0) local_unnamed_addr #0 !dbg !9 {
+  br label %2, !dbg !20
+
+2:                                                ; preds = %1, %2
+  %3 = phi i64 [ 0, %1 ], [ %4, %2 ]
+  %4 = add i64 %3, 1, !dbg !21
+  br i1 %5, label %2, label %6, !dbg !22
+
+6:
+  ret i64 0
+}
+define i64 @"q r"() {
+"a b":
+  ret i64 0, !dbg !23
+}
+!20 = !DILocation(line: 3, column: 1, scope: !9)
+!21 = !DILocation(line: 0, scope: !9)
+!22 = !DILocation(line: 5, column: 2, scope: !9)
+!23 = !DILocation(line: 9, column: 2, scope: !9)
+""")
+    assert index.functions == ["f", '"q r"']
+    assert index.source_line("f", "2") == " (line 5)"  # line 0 (no line) is skipped
+    assert index.source_line("f", "6") == "" and index.source_line("f", "nope") == ""
+    assert index.source_line('"q r"', '"a b"') == " (line 9)"
+
+
+@pytest.mark.parametrize("sed, problem", [
+    ("s/max backedge-taken count is/max trip count might be/", "unreadable ScalarEvolution line 'Loop %"),
+    ("/^Determining loop execution counts/d", "no ScalarEvolution report for function(s) total_cwin"),
+])
+def test_an_opt_whose_report_cannot_be_read_makes_an_error(tmp_path, monkeypatch, sed, problem):
+    """An opt of another LLVM version, as a wrapper that rewrites the real opt's report: the
+    loop is never taken as bounded, the verdict is `error` naming what could not be read."""
+    directory = build_example("org.pds.examples.cwin_total", tmp_path)
+    bin_dir = tmp_path / "other-llvm" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "opt").write_text(f"#!/bin/sh\n/usr/bin/opt \"$@\" 2>&1 | sed '{sed}' >&2\n")
+    (bin_dir / "opt").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    for name, result in verdicts(directory).items():
+        assert result.status == "error", (name, result.reason)
+        assert result.reason.startswith("cannot judge at total_cwin in total_cwin.o: unreadable opt output: ")
+        assert problem in result.reason, result.reason

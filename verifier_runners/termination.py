@@ -1,0 +1,353 @@
+"""Loops: `termination` (every loop ends) and `bounded` (every loop ends within the PV's limit).
+
+Both verifiers find the loops of each pluglet in its bytecode's CFG (back edges); a pluglet
+without one passes. For a pluglet that loops they compile the LLVM IR that the PV's recipe
+really compiles (``BuildRecipe.ir_argv``: the recipe's first stage, host-target IR for the
+default two-stage recipe, with ``-g -S`` so a verdict can name the source line), then run
+LLVM's ScalarEvolution on it (``opt -passes=print<scalar-evolution>``) and judge every loop it
+reports:
+
+- `termination` passes a loop whose backedge-taken count ScalarEvolution computes. That count
+  is loop-invariant by construction (ScalarEvolution reports it only when it is), so it is an
+  expression of values fixed when the loop is entered, e.g. ``(-1 + %2)`` for
+  ``for (i = 0; i < n; i++)``: the loop ends after that many iterations. A constant (or, in
+  newer LLVM, symbolic) maximum also proves it ends.
+- `bounded` is stricter: a loop passes only with a constant maximum backedge-taken count, and
+  at most `max_trip_count` iterations (maximum + 1). Each loop is judged alone: the limit is
+  per loop, not the product of nested loops.
+
+A loop that ScalarEvolution cannot count (``while (p) p = p->next``, a loop on state re-read
+every iteration) fails both, with its reason. An IR that cannot be produced, an opt that
+fails, and opt output this module cannot read (a line it does not know, a loop without its
+count line, a function missing, truncated output) are `error`: the verifier could not judge,
+and never a pass. Every loop's verdict goes to the log with its place: pluglet, function,
+header block, source line (when the IR carries debug lines) and the ScalarEvolution count.
+
+Soundness is ScalarEvolution's: it counts assuming the C code has no undefined behaviour
+(signed overflow, out-of-bounds accesses), as the optimiser that compiled the pluglet did.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pds_log.core.errors import FormatError
+from pds_log.core.recipe import BuildRecipe, plugin_defines
+
+from . import ebpf
+from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
+from .sandbox import tool_version
+
+# ------------------------------------------------------------------ opt's ScalarEvolution output
+# An LLVM name as printed by printAsOperand: bare, or quoted with \XX escapes (never a newline).
+_NAME = r'(?:"(?:[^"\\\n]|\\[0-9A-Fa-f]{2}|\\\\)*"|[-A-Za-z0-9$._]+)'
+_SCEV_FUNCTION = re.compile(rf"^Determining loop execution counts for: @(?P<function>{_NAME})\s*$")
+# Every line printed for a loop starts with "Loop %<header>: " (ScalarEvolution.cpp,
+# PrintLoopInfo); "<multiple exits> " precedes the first when the loop has several exits.
+_SCEV_LOOP = re.compile(rf"^Loop %(?P<loop>{_NAME}): (?P<multiple><multiple exits> )?(?P<rest>.*?)\s*$")
+# LLVM 14: "max"; LLVM 15+: "constant max"; LLVM 16+ adds "symbolic max".
+_KIND = r"(?P<kind>max|constant max|symbolic max)"
+_SCEV_COUNT = re.compile(rf"^(?:{_KIND} )?backedge-taken count is (?P<count>.+?)"
+                         r"(?P<max_or_zero>, actual taken count either this or zero\.)?$")
+_SCEV_UNPREDICTABLE = re.compile(rf"^Unpredictable (?:{_KIND} )?backedge-taken count\.?$")
+# Lines that prove nothing here: a count under run-time predicates, the trip multiple.
+_SCEV_IGNORED = re.compile(r"^(?:Predicated backedge-taken count is .*|Unpredictable predicated backedge-taken "
+                           r"count\.?|Trip multiple is \d+)$")
+# A constant as ScalarEvolution prints it: a signed decimal (LLVM 17+ may prefix its type), or
+# an i1's true/false.
+_SCEV_CONSTANT = re.compile(r"^(?:i\d+ )?(?P<value>-?\d+|true|false)$")
+TRUNCATED = "[output truncated]"
+
+
+@dataclass
+class LoopCount:
+    """What ScalarEvolution says about one loop (`None`: a line not seen yet)."""
+
+    function: str
+    loop: str  # the header block, as opt names it (`%6`, or `%for.body` when the IR keeps names)
+    multiple_exits: bool = False
+    exact: str | None = None  # backedge-taken count, "" = unpredictable
+    max: str | None = None  # constant max backedge-taken count, "" = unpredictable
+    symbolic_max: str | None = None  # LLVM 16+ only
+    line: str = ""  # " (line N)" from the IR's debug info
+
+    @property
+    def where(self) -> str:
+        return f"{self.function}, loop %{self.loop}{self.line}"
+
+    def constant_max(self) -> int | None:
+        """The constant maximum backedge-taken count, None when there is none or it wrapped
+        (printed negative: an unsigned count of 2^N - k for an N-bit counter)."""
+        m = _SCEV_CONSTANT.match(self.max or "")
+        if not m:
+            return None
+        value = m.group("value")
+        number = {"false": 0, "true": 1}.get(value)
+        return number if number is not None else (int(value) if int(value) >= 0 else None)
+
+    def facts(self) -> str:
+        """The counts, for the log."""
+        out = [f"backedge-taken count {self.exact or 'unpredictable'}",
+               f"max {self.max or 'unpredictable'}"]
+        if self.symbolic_max is not None:
+            out.append(f"symbolic max {self.symbolic_max or 'unpredictable'}")
+        return "; ".join(out) + ("; several exits" if self.multiple_exits else "")
+
+
+@dataclass
+class ScevReport:
+    functions: list[str] = field(default_factory=list)
+    loops: list[LoopCount] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # lines or states this parser cannot read
+
+
+def parse_scalar_evolution(output: str) -> ScevReport:
+    """The loop counts in `opt -passes=print<scalar-evolution>` output (LLVM 14 to 19 forms).
+    Only unindented lines starting with "Determining" or "Loop " carry them (the rest is the
+    expression classification); any such line this parser does not know is a problem, so a
+    format change is reported, never read as a bound."""
+    report = ScevReport()
+    function: str | None = None
+    by_key: dict[tuple[str, str], LoopCount] = {}
+    for number, line in enumerate(output.splitlines(), 1):
+        if line.strip() == TRUNCATED:
+            report.problems.append("opt's output was truncated: some loops were not reported")
+            continue
+        if not line.startswith(("Determining", "Loop ")):
+            continue
+        m = _SCEV_FUNCTION.match(line)
+        if m:
+            function = m.group("function")
+            report.functions.append(function)
+            continue
+        m = _SCEV_LOOP.match(line)
+        if not m or function is None:
+            report.problems.append(f"line {number}: unreadable ScalarEvolution line {line[:200]!r}")
+            continue
+        key = (function, m.group("loop"))
+        loop = by_key.get(key)
+        if loop is None:
+            loop = by_key[key] = LoopCount(function, m.group("loop"))
+            report.loops.append(loop)
+        loop.multiple_exits |= bool(m.group("multiple"))
+        rest = m.group("rest")
+        count = _SCEV_COUNT.match(rest)
+        unpredictable = None if count else _SCEV_UNPREDICTABLE.match(rest)
+        if count or unpredictable:
+            kind = (count or unpredictable).group("kind")
+            value = count.group("count") if count else ""
+            slot = {None: "exact", "max": "max", "constant max": "max", "symbolic max": "symbolic_max"}[kind]
+            setattr(loop, slot, value)
+        elif not _SCEV_IGNORED.match(rest):
+            report.problems.append(f"line {number}: unreadable ScalarEvolution line {line[:200]!r}")
+    for loop in report.loops:
+        if loop.exact is None or loop.max is None:
+            missing = "backedge-taken count" if loop.exact is None else "max backedge-taken count"
+            report.problems.append(f"{loop.function}, loop %{loop.loop}: no {missing} line")
+    return report
+
+
+# ------------------------------------------------------------------ the IR: functions, source lines
+_DEFINE = re.compile(rf"^define [^\n]*?@(?P<function>{_NAME})\(", re.M)
+_LABEL = re.compile(rf"^(?P<label>{_NAME}):", re.M)
+_DBG_REF = re.compile(r"!dbg !(\d+)")
+_DILOCATION = re.compile(r"^!(\d+) = !DILocation\(line: (\d+)", re.M)
+
+
+class IrIndex:
+    """The functions an IR text defines and the source line of each block (one pass each)."""
+
+    def __init__(self, ir: str) -> None:
+        self.lines = {ref: int(line) for ref, line in _DILOCATION.findall(ir)}
+        self.blocks: dict[tuple[str, str], str] = {}  # (function, block) -> its text
+        self.functions: list[str] = []
+        defines = list(_DEFINE.finditer(ir))
+        for k, define in enumerate(defines):
+            name = define.group("function")
+            self.functions.append(name)
+            body_end = ir.find("\n}", define.end())
+            body = ir[define.end(): body_end if body_end >= 0 else None]
+            # the entry block has no label in clang's output: it is numbered by the arguments
+            labels = list(_LABEL.finditer(body))
+            for j, label in enumerate(labels):
+                end = labels[j + 1].start() if j + 1 < len(labels) else len(body)
+                self.blocks[(name, label.group("label"))] = body[label.end(): end]
+
+    def source_line(self, function: str, block: str) -> str:
+        """' (line N)' of the first instruction with a real source line in `block`, '' when the
+        IR carries no debug lines there."""
+        for ref in _DBG_REF.findall(self.blocks.get((function, block), "")):
+            line = self.lines.get(ref, 0)
+            if line:
+                return f" (line {line})"
+        return ""
+
+
+# ------------------------------------------------------------------ the verifiers
+@dataclass
+class LoopVerdict:
+    pluglet: str
+    where: str
+    status: str  # PASS, FAIL or ERROR
+    why: str
+
+    def text(self) -> str:
+        return f"{self.pluglet}: {self.where}: {self.status}: {self.why}"
+
+
+class LoopVerifier(Verifier):
+    """What `termination` and `bounded` share: find loops, build the IR, run opt, read it;
+    subclasses judge one loop (`judge`)."""
+
+    options = {"recipe": None}
+    property_text = ""  # "terminates" / "bounded", for reasons
+
+    def setup(self) -> None:
+        self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+
+    def judge(self, loop: LoopCount) -> tuple[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        log: list[str] = []
+        loopy: dict[str, dict[str, list[str]]] = {}  # pluglet -> function -> its back edges
+        for pluglet in plugin.manifest.pluglets:
+            try:
+                obj = ebpf.load_object(plugin.files[pluglet])
+            except ebpf.ObjectError as exc:
+                return self.result(FAIL, f"{pluglet}: {exc}")
+            edges = {f.name: [f"#{a} -> #{b}" for a, b in f.cfg.back_edges] for f in ebpf.functions(obj)}
+            edges = {name: e for name, e in edges.items() if e}
+            log.append(f"{pluglet}: {sum(map(len, edges.values()))} back edge(s) in the bytecode"
+                       + "".join(f"; {name}: {', '.join(e)}" for name, e in edges.items()))
+            if edges:
+                loopy[pluglet] = edges
+        if not loopy:
+            return self.result(PASS, "no loops in any pluglet", "\n".join(log))
+        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt")}
+        verdicts: list[LoopVerdict] = []
+        for pluglet, edges in loopy.items():
+            verdicts.extend(self.pluglet_verdicts(plugin, pluglet, edges, workdir, log))
+        log.extend(v.text() for v in verdicts)
+        return self.result(*self.summary(verdicts), "\n".join(log), **versions)
+
+    def summary(self, verdicts: list[LoopVerdict]) -> tuple[str, str]:
+        """A definite failure decides; else a loop that could not be judged; else a pass."""
+        for status in (FAIL, ERROR):
+            bad = [v for v in verdicts if v.status == status]
+            if bad:
+                first = bad[0]
+                more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+                prefix = "unproven loop" if status == FAIL else "cannot judge"
+                return status, f"{prefix} at {first.where} in {first.pluglet}: {first.why}{more}"
+        shown = "; ".join(f"{v.pluglet} {v.where}: {v.why}" for v in verdicts[:3])
+        return PASS, f"every loop {self.property_text} ({len(verdicts)} loop(s)): {shown}" + (
+            f" (+{len(verdicts) - 3} more)" if len(verdicts) > 3 else "")
+
+    def pluglet_verdicts(self, plugin: PluginInput, pluglet: str, edges: dict[str, list[str]], workdir: Path,
+                         log: list[str]) -> list[LoopVerdict]:
+        def whole(status: str, why: str) -> list[LoopVerdict]:
+            return [LoopVerdict(pluglet, ", ".join(edges), status, why)]
+
+        source = self.recipe.source_for(pluglet)
+        if source not in plugin.files:
+            return whole(FAIL, f"no source {source} to analyse")
+        try:
+            defines = plugin_defines(plugin.files)
+        except FormatError as exc:
+            return whole(FAIL, str(exc))
+        ir = pluglet + ".ll"
+        argv = self.recipe.ir_argv(pluglet, ir, defines)
+        run = self.run_tool(argv, workdir)
+        log.append("$ " + " ".join(argv) + "\n" + run.output)
+        if not run.ran or run.timed_out or run.returncode != 0:
+            # no IR, no proof either way: the verifier could not run (never a pass, never a
+            # verdict on the loop)
+            return whole(ERROR, f"cannot produce the IR the recipe compiles: {run.describe()}")
+        argv = ["opt", "-passes=print<scalar-evolution>", "-disable-output", ir]
+        run = self.run_tool(argv, workdir)
+        log.append("$ " + " ".join(argv) + "\n" + "\n".join(
+            line for line in run.output.splitlines() if line.startswith(("Determining", "Loop "))))
+        if not run.ran or run.timed_out or run.returncode != 0:
+            return whole(ERROR, f"opt failed: {run.describe()}")
+        try:
+            index = IrIndex((workdir / ir).read_text(errors="replace"))
+        except OSError as exc:
+            return whole(ERROR, f"cannot read the IR: {exc.strerror}")
+        report = parse_scalar_evolution(run.output)
+        missing = sorted(set(index.functions) - set(report.functions))
+        if missing:
+            report.problems.insert(0, f"no ScalarEvolution report for function(s) {', '.join(missing)}")
+        if report.problems:
+            return whole(ERROR, "unreadable opt output: " + "; ".join(report.problems[:3]))
+        verdicts = []
+        for loop in report.loops:
+            loop.line = index.source_line(loop.function, loop.loop)
+            status, why = self.judge(loop)
+            verdicts.append(LoopVerdict(pluglet, loop.where, status, f"{why} [{loop.facts()}]"))
+        in_ir = {loop.function for loop in report.loops}
+        for function, back_edges in edges.items():
+            if function not in in_ir:
+                verdicts.append(LoopVerdict(pluglet, f"{function}, back edge {', '.join(back_edges)}", FAIL,
+                                            "the bytecode loops but ScalarEvolution sees no loop in this "
+                                            "function's IR"))
+        return verdicts
+
+
+class Termination(LoopVerifier):
+    """Every loop ends: ScalarEvolution computes its backedge-taken count (an expression of
+    values fixed at loop entry) or a maximum."""
+
+    runner = "termination"
+    version = "3"  # a symbolic count proves termination; the limit moved to `bounded`
+    options = {"recipe": None, "max_trip_count": None}  # the latter only to say where it went
+    property_text = "terminates"
+
+    def setup(self) -> None:
+        super().setup()
+        if self.config["max_trip_count"] is not None:
+            raise FormatError(f"verifier {self.name}: max_trip_count is an option of the `bounded` runner now "
+                              f"(termination passes every loop that ends); for a limit, add "
+                              f"'bounded: {{runner: bounded, max_trip_count: N}}' and name it in the acceptance")
+
+    def judge(self, loop: LoopCount) -> tuple[str, str]:
+        if loop.exact:
+            return PASS, f"terminates after {loop.exact} backedges"
+        if loop.max:
+            most = loop.constant_max()
+            shown = f"{most}" if most is not None else f"2^N{loop.max} (an N-bit counter)"
+            return PASS, f"terminates: at most {shown} backedges"
+        if loop.symbolic_max:
+            return PASS, f"terminates: at most {loop.symbolic_max} backedges"
+        return FAIL, "ScalarEvolution cannot count its iterations"
+
+
+class Bounded(LoopVerifier):
+    """Every loop ends within `max_trip_count` iterations: ScalarEvolution proves a constant
+    maximum backedge-taken count under the limit."""
+
+    runner = "bounded"
+    version = "1"
+    options = {"max_trip_count": 100_000, "recipe": None}
+    property_text = "is bounded"
+
+    def setup(self) -> None:
+        super().setup()
+        limit = self.config["max_trip_count"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise FormatError(f"verifier {self.name}: max_trip_count must be a positive integer")
+
+    def judge(self, loop: LoopCount) -> tuple[str, str]:
+        limit = self.config["max_trip_count"]
+        most = loop.constant_max()
+        if most is not None:
+            if most + 1 > limit:
+                return FAIL, f"up to {most + 1} iterations, over the maximum {limit}"
+            return PASS, f"at most {most + 1} iterations (limit {limit})"
+        why = f"its count {loop.exact} is symbolic" if loop.exact else "ScalarEvolution cannot count its iterations"
+        if loop.max:  # printed negative: the counter's whole unsigned range
+            return FAIL, f"{why}; its only constant maximum is {loop.max}, i.e. 2^N{loop.max} for an N-bit " \
+                         f"counter, over the maximum {limit}"
+        return FAIL, why + ("; no constant maximum" if loop.exact else "")

@@ -60,7 +60,7 @@ def serve_cmd(directory: str, listen: str) -> None:
 
 @witness.command("status")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def status_cmd(directory: str, as_json: bool) -> None:
     """The latest cosigned size and root per log, and the refused requests kept."""
     from pds_log.witness.state import Witness

@@ -143,3 +143,39 @@ def test_equivocation_different_sizes():
     # another key cannot make evidence against this log
     with pytest.raises(VerificationError):
         cp.check_evidence(ev.to_json(), notes.NoteSigner("pv1.example/log", bytes(32)).verifier())
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from pds_log.witness.state import parse_request  # noqa: E402
+
+_LINES = st.lists(st.sampled_from(["pv1.example/log", "3", "012", "", " x", "map AAAA", "—", "\u00e9",
+                                   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "old 3", "old 0", "epoch 1"]), max_size=9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), _LINES.map(lambda ls: "\n".join(ls) + "\n")))
+def test_hostile_checkpoint_text_fails_cleanly(text):
+    try:
+        c = cp.Checkpoint.parse(text)
+    except FormatError:
+        return
+    assert c.text() == text  # whatever parses is canonical
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), _LINES.map(lambda ls: "\n".join(ls).encode() + b"\n\n")))
+def test_hostile_witness_requests_and_records_fail_cleanly(data):
+    for parse in (parse_request, cp.EpochRecord.parse_entry):
+        try:
+            parse(data)
+        except FormatError:
+            pass
+
+
+def test_evidence_documents_fail_cleanly():
+    for bad in [b"", b"{}", b'{"v":1,"type":"pds-checkpoint-equivocation","notes":["a","b"]}',
+                b'{"v":1,"type":"pds-checkpoint-equivocation","notes":["a"],"path":[]}',
+                b'{"v":1,"type":"pds-checkpoint-equivocation","notes":["a","b"],"path":["x"]}', b"\xff" * 10]:
+        with pytest.raises((FormatError, VerificationError)):
+            cp.check_evidence(bad, LOG_KEY.verifier())

@@ -1,5 +1,6 @@
 """The epoch log: RFC 6962 hashing, stored hashes, proofs, tlog-tiles paths and tiles."""
 
+import functools
 import hashlib
 
 import pytest
@@ -32,6 +33,11 @@ def build(n):
 LOG, ENTRIES = build(700)
 
 
+@functools.lru_cache(maxsize=1)
+def big_log():
+    return build(20000)[0]
+
+
 def test_rfc6962_empty_and_known_roots():
     assert tlog.EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     # RFC 6962 test vector (certificate-transparency-go): the leaf hash of the empty entry
@@ -53,7 +59,7 @@ def test_stored_hash_numbering():
     assert len(LOG.hashes) == tlog.stored_hash_count(700)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_inclusion_proofs_verify_and_bind(data):
     n = data.draw(st.integers(1, 700))
@@ -73,7 +79,7 @@ def test_inclusion_proofs_verify_and_bind(data):
         tlog.check_inclusion(proof + [bytes(32)], n, root, i, tlog.leaf_hash(ENTRIES[i]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_consistency_proofs_verify_and_bind(data):
     n = data.draw(st.integers(0, 700))
@@ -163,3 +169,16 @@ def test_entry_bundle_errors():
         tlog.decode_entry_bundle(b"\x00")
     with pytest.raises(FormatError):
         tlog.encode_entry_bundle([bytes(70000)])
+
+
+@pytest.mark.parametrize("last_seen", [50, 1000, 10000])
+@pytest.mark.parametrize("behind", [1, 150, 10000])
+def test_catch_up_reads_a_handful_of_tiles(last_seen, behind):
+    """A peer that saw size m and now sees size n = m + k proves consistency and the head's
+    record inclusion from at most 3 tiles (plus the checkpoint: 4 GETs), however large k is."""
+    n = last_seen + behind
+    log = big_log()
+    reader = tlog.TileHashReader(n, lambda t: tlog.read_tile_data(t, log))
+    tlog.check_consistency(tlog.prove_consistency(n, last_seen, reader), n, log.root(n), last_seen, log.root(last_seen))
+    tlog.check_inclusion(tlog.prove_inclusion(n, n - 1, reader), n, log.root(n), n - 1, log.hashes[tlog.stored_hash_index(0, n - 1)])
+    assert len(reader.fetched) <= 3, [t.path() for t in reader.fetched]

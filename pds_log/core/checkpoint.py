@@ -55,13 +55,13 @@ _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def _decimal(text: str, what: str) -> int:
+def parse_decimal(text: str, what: str) -> int:
     if not _DECIMAL.fullmatch(text) or int(text) > MAX_TIMESTAMP:
         raise FormatError(f"{what}: expected a decimal number without leading zeros, got {text[:30]!r}")
     return int(text)
 
 
-def _b64_hash(text: str, what: str) -> bytes:
+def parse_b64_hash(text: str, what: str) -> bytes:
     if not _B64_32.fullmatch(text):
         raise FormatError(f"{what}: expected base64 of 32 bytes, got {text[:60]!r}")
     raw = base64.b64decode(text, validate=True)
@@ -101,13 +101,15 @@ class Checkpoint:
             raise FormatError(f"checkpoint: more than {MAX_EXTENSIONS} extension lines")
         if any(not line for line in ext):
             raise FormatError("checkpoint: empty extension line")
-        return cls(origin, _decimal(size, "checkpoint tree size"), _b64_hash(root, "checkpoint root hash"), tuple(ext))
+        return cls(origin, parse_decimal(size, "checkpoint tree size"), parse_b64_hash(root, "checkpoint root hash"),
+                   tuple(ext))
 
 
 def sign_checkpoint(checkpoint: Checkpoint, signer: notes.NoteSigner) -> bytes:
     """The signed note of a checkpoint; the signer's key name must be the origin."""
     if signer.name != checkpoint.origin:
-        raise FormatError(f"checkpoint of {checkpoint.origin!r} must be signed by a key of that name, not {signer.name!r}")
+        raise FormatError(f"checkpoint of {checkpoint.origin!r} must be signed by a key of that name, "
+                          f"not {signer.name!r}")
     return notes.sign(checkpoint.text(), [signer])
 
 
@@ -333,8 +335,9 @@ class EpochRecord:
             if key != want or not sep:
                 raise FormatError(f"{where}: expected a '{want} ...' line, got {line[:60]!r}")
             values[want] = value
-        return cls(epoch, _b64_hash(values["map"], f"{where} map root"), _decimal(values["time"], f"{where} time"),
-                   values["pr"], _decimal(values["size"], f"{where} size"), values["policy"])
+        return cls(epoch, parse_b64_hash(values["map"], f"{where} map root"),
+                   parse_decimal(values["time"], f"{where} time"), values["pr"],
+                   parse_decimal(values["size"], f"{where} size"), values["policy"])
 
     @classmethod
     def parse_entry(cls, entry: bytes) -> "EpochRecord":
@@ -350,7 +353,7 @@ class EpochRecord:
         key, _, value = lines[1].partition(" ")
         if key != "epoch":
             raise FormatError("epoch record: second line must be 'epoch <E>'")
-        record = cls.from_fields(_decimal(value, "epoch record epoch"), lines[2:], "epoch record")
+        record = cls.from_fields(parse_decimal(value, "epoch record epoch"), lines[2:], "epoch record")
         if record.entry() != entry:
             raise FormatError("epoch record: not in canonical form")
         return record
@@ -389,7 +392,7 @@ def consistency_implied_roots(path: Sequence[bytes], old_size: int, new_size: in
     yields the real old root: a different signed old root is then not a prefix."""
     if not 0 < old_size < new_size or not path:
         raise VerificationError("consistency path: needs 0 < old size < new size and a non-empty path")
-    tlog._check_hashes(path, "consistency path")
+    tlog.check_proof_hashes(path, "consistency path")
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
@@ -478,5 +481,5 @@ def check_evidence(data: bytes, log: NoteVerifier) -> CheckpointEquivocation:
         raise FormatError("checkpoint evidence: 'notes' must hold exactly two signed notes")
     if not isinstance(path, list) or len(path) > tlog.MAX_PROOF_HASHES + 1 or not all(isinstance(h, str) for h in path):
         raise FormatError("checkpoint evidence: 'path' must be a list of base64 hashes")
-    hashes = [_b64_hash(h, "checkpoint evidence path") for h in path]
+    hashes = [parse_b64_hash(h, "checkpoint evidence path") for h in path]
     return detect_equivocation(pair[0].encode("utf-8"), pair[1].encode("utf-8"), log, hashes)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
 from .errors import FormatError, VerificationError
-from .tree import node_hash
+from .tree import node_hash  # the log and the map share the interior-node rule: 0x01 || left || right
 
 HASH_SIZE = 32
 TILE_HEIGHT = 8
@@ -45,9 +45,6 @@ MAX_TILE_LEVEL = 63
 MAX_ENTRY_BYTES = 0xFFFF  # an entry bundle's uint16 length prefix
 MAX_PROOF_HASHES = 63  # tlog-witness: "MUST NOT send more than 63 consistency proof lines"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-__all__ = ["node_hash"]  # re-exported: the log and the map share the interior-node rule
-
 
 def leaf_hash(entry: bytes) -> bytes:
     """RFC 6962 leaf hash of one log entry."""
@@ -238,7 +235,7 @@ def prove_consistency(new_size: int, old_size: int, reader: HashReader) -> list[
     return _range_hashes(_consistency_ranges(old_size, 0, new_size, True), reader)
 
 
-def _check_hashes(proof: Sequence[bytes], what: str) -> None:
+def check_proof_hashes(proof: Sequence[bytes], what: str) -> None:
     if len(proof) > MAX_PROOF_HASHES:
         raise VerificationError(f"{what}: {len(proof)} hashes, more than a 2**63 tree needs")
     for h in proof:
@@ -248,7 +245,7 @@ def _check_hashes(proof: Sequence[bytes], what: str) -> None:
 
 def root_from_inclusion(proof: Sequence[bytes], tree_size: int, index: int, leaf: bytes) -> bytes:
     """The root that an inclusion proof of leaf hash `leaf` at `index` implies (RFC 9162 2.1.3.2)."""
-    _check_hashes(proof, "inclusion proof")
+    check_proof_hashes(proof, "inclusion proof")
     if not 0 <= index < tree_size:
         raise VerificationError(f"inclusion proof: entry {index} is not in a tree of size {tree_size}")
     fn, sn, r = index, tree_size - 1, leaf
@@ -277,7 +274,7 @@ def check_consistency(proof: Sequence[bytes], new_size: int, new_root: bytes,
                       old_size: int, old_root: bytes) -> None:
     """Raises VerificationError unless the proof shows the old tree is a prefix of the new one
     (RFC 9162 2.1.4.2; old size 0 is consistent with anything, with an empty proof)."""
-    _check_hashes(proof, "consistency proof")
+    check_proof_hashes(proof, "consistency proof")
     if not 0 <= old_size <= new_size:
         raise VerificationError(f"consistency proof: old size {old_size} is above new size {new_size}")
     if old_size == 0:

@@ -62,7 +62,7 @@ def _submit_one(endpoint: WitnessEndpoint, note: bytes, text: str, old_size: int
             if len(body) > MAX_RESPONSE_BYTES:
                 return SubmitResult(name, status, None, problem="response too large")
             if status == 409 and ctype.split(";")[0].strip() == "text/x.tlog.size":
-                held = cp._decimal(body.decode("ascii", "replace").strip(), "409 size")
+                held = cp.parse_decimal(body.decode("ascii", "replace").strip(), "409 size")
                 if held == old_size:  # same size, another root: the witness holds a fork of ours
                     return SubmitResult(name, 409, None, problem=f"witness holds another root at size {held}",
                                         witness_size=held)

@@ -77,7 +77,7 @@ def parse_request(body: bytes) -> Request:
     if not old.startswith(b"old "):
         raise FormatError("request must start with 'old <size>'")
     try:
-        old_size = cp._decimal(old[4:].decode("ascii"), "old size")
+        old_size = cp.parse_decimal(old[4:].decode("ascii"), "old size")
     except UnicodeDecodeError:
         raise FormatError("old size is not ASCII") from None
     if len(head) - 1 > tlog.MAX_PROOF_HASHES:
@@ -85,7 +85,7 @@ def parse_request(body: bytes) -> Request:
     proof = []
     for i, line in enumerate(head[1:], start=1):
         try:
-            proof.append(cp._b64_hash(line.decode("ascii"), f"proof line {i}"))
+            proof.append(cp.parse_b64_hash(line.decode("ascii"), f"proof line {i}"))
         except UnicodeDecodeError:
             raise FormatError(f"proof line {i} is not ASCII") from None
     return Request(old_size, proof, note)
@@ -98,9 +98,9 @@ def format_request(old_size: int, proof: list[bytes], note: bytes) -> bytes:
 class Witness:
     """The add-checkpoint logic over one state database (safe to share between threads)."""
 
-    def __init__(self, state_path: Path, name_signer: cp.CosignatureSigner, logs: dict[str, NoteVerifier],
+    def __init__(self, state_path: Path, signer: cp.CosignatureSigner, logs: dict[str, NoteVerifier],
                  clock: Callable[[], float] = time.time) -> None:
-        self.signer = name_signer
+        self.signer = signer
         self.logs = logs
         self.clock = clock
         self._lock = threading.Lock()
@@ -140,7 +140,8 @@ class Witness:
         except (FormatError, VerificationError) as exc:
             return Response(403, f"checkpoint not signed by the log's key: {exc}\n".encode())
         if request.old_size > checkpoint.size:
-            return Response(400, f"old size {request.old_size} is above the checkpoint size {checkpoint.size}\n".encode())
+            return Response(400, f"old size {request.old_size} is above the checkpoint size "
+                                 f"{checkpoint.size}\n".encode())
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -9,10 +9,11 @@ size it last cosigned; the client retries once with a proof from that size (`pro
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import http.client
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -56,6 +57,7 @@ def _submit_one(endpoint: WitnessEndpoint, note: bytes, text: str, old_size: int
                 prove: Callable[[int], list[bytes]], timeout: float) -> SubmitResult:
     name = endpoint.verifier.name
     status: int | None = None
+    held: int | None = None
     try:
         for _attempt in range(2):
             status, body, ctype = _post(endpoint.url, format_request(old_size, list(prove(old_size)), note), timeout)
@@ -66,18 +68,20 @@ def _submit_one(endpoint: WitnessEndpoint, note: bytes, text: str, old_size: int
                 if held == old_size:  # same size, another root: the witness holds a fork of ours
                     return SubmitResult(name, 409, None, problem=f"witness holds another root at size {held}",
                                         witness_size=held)
+                # held above our size: the witness saw a longer history of this log (prove() refuses)
                 old_size = held
                 continue
             if status != 200:
-                return SubmitResult(name, status, None, problem=body[:200].decode("utf-8", "replace").strip())
+                return SubmitResult(name, status, None, problem=body[:200].decode("utf-8", "replace").strip(),
+                                    witness_size=held)
             for sig in cp.parse_signature_lines(body):
                 if (sig.name, sig.key_id) == (name, endpoint.verifier.key_id):
                     timestamp = endpoint.verifier.verify(text, sig)
-                    return SubmitResult(name, 200, sig, timestamp, witness_size=None)
+                    return SubmitResult(name, 200, sig, timestamp, witness_size=cp.Checkpoint.parse(text).size)
             return SubmitResult(name, 200, None, problem="no cosignature by the witness's key in the response")
-        return SubmitResult(name, status, None, problem="witness size kept changing")
-    except (OSError, PdsError, ValueError) as exc:  # down, timeout, refused, malformed: never fatal
-        return SubmitResult(name, status, None, problem=f"{type(exc).__name__}: {exc}"[:300])
+        return SubmitResult(name, status, None, problem="witness size kept changing", witness_size=held)
+    except (OSError, http.client.HTTPException, PdsError, ValueError) as exc:  # down, slow, garbage: never fatal
+        return SubmitResult(name, status, None, problem=f"{type(exc).__name__}: {exc}"[:300], witness_size=held)
 
 
 def submit_checkpoint(note: bytes, prove: Callable[[int], list[bytes]], witnesses: Sequence[WitnessEndpoint],
@@ -90,7 +94,11 @@ def submit_checkpoint(note: bytes, prove: Callable[[int], list[bytes]], witnesse
     results: list[SubmitResult | None] = [None] * len(witnesses)
 
     def run(i: int, endpoint: WitnessEndpoint) -> None:
-        results[i] = _submit_one(endpoint, note, text, sizes.get(endpoint.verifier.name, 0), prove, timeout)
+        try:
+            results[i] = _submit_one(endpoint, note, text, sizes.get(endpoint.verifier.name, 0), prove, timeout)
+        except Exception as exc:  # noqa: BLE001 -- the epoch must go on whatever one witness does
+            results[i] = SubmitResult(endpoint.verifier.name, None, None,
+                                      problem=f"unexpected {type(exc).__name__}: {exc}"[:300])
 
     # daemon threads with one overall deadline: a witness that trickles bytes forever (each read
     # within the socket timeout) is abandoned, and cannot keep the PV's process from exiting

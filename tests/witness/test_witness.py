@@ -226,19 +226,37 @@ def test_hung_witness_never_blocks_the_submitter(tmp_path):
                 return
             held.append(conn)  # never read, never answered
 
+    junk = socket.socket()
+    junk.bind(("127.0.0.1", 0))
+    junk.listen(8)
+
+    def answer_junk():
+        while not stop.is_set():
+            try:
+                conn, _ = junk.accept()
+            except OSError:
+                return
+            conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # http.client: BadStatusLine, not an OSError
+            conn.close()
+
     threading.Thread(target=accept, daemon=True).start()
+    threading.Thread(target=answer_junk, daemon=True).start()
     try:
         silent = WitnessEndpoint(f"http://127.0.0.1:{hung.getsockname()[1]}",
                                  CosignatureSigner("witness.example/hung", bytes(32)).verifier())
+        garbled = WitnessEndpoint(f"http://127.0.0.1:{junk.getsockname()[1]}",
+                                  CosignatureSigner("witness.example/junk", bytes(32)).verifier())
         started = time.monotonic()
-        results = submit_checkpoint(log.head(), log.prove(3), [silent, w.endpoint()], timeout=1)
+        results = submit_checkpoint(log.head(), log.prove(3), [silent, garbled, w.endpoint()], timeout=1)
         elapsed = time.monotonic() - started
         assert results[0].cosignature is None and results[0].problem
-        assert results[1].cosignature is not None
+        assert results[1].cosignature is None and results[1].problem  # BadStatusLine, or a reset mid-send
+        assert results[2].cosignature is not None and results[2].witness_size == 3
         assert elapsed < 3.5, elapsed  # the per-witness timeout bounds the call
     finally:
         stop.set()
         hung.close()
+        junk.close()
         for conn in held:
             conn.close()
         w.kill()

@@ -72,6 +72,7 @@ SUBCOMMANDS = {
     "monitor": "pds_log.cli.audit:monitor",
     "gossip": "pds_log.cli.audit:gossip",
     "demo": "pds_log.cli.demo:demo",
+    "witness": "pds_log.cli.witness:witness",
 }
 
 

@@ -118,7 +118,7 @@ class HumanSite:
                 "verifiers": [{"name": v, "status": r.status, "reason": r.reason, "log_sha256": r.log_sha256}
                               for v, r in sorted(result.verifiers.items())],
             }
-        history = self._load(f"history/{name}.json", [])
+            history = self._load(f"history/{name}.json", [])
             history.append({k: current[k] for k in ("epoch", "status", "reason", "commit")})
             self._save(f"history/{name}.json", history)
             self._save(f"current/{name}.json", current)

@@ -156,22 +156,41 @@ class Publisher:
             self.site.record_epoch(epoch, record, results, bindings)
 
     def proof_at(self, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
-        """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
-        def fetch(level: int, tile_hash: bytes) -> bytes:
-            data = self.log.read(commit, logl.tile_path(level, tile_hash))
-            if data is None:
-                raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
-            return data
+        return proof_at(self.log, commit, root, epoch, name)
 
-        siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
 
-        def binding_of(n: str) -> Binding:
-            data = self.log.read(commit, logl.binding_path(n))
-            if data is None:
-                raise PdsError(f"log epoch {epoch}: binding of {n} missing")
-            return Binding.decode(data)
+def proof_at(log: LogRepo, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
+    """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
+    def fetch(level: int, tile_hash: bytes) -> bytes:
+        data = log.read(commit, logl.tile_path(level, tile_hash))
+        if data is None:
+            raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
+        return data
 
-        return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+    siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
+
+    def binding_of(n: str) -> Binding:
+        data = log.read(commit, logl.binding_path(n))
+        if data is None:
+            raise PdsError(f"log epoch {epoch}: binding of {n} missing")
+        return Binding.decode(data)
+
+    return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+
+
+def latest_proof(log_repo: str | Path, name: str):
+    """The one-file proof for `name` at the log's latest epoch, whose STR verifies with the key
+    in the log's pv.json (`pds pv prove`)."""
+    log = LogRepo(log_repo)
+    head = log.head()
+    if head is None:
+        raise PdsError(f"{log_repo}: the log has no epoch yet")
+    descriptor = log.read(head, logl.PV_DESCRIPTOR)
+    if descriptor is None:
+        raise PdsError(f"{log_repo}: no {logl.PV_DESCRIPTOR} in the log")
+    verifier = NoteVerifier.from_string(PvDescriptor.decode(descriptor, f"{log_repo}: {logl.PV_DESCRIPTOR}").vkey)
+    signed = log.latest_str(head, verifier)
+    return proof_at(log, head, signed.head.root, signed.head.epoch, name)
 
 
 def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, commit: pygit2.Commit):

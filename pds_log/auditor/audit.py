@@ -55,7 +55,7 @@ from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.formula import Formula
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
-from pds_log.core.records import RESULT_STATUSES, PvDescriptor, ResultRecord  # noqa: F401 - re-exported
+from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.signed_root import SignedTreeRoot, check_chain, open_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
@@ -106,11 +106,6 @@ class Changes:
     deleted: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)  # name -> "A" | "M" | "D"
     epoch_files: list[str] = field(default_factory=list)  # epochs/ files other than this epoch's own
-
-
-def parse_result(data: bytes, where: str) -> ResultRecord:
-    """A results/ record (the log is hostile: a bad record is a finding)."""
-    return ResultRecord.decode(data, where)
 
 
 def decode_binding(data: bytes | None, where: str) -> Binding:
@@ -436,7 +431,7 @@ class Auditor:
         if data is None:
             return None
         try:
-            record = parse_result(data, path)
+            record = ResultRecord.decode(data, path)  # strict: a malformed record is a finding
         except FormatError as exc:
             self.find(epoch, "results", str(exc))
             return None

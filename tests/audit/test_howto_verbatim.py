@@ -10,7 +10,6 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 
 import pytest
 import yaml

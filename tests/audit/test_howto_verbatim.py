@@ -17,6 +17,8 @@ import yaml
 from pds_log.core.note import NoteSigner
 from tests.support import PDS, ROOT, StaticServer, World, epoch, run
 
+pytestmark = pytest.mark.slow  # real PRs, builds and epochs: tens of seconds
+
 DOCS = ROOT / "site" / "docs" / "howto"
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 PDS_CMD = " ".join(shlex.quote(str(a)) for a in PDS)

@@ -10,8 +10,11 @@ import re
 import subprocess
 
 import pygit2
+import pytest
 
 from tests.support import World, run
+
+pytestmark = pytest.mark.slow  # real PRs, builds and epochs: tens of seconds
 
 
 def test_a_bad_plugin_in_a_three_plugin_push_is_named_and_the_others_can_be_pushed_apart(tmp_path):

@@ -181,7 +181,7 @@ def register(group: click.Group) -> None:
     @group.command("check")
     @click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False))
     @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-                  help="A PV's pv.yaml or its published pv.json: run its verifiers (default: the default set)")
+                  help="A PV's pv.yaml or published pv.json: run its verifiers (default: the default set)")
     @click.option("--name", default=None, help="Plugin name (default: the directory name)")
     @click.option("--json", "as_json", is_flag=True)
     def check_cmd(plugin_dir, config_path, name, as_json):

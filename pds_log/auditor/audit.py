@@ -55,6 +55,7 @@ from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.formula import Formula
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
+from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.signed_root import SignedTreeRoot, check_chain, open_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
@@ -65,7 +66,6 @@ from pds_log.pv.prsource import PLUGINS_DIR, changed_plugin_names
 
 # A log record is small; anything bigger is hostile and is refused before it is parsed.
 MAX_RECORD_BYTES = 4 << 20
-RESULT_STATUSES = ("accepted", "rejected", "removed")
 
 
 @dataclass
@@ -106,39 +106,6 @@ class Changes:
     deleted: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)  # name -> "A" | "M" | "D"
     epoch_files: list[str] = field(default_factory=list)  # epochs/ files other than this epoch's own
-
-
-@dataclass
-class ResultRecord:
-    """A results/ record, checked for shape (the log is hostile: a bad record is a finding)."""
-
-    name: str
-    epoch: int
-    status: str
-    commit: str | None
-    binding_value: str | None
-    verdicts: dict[str, bool]
-    taint: str | None
-
-
-def parse_result(data: bytes, where: str) -> ResultRecord:
-    obj = jsondoc.loads(data, where, max_bytes=MAX_RECORD_BYTES)
-    if not isinstance(obj, dict) or obj.get("v") != 1:
-        raise FormatError(f"{where}: not a v1 results record")
-    epoch, status = obj.get("epoch"), obj.get("status")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or status not in RESULT_STATUSES:
-        raise FormatError(f"{where}: bad epoch or status")
-    for key in ("name",):
-        if not isinstance(obj.get(key), str):
-            raise FormatError(f"{where}: {key} must be a string")
-    for key in ("commit", "binding_value", "taint"):
-        if obj.get(key) is not None and not isinstance(obj[key], str):
-            raise FormatError(f"{where}: {key} must be a string or null")
-    verifiers = obj.get("verifiers")
-    if not isinstance(verifiers, dict) or not all(isinstance(v, dict) for v in verifiers.values()):
-        raise FormatError(f"{where}: verifiers must map names to objects")
-    return ResultRecord(obj["name"], epoch, status, obj.get("commit"), obj.get("binding_value"),
-                        {v: r.get("status") == "pass" for v, r in verifiers.items()}, obj.get("taint"))
 
 
 def decode_binding(data: bytes | None, where: str) -> Binding:
@@ -341,20 +308,16 @@ class Auditor:
         return self.report
 
     # ------------------------------------------------------------------ checks
-    def _descriptor(self, commit: pygit2.Commit) -> dict:
+    def _descriptor(self, commit: pygit2.Commit) -> PvDescriptor:
         data = self.read(commit, layout.PV_DESCRIPTOR)
         if data is None:
             raise FormatError(f"{layout.PV_DESCRIPTOR} missing")
-        desc = jsondoc.loads(data, layout.PV_DESCRIPTOR, max_bytes=MAX_RECORD_BYTES)
-        if not isinstance(desc, dict):
-            raise FormatError(f"{layout.PV_DESCRIPTOR}: not a JSON object")
-        return desc
+        return PvDescriptor.decode(data, layout.PV_DESCRIPTOR)
 
     def _verifier(self, first: pygit2.Commit) -> NoteVerifier | None:
         try:
-            desc = self._descriptor(first)
-            logged = NoteVerifier.from_string(desc["vkey"]) if "vkey" in desc else None
-        except (ValueError, KeyError, TypeError, AttributeError, FormatError) as exc:
+            logged = NoteVerifier.from_string(self._descriptor(first).vkey)
+        except (ValueError, FormatError) as exc:
             self.find(1, "descriptor", f"pv.json unreadable: {exc}")
             logged = None
         if self.vkey:
@@ -444,12 +407,9 @@ class Auditor:
     def _check_policy(self, commit, signed, epoch) -> None:
         try:
             desc = self._descriptor(commit)
-            acceptance, verifier_names = desc["acceptance"], desc["verifiers"]
-            policy = hashlib.sha256(canonical_json({"acceptance": acceptance,
-                                                    "verifiers": verifier_names})).hexdigest()
-            if not isinstance(acceptance, str) or not isinstance(verifier_names, (dict, list)):
-                raise FormatError("acceptance must be a string, verifiers a list or object")
-        except (TypeError, ValueError, KeyError, FormatError) as exc:
+            acceptance, verifier_names = desc.acceptance, desc.verifiers
+            policy = desc.computed_policy()
+        except (TypeError, ValueError, FormatError) as exc:
             self.find(epoch, "descriptor", f"pv.json missing or malformed: {exc}")
             return
         if policy != signed.head.policy:
@@ -471,7 +431,7 @@ class Auditor:
         if data is None:
             return None
         try:
-            record = parse_result(data, path)
+            record = ResultRecord.decode(data, path)  # strict: a malformed record is a finding
         except FormatError as exc:
             self.find(epoch, "results", str(exc))
             return None

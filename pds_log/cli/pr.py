@@ -7,7 +7,6 @@ import json
 import click
 
 from pds_log.cli import configuration
-from pds_log.core.errors import PdsError
 
 
 @click.group()
@@ -59,24 +58,17 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print the p
 def add_developer(repo, admin_key, name, pubkey, namespaces, valid_after, valid_before, as_json):
     """Allow a developer key to write plugins under NAMESPACEs (a commit signed by an admin)."""
     from pds_log.core.names import validate_namespace
-    from pds_log.core.policy import Principal, _timestamp, key_id
+    from pds_log.core.policy import key_id, parse_time
     from pds_log.infra.sshkeys import read_public_key
 
     with configuration():  # a bad key, namespace or time is the admin's to fix (exit 2)
         kid = key_id(read_public_key(pubkey))
         for ns in namespaces:
             validate_namespace(ns)
-        after = _timestamp(int(valid_after) if valid_after and valid_after.isdigit() else valid_after,
-                           "--valid-after")
-        before = _timestamp(int(valid_before) if valid_before and valid_before.isdigit() else valid_before,
-                            "--valid-before")
+        after = parse_time(valid_after, "--valid-after")
+        before = parse_time(valid_before, "--valid-before")
 
-    def mutate(policy):
-        policy.developers = [p for p in policy.developers if not (p.name == name and p.key == kid)]
-        policy.developers.append(Principal(name, kid, "developer", tuple(namespaces), after, before))
-        return f"policy: developer {name} may write {', '.join(namespaces)}"
-
-    _edit(repo, admin_key, mutate, as_json)
+    _edit(repo, admin_key, lambda policy: policy.add_developer(name, kid, namespaces, after, before), as_json)
 
 
 @pr.command("add-pv")
@@ -87,18 +79,13 @@ def add_developer(repo, admin_key, name, pubkey, namespaces, valid_after, valid_
 @_json_option
 def add_pv(repo, admin_key, origin, pubkey, as_json):
     """Give a PV its area on the PR (a commit signed by an admin)."""
-    from pds_log.core.policy import Principal, key_id
+    from pds_log.core.policy import key_id
     from pds_log.infra.sshkeys import read_public_key
 
     with configuration():
         kid = key_id(read_public_key(pubkey))
 
-    def mutate(policy):
-        policy.pvs = [p for p in policy.pvs if p.origin != origin]
-        policy.pvs.append(Principal(origin, kid, "pv", origin=origin))
-        return f"policy: PV {origin} writes refs/heads/pvs/{origin}"
-
-    _edit(repo, admin_key, mutate, as_json)
+    _edit(repo, admin_key, lambda policy: policy.add_pv(origin, kid), as_json)
 
 
 @pr.command("revoke")
@@ -115,13 +102,7 @@ def revoke(repo, admin_key, pubkey, reason, as_json):
     with configuration():
         kid = key_id(read_public_key(pubkey))
 
-    def mutate(policy):
-        if policy.is_admin(kid) and len(policy.admins) == 1:
-            raise PdsError("refusing to revoke the only admin key")
-        policy.revoked[kid] = reason
-        return f"policy: revoke a key ({reason})"
-
-    _edit(repo, admin_key, mutate, as_json)
+    _edit(repo, admin_key, lambda policy: policy.revoke(kid, reason), as_json)
 
 
 @pr.command("install-hooks")

@@ -197,45 +197,27 @@ def register(group: click.Group) -> None:
     @click.option("--log", "log_repo", type=click.Path(exists=True, file_okay=False))
     def prove_cmd(name, config_path, log_repo):
         """Print the one-file proof (inclusion or absence) for NAME at the log's latest epoch."""
-        from pds_log.pv.publish import Publisher
 
         if bool(config_path) == bool(log_repo):
             raise click.UsageError("give exactly one of --config or --log")
+        from pds_log.pv.publish import latest_proof
+
         repo = _config(config_path).log_repo if config_path else log_repo
-        pub = Publisher(repo, "/nonexistent", human_site=False)
-        signed = pub.log.latest_str(pub.head, pub.verifier)
-        click.echo(pub.proof_at(pub.head, signed.head.root, signed.head.epoch, name).to_json().decode())
+        click.echo(latest_proof(repo, name).to_json().decode())
 
     @group.command("check")
     @click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False))
     @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-                  help="A PV's pv.yaml: run its verifiers (default: the default verifier set)")
+                  help="A PV's pv.yaml or published pv.json: run its verifiers (default: the default set)")
     @click.option("--name", default=None, help="Plugin name (default: the directory name)")
     @click.option("--json", "as_json", is_flag=True)
     def check_cmd(plugin_dir, config_path, name, as_json):
         """Run a PV's verifiers on a local plugin directory (before you push). Exit 0 if all pass."""
-        from pathlib import Path
+        from pds_log.pv.local_check import check_plugin_dir, load_verifiers
 
-        import verifier_runners as vr
-        from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
-        from pds_log.core.errors import PdsError
-        from pds_log.developer.build import read_plugin_dir
-        from pds_log.pv import verification
-        from pds_log.pv.setup import DEFAULT_VERIFIERS
-
-        directory = Path(plugin_dir).resolve()
-        name = name or directory.name
-        files = read_plugin_dir(directory)
-        manifest = parse_plugin_manifest(files, name)
-        problems = check_pluglets(manifest, files)
-        if problems:
-            raise PdsError(f"{name}: " + "; ".join(problems) + " (run `pds dev build` first?)")
-        if config_path:
-            verifiers = verification.build(_config(config_path))
-        else:
-            verifiers = vr.build_verifiers(DEFAULT_VERIFIERS)
-        plugin = vr.PluginInput(name, "0" * 40, files, manifest)
-        results = [vr.run_verifier_bounded(v, plugin) for v in verifiers.values()]
+        with configuration():  # a bad pv.yaml / pv.json is the user's to fix (exit 2)
+            verifiers = load_verifiers(config_path)
+        name, results = check_plugin_dir(plugin_dir, verifiers, name)
         if as_json:
             click.echo(json.dumps([r.to_obj() for r in results], indent=1))
         else:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import FormatError
+from .errors import FormatError, PdsError
 from .names import in_namespace, validate_name, validate_namespace
 from .note import validate_key_name
 from .yamldoc import parse_mapping
@@ -58,6 +58,13 @@ def key_id(openssh: str) -> str:
     except (binascii.Error, ValueError):
         raise FormatError(f"not an OpenSSH public key (key data is not base64): {str(openssh)[:50]!r}") from None
     return f"{parts[0]} {parts[1]}"
+
+
+def parse_time(value: str | int | None, where: str) -> int | None:
+    """A time given by a person (a command-line option): ISO 8601 or unix seconds, or None."""
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        value = int(value)
+    return _timestamp(value, where)
 
 
 def _timestamp(value: object, where: str) -> int | None:
@@ -181,6 +188,38 @@ class Policy:
             "pvs": [{"origin": p.origin, "key": p.key} for p in self.pvs],
         }
         return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+    # ------------------------------------------------------------------ edits (an admin's commit)
+    def add_developer(self, name: str, key: str, namespaces: tuple[str, ...] | list[str],
+                      valid_after: int | None = None, valid_before: int | None = None) -> str:
+        """Let `key` (of principal `name`) write plugins under `namespaces`, replacing that
+        principal's earlier entry for the same key; returns the commit message."""
+        kid = key_id(key)
+        spaces = tuple(validate_namespace(ns) for ns in namespaces)
+        if not spaces:
+            raise FormatError("a developer needs at least one namespace")
+        if valid_after is not None and valid_before is not None and valid_after >= valid_before:
+            raise FormatError("valid_after must be before valid_before")
+        self.developers = [p for p in self.developers if not (p.name == name and p.key == kid)]
+        self.developers.append(Principal(name, kid, "developer", spaces, valid_after, valid_before))
+        return f"policy: developer {name} may write {', '.join(spaces)}"
+
+    def add_pv(self, origin: str, key: str) -> str:
+        """Give PV `origin` its area (refs/heads/pvs/<origin>), replacing an earlier key."""
+        validate_key_name(origin)
+        if "/" in origin:
+            raise FormatError(f"origin {origin!r} must not contain '/' (it names a branch)")
+        self.pvs = [p for p in self.pvs if p.origin != origin]
+        self.pvs.append(Principal(origin, key_id(key), "pv", origin=origin))
+        return f"policy: PV {origin} writes refs/heads/pvs/{origin}"
+
+    def revoke(self, key: str, reason: str) -> str:
+        """Refuse every commit `key` signs from now on (never the only admin key)."""
+        kid = key_id(key)
+        if self.is_admin(kid) and len(self.admins) == 1:
+            raise PdsError("refusing to revoke the only admin key")
+        self.revoked[kid] = reason
+        return f"policy: revoke a key ({reason})"
 
     # ------------------------------------------------------------------ decisions
     def principals_for(self, key: str) -> list[Principal]:

@@ -29,20 +29,24 @@ did not refuse, so that a refused (e.g. planted, unsigned) commit that rewrites
 
 A commit on a PV area (``refs/heads/pvs/<origin>``) must be signed by that PV's key and touch
 only ``pvs/<origin>/...`` (checked by `check_pv_area_commit`).
+
+The rules themselves are pure functions of plain data in pds_log.core.changes
+(`judge_changes`, `judge_pv_area_changes`, `file_problem`); this module extracts a commit's
+changes from git for them. `CommitVerdict` lives there too (imported here for the callers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Iterable
 
 import pygit2
 
-from pds_log.core.commit_signature import SignatureProblem, signer_key
+from pds_log.core.changes import (ChangeSet, CommitVerdict, FileChange, PluginContent, judge_changes,
+                                  judge_pv_area_changes, usable_signer)
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.core.manifest import check_pluglets, parse_plugin_manifest, validate_relative_path
-from pds_log.core.names import is_valid_name
-from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, PV_AREA_DIR, Policy, short_key
+from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, Policy
 
 REGULAR = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 MAX_COMMIT_FILES = 10_000  # changed files in one commit (the hook also applies it to a whole push)
@@ -61,37 +65,14 @@ def blob_size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
 
 
 @dataclass
-class CommitVerdict:
-    commit: str
-    ok: bool = True
-    signer: str | None = None  # the policy name of the signing key
-    key: str | None = None
-    reasons: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    # Refused because no key of the policy signed it (unsigned, bad or unverifiable signature,
-    # unknown key): the PR's hook refuses that whenever it runs, so such a commit on the PR's
-    # branch means the hook was bypassed (a PR-integrity alarm for the PVs).
-    unverifiable: bool = False
-    over_limit: bool = False  # refused for changing more files than allowed (not looked at further)
-
-    def refuse(self, reason: str) -> None:
-        self.ok = False
-        if reason not in self.reasons:
-            self.reasons.append(reason)
-
-    def line(self) -> str:
-        """One line per refused commit: `refused <id>: <reason>; <reason>...`."""
-        return f"refused {self.commit[:12]}: {'; '.join(self.reasons)}"
-
-
-@dataclass
 class Change:
     path: str
     mode: int | None  # None = deleted
     oid: pygit2.Oid | None
 
 
-def policy_at(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
+def policy_bytes(repo: pygit2.Repository, commit: pygit2.Commit) -> bytes:
+    """The bytes of ``pds/policy.yaml`` at `commit` (a regular file of bounded size), unparsed."""
     try:
         entry = commit.tree[POLICY_PATH]
     except KeyError:
@@ -102,7 +83,11 @@ def policy_at(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
     size = blob_size(repo, entry.id)
     if size > MAX_POLICY_BYTES:
         raise FormatError(f"{where}: {size} bytes, over the {MAX_POLICY_BYTES}-byte limit for a policy")
-    return Policy.parse(repo[entry.id].data, where)
+    return repo[entry.id].data
+
+
+def policy_at(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
+    return Policy.parse(policy_bytes(repo, commit), f"{POLICY_PATH}@{str(commit.id)[:12]}")
 
 
 class TooManyChanges(FormatError):
@@ -264,36 +249,58 @@ def read_plugin_tree(repo: pygit2.Repository, tree: pygit2.Tree, base: str,
     return files, None
 
 
-def _signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict) -> str | None:
-    """The key that validly signed the commit (recorded in the verdict), or None (refused)."""
-    signature, payload = commit.gpg_signature
-    try:
-        key = signer_key(signature, payload)
-    except SignatureProblem as exc:
-        verdict.refuse(str(exc))
-        verdict.unverifiable = True
-        return None
-    verdict.key, verdict.signer = key, policy.name_of(key)
-    return key
-
-
 def _usable_signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict, when: int) -> str | None:
-    """The signer's key if it is known, unrevoked and valid at `when` (the push), else None (refused)."""
-    key = _signer(commit, policy, verdict)
-    if key is None:
-        return None
-    problem = policy.key_problem(key, when)
-    if problem:
-        verdict.refuse(problem)
-        verdict.unverifiable = not policy.principals_for(key)
-        return None
-    return key
+    signature, payload = commit.gpg_signature
+    return usable_signer(signature, payload, policy, when, verdict)
+
+
+def change_set(repo: pygit2.Repository, commit: pygit2.Commit, changed: list[Change],
+               max_file_bytes: int) -> ChangeSet:
+    """The git side of the rules: a commit's changes as plain data for core.changes (sizes
+    from object headers; a touched plugin's files read only when the judge asks for them)."""
+    files = [FileChange(c.path, c.mode, blob_size(repo, c.oid) if c.mode in REGULAR else 0) for c in changed]
+    policy_text = policy_problem = None
+    if any(c.path == POLICY_PATH for c in changed):
+        try:
+            policy_text = policy_bytes(repo, commit)
+        except FormatError as exc:
+            policy_problem = str(exc)
+    return ChangeSet(files, _PluginTrees(repo, commit, max_file_bytes), root=not commit.parents,
+                     policy_text=policy_text, policy_problem=policy_problem)
+
+
+class _PluginTrees(Mapping[str, PluginContent]):
+    """plugins/<name>/ of a commit's tree, read on access (only the touched plugins are)."""
+
+    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> None:
+        self.repo, self.max_file_bytes = repo, max_file_bytes
+        try:
+            self.entries = {e.name: e for e in repo[commit.tree[PLUGINS_DIR].id]}
+        except KeyError:
+            self.entries = {}
+
+    def __getitem__(self, name: str) -> PluginContent:
+        entry = self.entries.get(name)
+        base = f"{PLUGINS_DIR}/{name}"
+        if entry is None:
+            return PluginContent(deleted=True)
+        if entry.filemode != pygit2.GIT_FILEMODE_TREE:
+            return PluginContent(problem=f"{base}: must be a directory")
+        files, problem = read_plugin_tree(self.repo, self.repo[entry.id], base, self.max_file_bytes)
+        return PluginContent(files=files, problem=problem)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
                  policy: Policy | None = None, max_files: int = MAX_COMMIT_FILES) -> CommitVerdict:
-    """Check a plugin-branch commit; `policy` defaults to the one at its parent. A commit
-    changing more than `max_files` files is refused without looking further."""
+    """Check a plugin-branch commit (rules: pds_log.core.changes.judge_changes); `policy`
+    defaults to the one at its parent. A commit changing more than `max_files` files is refused
+    without looking further."""
     verdict = CommitVerdict(str(commit.id))
     if len(commit.parents) > 1:
         verdict.refuse("merge commit: rebase onto the branch instead")
@@ -307,96 +314,21 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     key = _usable_signer(commit, policy, verdict, when)
     if key is None:
         return verdict
-    if not commit.parents and not policy.is_admin(key):
-        verdict.refuse(f"root commit must be signed by an admin of its own policy, not {verdict.signer}")
-    touched_plugins: set[str] = set()
-    namespace_refusals: dict[tuple[str, str], list[str]] = {}
     try:
         changed = changes(repo, commit, limit=max_files)
     except TooManyChanges:
+        judge_changes(ChangeSet([], {}, root=not commit.parents), key, policy, when, verdict)
         verdict.refuse(f"changes more than {max_files} files")
         verdict.over_limit = True
         return verdict
-    for change in changed:
-        path = change.path
-        verdict.paths.append(path)
-        parts = path.split("/")
-        try:
-            validate_relative_path(path, path)
-        except FormatError as exc:
-            verdict.refuse(str(exc))
-            continue
-        if change.mode is not None:
-            if change.mode == pygit2.GIT_FILEMODE_LINK:
-                verdict.refuse(f"{path}: symlinks are not allowed")
-            elif change.mode == pygit2.GIT_FILEMODE_COMMIT:
-                verdict.refuse(f"{path}: submodules are not allowed")
-            elif change.mode not in REGULAR:
-                verdict.refuse(f"{path}: unsupported file mode {change.mode:o}")
-            else:
-                size = blob_size(repo, change.oid)
-                if size > policy.max_blob_bytes:
-                    verdict.refuse(f"{path}: {size} bytes, over the {policy.max_blob_bytes}-byte limit")
-        if parts[0] == PLUGINS_DIR and len(parts) >= 3:
-            name = parts[1]
-            if not is_valid_name(name):
-                verdict.refuse(f"{path}: invalid plugin name {name!r}")
-                continue
-            reason = policy.may_write_plugin(key, name, when)
-            if reason:
-                namespace_refusals.setdefault((name, reason), []).append(path)
-            touched_plugins.add(name)
-        elif parts[0] == PLUGINS_DIR:
-            verdict.refuse(f"{path}: files directly under plugins/ are not allowed (use plugins/<name>/...)")
-        elif parts[0] == PV_AREA_DIR:
-            verdict.refuse(f"{path}: PV areas live on refs/heads/pvs/<origin>, not on the plugin branch")
-        elif not policy.is_admin(key):
-            what = "the policy" if path.startswith("pds/") else "files outside plugins/"
-            verdict.refuse(f"{path}: signer {verdict.signer or short_key(key)} is not an admin and may not change {what}")
-    for (name, reason), paths in namespace_refusals.items():
-        where = paths[0] if len(paths) == 1 else f"plugins/{name}/ ({len(paths)} files)"
-        verdict.refuse(f"{where}: {reason}")
-    if POLICY_PATH in verdict.paths:
-        try:
-            policy_at(repo, commit)
-        except FormatError as exc:
-            verdict.refuse(str(exc))
-    if touched_plugins:
-        try:
-            plugins = {e.name: e for e in repo[commit.tree[PLUGINS_DIR].id]}
-        except KeyError:
-            plugins = {}
-        for name in sorted(touched_plugins):
-            _check_plugin(repo, plugins.get(name), name, verdict, policy.max_blob_bytes)
-    return verdict
-
-
-def _check_plugin(repo, entry, name, verdict, max_file_bytes: int) -> None:
-    base = f"{PLUGINS_DIR}/{name}"
-    if entry is None:
-        return  # the plugin was deleted
-    if entry.filemode != pygit2.GIT_FILEMODE_TREE:
-        verdict.refuse(f"{base}: must be a directory")
-        return
-    files, problem = read_plugin_tree(repo, repo[entry.id], base, max_file_bytes)
-    if problem:
-        verdict.refuse(problem)
-        return
-    try:
-        manifest = parse_plugin_manifest(files, name)
-    except FormatError as exc:
-        verdict.refuse(f"{base}: malformed manifest: {exc}")
-        return
-    except (ValueError, RecursionError) as exc:  # a parser that let its own error escape
-        verdict.refuse(f"{base}: malformed manifest: {type(exc).__name__}: {str(exc)[:200]}")
-        return
-    for problem in check_pluglets(manifest, files, prefix=base + "/"):
-        verdict.refuse(problem)
+    verdict.paths = [c.path for c in changed]
+    return judge_changes(change_set(repo, commit, changed, policy.max_blob_bytes), key, policy, when, verdict)
 
 
 def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin: str, policy: Policy,
                          when: int) -> CommitVerdict:
-    """A commit on refs/heads/pvs/<origin>: signed by that PV, touching only pvs/<origin>/."""
+    """A commit on refs/heads/pvs/<origin>: signed by that PV, touching only pvs/<origin>/
+    (rules: pds_log.core.changes.judge_pv_area_changes)."""
     verdict = CommitVerdict(str(commit.id))
     if len(commit.parents) > 1:
         verdict.refuse("merge commit in a PV area")
@@ -404,20 +336,12 @@ def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin:
     key = _usable_signer(commit, policy, verdict, when)
     if key is None:
         return verdict
-    if origin not in policy.pv_origin(key):
-        verdict.refuse(f"only the key of PV {origin} may write its area (signer: {verdict.signer or short_key(key)})")
-    prefix = f"{PV_AREA_DIR}/{origin}/"
     try:
         changed = changes(repo, commit, limit=MAX_COMMIT_FILES)
     except TooManyChanges:
+        judge_pv_area_changes(ChangeSet([], {}), key, origin, policy, verdict)
         verdict.refuse(f"changes more than {MAX_COMMIT_FILES} files")
         return verdict
-    for change in changed:
-        verdict.paths.append(change.path)
-        if not change.path.startswith(prefix):
-            verdict.refuse(f"{change.path}: PV {origin} may write only under {prefix}")
-        elif change.mode is not None and change.mode not in REGULAR:
-            verdict.refuse(f"{change.path}: only regular files are allowed")
-        elif change.mode is not None and blob_size(repo, change.oid) > policy.max_blob_bytes:
-            verdict.refuse(f"{change.path}: over the {policy.max_blob_bytes}-byte limit")
-    return verdict
+    verdict.paths = [c.path for c in changed]
+    files = [FileChange(c.path, c.mode, blob_size(repo, c.oid) if c.mode in REGULAR else 0) for c in changed]
+    return judge_pv_area_changes(ChangeSet(files, {}), key, origin, policy, verdict)

@@ -20,7 +20,10 @@ hook falls back to the newest first-parent ancestor whose policy parses, so that
 can still push the repair; the PVs never trust the PR's history this way (pds_log.pv.epoch).
 
 Each refused commit gets one line naming the commit and the path: ``refused <id>: <path>:
-<reason>``. Any unexpected error refuses the push (fail closed).
+<reason>``. A commit refused only because of some of the plugins it touches also gets one
+``refused plugin <name>`` line per bad plugin and a line naming the plugins that pass and how
+to push them without the bad ones (a git push is atomic: the hook cannot take part of it).
+Any unexpected error refuses the push (fail closed).
 
 post-receive: notify the PVs' webhooks (pds_log.pr.notify); never fails the push.
 """
@@ -148,7 +151,23 @@ def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[s
 
 
 def _lines(verdict: CommitVerdict) -> list[str]:
-    return [verdict.line()]
+    """The refusal line of a commit; when only some of the plugins it touches are bad, also one
+    line per bad plugin and how to push the good ones apart (git takes a push whole or not at
+    all, so the hook cannot accept part of it)."""
+    lines = [verdict.line()]
+    split = verdict.refused_alone()
+    if split is None:
+        return lines
+    bad, good = split
+    short = verdict.commit[:12]
+    for name in bad:
+        lines.append(f"refused plugin {name} (commit {short}): {'; '.join(verdict.plugin_reasons[name])}")
+    paths = " ".join(f"plugins/{name}" for name in bad)
+    lines.append(f"the other {len(good)} plugin(s) of commit {short} pass the PR's checks ({', '.join(good)}), but a "
+                 f"push is accepted or refused whole: leave out {', '.join(bad)} and push again, e.g. for the last "
+                 f"commit: git reset --soft HEAD~1 && git restore --staged {paths} && git commit -S -C ORIG_HEAD "
+                 f"&& git push; then fix and push {', '.join(bad)} on its own")
+    return lines
 
 
 def _current_policy(repo: pygit2.Repository) -> Policy | None:

@@ -20,13 +20,15 @@
     jobs: 0                           # parallel verifier runs; 0 = number of CPUs
     mirrors: []                       # git URLs the log repo is pushed to after each epoch
     report_to_pr: true                # push STRs and failure reports to pvs/<origin> on the PR
+    published:                        # optional; named in pv.json so auditors can find the log
+      log: [https://pv1.example/log.git]      # URLs anyone can `git clone` the log repo from
+      mirrors: [https://mirror.example/pv1/]  # base URLs of static mirrors of `pds pv publish`
 
 Relative paths are relative to the directory of pv.yaml.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +36,10 @@ from typing import Any
 
 import yaml
 
-from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteSigner, validate_key_name
+from pds_log.core.records import PvDescriptor, policy_hash, policy_obj
 from pds_log.core.yamldoc import parse_mapping
 
 _VERIFIER_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -61,6 +63,8 @@ class PvConfig:
     mirrors: list[str] = field(default_factory=list)
     report_to_pr: bool = True
     known_hosts: Path | None = None
+    published_log: list[str] = field(default_factory=list)
+    published_mirrors: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> Path:
@@ -88,23 +92,21 @@ class PvConfig:
 
     def policy_obj(self) -> dict[str, Any]:
         """What the STR `policy` line hashes: the acceptance formula and the verifier configs."""
-        return {"acceptance": self.acceptance, "verifiers": self.verifiers}
+        return policy_obj(self.acceptance, self.verifiers)
 
     def policy_hash(self) -> str:
-        return hashlib.sha256(canonical_json(self.policy_obj())).hexdigest()
+        return policy_hash(self.acceptance, self.verifiers)
 
     def descriptor(self) -> dict[str, Any]:
         """pv.json: what auditors and peers need to know about this PV (no secrets)."""
-        return {
-            "v": 1,
-            "origin": self.origin,
-            "vkey": str(self.signer().verifier()),
-            "pr": {"url": self.pr_url, "branch": self.pr_branch, "root": self.pr_root},
-            "acceptance": self.acceptance,
-            "verifiers": self.verifiers,
-            "policy": self.policy_hash(),
-            "epoch_interval": self.epoch_interval,
-        }
+        return self.descriptor_record().to_obj()
+
+    def descriptor_record(self) -> PvDescriptor:
+        return PvDescriptor.build(
+            origin=self.origin, vkey=str(self.signer().verifier()), pr_url=self.pr_url, pr_branch=self.pr_branch,
+            pr_root=self.pr_root, acceptance=self.acceptance, verifiers=self.verifiers,
+            epoch_interval=self.epoch_interval, log_urls=tuple(self.published_log),
+            mirrors=tuple(self.published_mirrors))
 
 
 def _require(doc: dict, key: str, kind: type, where: str):
@@ -135,6 +137,23 @@ def _count(doc: dict, key: str, default: int, where: str) -> int:
     return value
 
 
+def _published(doc: dict, where: str) -> tuple[list[str], list[str]]:
+    """`published: {log: [URL...], mirrors: [URL...]}`: public URLs, written into pv.json."""
+    published = _optional(doc, "published", dict, {}, where)
+    unknown = set(published) - {"log", "mirrors"}
+    if unknown:
+        raise FormatError(f"{where}: published: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                          f"(expected log, mirrors)")
+    out = []
+    for key in ("log", "mirrors"):
+        urls = _optional(published, key, list, [], f"{where}: published")
+        for url in urls:
+            if not isinstance(url, str) or "://" not in url or any(c.isspace() for c in url):
+                raise FormatError(f"{where}: published.{key}: {str(url)[:80]!r} is not a URL")
+        out.append(list(urls))
+    return out[0], out[1]
+
+
 def load_config(path: str | os.PathLike) -> PvConfig:
     path = Path(path).resolve()
     try:
@@ -149,7 +168,8 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
     its directory); every problem is a FormatError naming the file and the field."""
     where = str(path)
     doc = parse_mapping(data, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
-                                      "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr"})
+                                      "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr",
+                                      "published"})
     version = doc.get("version")
     if version != 1 or isinstance(version, bool):
         raise FormatError(f"{where}: 'version' must be 1")
@@ -183,6 +203,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
         raise FormatError(f"{where}: 'mirrors' must be a list of git URLs")
     ssh_key = _optional(keys, "ssh", str, None, f"{where}: keys")
     known_hosts = _optional(keys, "known_hosts", str, None, f"{where}: keys")
+    published_log, published_mirrors = _published(doc, where)
     config = PvConfig(
         path=path,
         origin=origin,
@@ -200,6 +221,8 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
         mirrors=list(mirrors),
         report_to_pr=_optional(doc, "report_to_pr", bool, True, where),
         known_hosts=resolve(known_hosts, "keys.known_hosts") if known_hosts else None,
+        published_log=published_log,
+        published_mirrors=published_mirrors,
     )
     try:
         config.acceptance_formula()

@@ -38,10 +38,11 @@ from typing import Any, Callable
 import pygit2
 
 from pds_log.core import log_layout as layout
-from pds_log.core.binding import Binding, canonical_json, plugin_files_digest, sha256_hex
+from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import is_valid_name, name_key
+from pds_log.core.records import ResultRecord, VerifierOutcome
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
@@ -360,12 +361,12 @@ class EpochJob:
                 continue
             previous = self._previous_result(log, head, name)
             reason = tainted.get(name)
-            if reason is None and name not in source_of and previous and previous.get("taint"):
-                reason = previous["taint"]
+            if reason is None and name not in source_of and previous and previous.taint:
+                reason = previous.taint
             if reason is not None:
                 self._reject(state, record, epoch, name, reason, snap, {}, source=None, taint=reason)
                 continue
-            source = source_of.get(name) or (previous or {}).get("commit")
+            source = source_of.get(name) or (previous.commit if previous else None)
             if source is None:
                 source = last_touching_commit(mirror, pr_head, name)
             if snap.problem:
@@ -404,11 +405,11 @@ class EpochJob:
                 self._reject(state, record, epoch, snap.name, "not accepted (" + "; ".join(failing) + ")",
                              snap, outcome, source)
 
-    def _previous_result(self, log, head, name) -> dict | None:
+    def _previous_result(self, log, head, name) -> ResultRecord | None:
         if head is None:
             return None
         data = log.read(head, layout.result_path(name))
-        return json.loads(data) if data else None
+        return ResultRecord.decode(data, layout.result_path(name)) if data else None
 
     def _accept(self, state, record, epoch, snap, manifest, binding, outcome) -> None:
         name = snap.name
@@ -436,19 +437,12 @@ class EpochJob:
     def _write_result(self, name, epoch, status, reason, source, outcome, snap, value=None, taint=None) -> None:
         verifiers = {}
         for vname, res in sorted(outcome.items()):
-            obj = res.to_obj()
-            log_text = obj.pop("log", "") or ""
-            log_bytes = log_text.encode("utf-8", "replace")
-            digest = sha256_hex(log_bytes)
-            self.changes[layout.blob_path("logs", digest)] = log_bytes
-            obj["log_sha256"] = digest
-            verifiers[vname] = obj
-        doc = {
-            "v": 1, "name": name, "epoch": epoch, "status": status, "reason": reason,
-            "commit": source, "files_sha256": plugin_files_digest(snap.files) if snap else None,
-            "binding_value": value.hex() if value else None, "verifiers": verifiers, "taint": taint,
-        }
-        self.changes[layout.result_path(name)] = canonical_json(doc) + b"\n"
+            log_bytes = (res.log or "").encode("utf-8", "replace")
+            self.changes[layout.blob_path("logs", sha256_hex(log_bytes))] = log_bytes
+            verifiers[vname] = VerifierOutcome.of(res, sha256_hex(log_bytes))
+        self.changes[layout.result_path(name)] = ResultRecord(
+            name, epoch, status, reason, source, plugin_files_digest(snap.files) if snap else None,
+            value.hex() if value else None, verifiers, taint).encode()
 
 
 def last_touching_commit(mirror: PrMirror, head: pygit2.Commit, name: str) -> str:

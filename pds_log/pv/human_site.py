@@ -26,6 +26,8 @@ from typing import Any
 import jinja2
 
 from pds_log.core import static_layout as site
+from pds_log.core.log_layout import EpochRecord
+from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.names import is_valid_name
 from pds_log.infra.files import atomic_write_bytes, atomic_write_text
 from pds_log.infra.resources import template
@@ -57,8 +59,12 @@ def _utc(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _by_name(entry: dict[str, str]) -> str:
+    return entry["name"]
+
+
 class HumanSite:
-    def __init__(self, out: Path, descriptor: dict[str, Any]) -> None:
+    def __init__(self, out: Path, descriptor: PvDescriptor) -> None:
         self.out = out
         self.data = out / DATA_DIR
         self.docs = self.data / "docs"
@@ -80,18 +86,19 @@ class HumanSite:
     def _save(self, rel: str, obj) -> None:
         atomic_write_text(self.data / rel, json.dumps(obj, sort_keys=True, indent=1) + "\n")
 
-    def record_epoch(self, epoch: int, record: dict[str, Any], results: dict[str, dict], bindings: dict[str, Any]) -> None:
+    def record_epoch(self, epoch: int, record: EpochRecord, results: dict[str, ResultRecord],
+                     bindings: dict[str, Any]) -> None:
         """Remember what epoch `epoch` did (called by the publisher for each new epoch)."""
         epochs = self._load("epochs.json", [])
         entry = {
-            "epoch": epoch, "time": record["time"], "time_utc": _utc(record["time"]), "root": record["root"],
-            "size": record["size"], "pr_from": record["pr"]["from"], "pr_to": record["pr"]["to"],
-            "added": record["added"], "updated": record["updated"],
-            "removed": [dict(r, linkable=is_valid_name(r["name"])) for r in record["removed"]],
-            "rejected": [dict(r, linkable=is_valid_name(r["name"])) for r in record["rejected"]],
-            "commits": record.get("commits", []),
+            "epoch": epoch, "time": record.time, "time_utc": _utc(record.time), "root": record.root,
+            "size": record.size, "pr_from": record.pr_from, "pr_to": record.pr_to,
+            "added": sorted(record.added), "updated": sorted(record.updated),
+            "removed": [dict(r, linkable=is_valid_name(r["name"])) for r in sorted(record.removed, key=_by_name)],
+            "rejected": [dict(r, linkable=is_valid_name(r["name"])) for r in sorted(record.rejected, key=_by_name)],
+            "commits": record.commits,
             # PR-integrity alarms (pds_log.pv.epoch): commits on the PR branch no policy key signed
-            "alarms": [c["alarm"] for c in record.get("commits", []) if isinstance(c, dict) and c.get("alarm")],
+            "alarms": [c["alarm"] for c in record.commits if c.get("alarm")],
             "str_path": site.str_path(epoch),
         }
         epochs = [e for e in epochs if e["epoch"] != epoch] + [entry]
@@ -105,11 +112,11 @@ class HumanSite:
                 files = [{"path": binding.manifest_path, "sha256": binding.manifest_sha256}]
                 files += [{"path": p, "sha256": d} for p, d in binding.pluglets.items()]
             current = {
-                "epoch": epoch, "status": result.get("status"), "reason": result.get("reason") or "",
-                "commit": result.get("commit"), "properties": list(binding.properties) if binding else [],
+                "epoch": epoch, "status": result.status, "reason": result.reason or "",
+                "commit": result.commit, "properties": list(binding.properties) if binding else [],
                 "files": files,
-                "verifiers": [{"name": v, "status": r.get("status"), "reason": r.get("reason", ""),
-                               "log_sha256": r.get("log_sha256", "")} for v, r in sorted((result.get("verifiers") or {}).items())],
+                "verifiers": [{"name": v, "status": r.status, "reason": r.reason, "log_sha256": r.log_sha256}
+                              for v, r in sorted(result.verifiers.items())],
             }
             history = self._load(f"history/{name}.json", [])
             history.append({k: current[k] for k in ("epoch", "status", "reason", "commit")})
@@ -121,7 +128,7 @@ class HumanSite:
 
     # ------------------------------------------------------------------ pages
     def _render(self, template: str, target: str, **ctx) -> None:
-        text = self.env.get_template(template).render(origin=self.descriptor["origin"], **ctx)
+        text = self.env.get_template(template).render(origin=self.descriptor.origin, **ctx)
         path = self.docs / target
         if not path.exists() or path.read_text() != text:
             atomic_write_text(path, text)
@@ -132,7 +139,7 @@ class HumanSite:
             return
         latest = epochs[-1]
         plugins = self._load("plugins.json", {})
-        d = self.descriptor
+        d = self.descriptor.to_obj()
         # the site's own theme (no third-party resources), from wherever pds_log is installed
         self._render("mkdocs.yml.j2", "../mkdocs.yml", theme_dir=str(template("site", "theme")))
         alarms = [{"epoch": e["epoch"], "alarm": a} for e in reversed(epochs) for a in e.get("alarms", [])]
@@ -140,7 +147,7 @@ class HumanSite:
                      acceptance=d["acceptance"], recent_epochs=list(reversed(epochs[-RECENT:])),
                      alarms=alarms[:RECENT])
         self._render("pv.md.j2", "pv.md", vkey=d["vkey"], acceptance=d["acceptance"], policy=d["policy"],
-                     verifiers=d["verifiers"], pr=d["pr"], epoch_interval=d.get("epoch_interval", "?"))
+                     verifiers=d["verifiers"], pr=d["pr"], epoch_interval=d["epoch_interval"])
         rows = [{"name": n, "status": s["status"], "epoch": s["epoch"], "reason": s["reason"]}
                 for n, s in sorted(plugins.items())]
         self._render("plugins_index.md.j2", "plugins/index.md", plugins=rows, latest_epoch=latest["epoch"])

@@ -25,6 +25,7 @@ from pds_log.core.errors import PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
 from pds_log.core.proof import make_proof_from_leaf
+from pds_log.core.records import ACCEPTED, PluginStatus, PvDescriptor, ResultRecord
 from pds_log.core.signed_root import open_str
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.files import atomic_write_bytes
@@ -59,10 +60,11 @@ class Publisher:
         if descriptor is None:
             raise PdsError(f"{log_repo}: no {logl.PV_DESCRIPTOR} in the log")
         self.descriptor_bytes = descriptor
-        desc = json.loads(descriptor)
-        if vkey is not None and desc.get("vkey") != vkey:
-            raise PdsError(f"{log_repo}: pv.json names key {desc.get('vkey')}, expected {vkey}")
-        self.verifier = NoteVerifier.from_string(vkey or desc["vkey"])
+        desc = PvDescriptor.decode(descriptor, f"{log_repo}: {logl.PV_DESCRIPTOR}")
+        if vkey is not None and desc.vkey != vkey:
+            raise PdsError(f"{log_repo}: pv.json names key {desc.vkey}, expected {vkey}")
+        self.descriptor = desc
+        self.verifier = NoteVerifier.from_string(vkey or desc.vkey)
         self.site = None
         if human_site:
             from .human_site import HumanSite
@@ -124,7 +126,7 @@ class Publisher:
         record = logl.EpochRecord.decode(self.log.read(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
         changed = _added_or_modified(repo, parent, commit)
-        results: dict[str, dict] = {}
+        results: dict[str, ResultRecord] = {}
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
                 self.write(path, repo[oid].data)
@@ -135,11 +137,10 @@ class Publisher:
                 name = logl.name_from_record_path(path)
                 data = repo[oid].data
                 self.write(site.result_path(epoch, name), data)
-                result = json.loads(data)
+                result = ResultRecord.decode(data, f"{path}@epoch {epoch}")
                 results[name] = result
-                self.write(site.status_path(name), json.dumps(
-                    {"name": name, "epoch": epoch, "status": result.get("status"), "reason": result.get("reason"),
-                     "result": site.result_path(epoch, name)}, sort_keys=True).encode() + b"\n", replace=True)
+                status = PluginStatus(name, epoch, result.status, result.reason, site.result_path(epoch, name))
+                self.write(site.status_path(name), status.encode(), replace=True)
         self.write(logl.epoch_record_path(epoch), self.log.read(commit, logl.epoch_record_path(epoch)))
         names = set(record.added) | set(record.updated)
         names |= {e["name"] for e in record.removed} | {e["name"] for e in record.rejected}
@@ -150,27 +151,46 @@ class Publisher:
         if self.site is not None:
             bindings = {}
             for name, result in results.items():
-                data = self.log.read(commit, logl.binding_path(name)) if result.get("status") == "accepted" else None
+                data = self.log.read(commit, logl.binding_path(name)) if result.status == ACCEPTED else None
                 bindings[name] = Binding.decode(data) if data else None
-            self.site.record_epoch(epoch, record.to_obj(), results, bindings)
+            self.site.record_epoch(epoch, record, results, bindings)
 
     def proof_at(self, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
-        """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
-        def fetch(level: int, tile_hash: bytes) -> bytes:
-            data = self.log.read(commit, logl.tile_path(level, tile_hash))
-            if data is None:
-                raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
-            return data
+        return proof_at(self.log, commit, root, epoch, name)
 
-        siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
 
-        def binding_of(n: str) -> Binding:
-            data = self.log.read(commit, logl.binding_path(n))
-            if data is None:
-                raise PdsError(f"log epoch {epoch}: binding of {n} missing")
-            return Binding.decode(data)
+def proof_at(log: LogRepo, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
+    """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
+    def fetch(level: int, tile_hash: bytes) -> bytes:
+        data = log.read(commit, logl.tile_path(level, tile_hash))
+        if data is None:
+            raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
+        return data
 
-        return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+    siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
+
+    def binding_of(n: str) -> Binding:
+        data = log.read(commit, logl.binding_path(n))
+        if data is None:
+            raise PdsError(f"log epoch {epoch}: binding of {n} missing")
+        return Binding.decode(data)
+
+    return make_proof_from_leaf(name, epoch, siblings, leaf, binding_of)
+
+
+def latest_proof(log_repo: str | Path, name: str):
+    """The one-file proof for `name` at the log's latest epoch, whose STR verifies with the key
+    in the log's pv.json (`pds pv prove`)."""
+    log = LogRepo(log_repo)
+    head = log.head()
+    if head is None:
+        raise PdsError(f"{log_repo}: the log has no epoch yet")
+    descriptor = log.read(head, logl.PV_DESCRIPTOR)
+    if descriptor is None:
+        raise PdsError(f"{log_repo}: no {logl.PV_DESCRIPTOR} in the log")
+    verifier = NoteVerifier.from_string(PvDescriptor.decode(descriptor, f"{log_repo}: {logl.PV_DESCRIPTOR}").vkey)
+    signed = log.latest_str(head, verifier)
+    return proof_at(log, head, signed.head.root, signed.head.epoch, name)
 
 
 def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, commit: pygit2.Commit):

@@ -2,13 +2,17 @@
 
 Safety properties, and what provides each:
 
-* One STR per epoch. An exclusive lock on the state dir serialises jobs on one machine; the
-  log branch moves by compare-and-swap (`git update-ref NEW OLD`), so a job that raced with
-  another (e.g. on another CI runner) loses cleanly and publishes nothing. The moment an STR
-  is signed it is written to ``state/pending.json`` (then the commit id, once written); a job
-  killed after that is completed by the next run with the *same* STR (the commit is moved into
-  place, or the epoch is replayed with the same PR head and time, and Ed25519 being
-  deterministic yields the same bytes) -- or, if that cannot be reproduced, nothing is signed.
+* One STR per epoch, one signer per PV. Before signing, the job proves that its log extends
+  the PV's authoritative history (primary log mirror, else its PR area) and reserves the epoch
+  there for the exact STR body by a compare-and-swap (pds_log.pv.authority): a second host, a
+  copied PV directory or an old CI cache is refused before it signs anything. An exclusive lock
+  on the state dir serialises jobs on one machine; the log branch moves by compare-and-swap
+  (`git update-ref NEW OLD`). The STR body is written to ``state/pending.json`` before the
+  reservation, the signed STR once signed (then the commit id, once written); a job killed
+  after that is completed by the next run with the *same* STR (the commit is moved into place,
+  or the epoch is replayed with the same PR head and time, and Ed25519 being deterministic
+  yields the same bytes) -- or, if that cannot be reproduced, nothing is signed. A push that
+  fails after the commit is an error (`EpochNotPublished`); the next run pushes it.
 * Atomic epochs. Objects are written first; the branch update is the single commit point. A
   job killed at any moment leaves the log at the previous epoch or at the new complete one.
 * History. The new PR head must descend from the last processed head, else nothing is signed.
@@ -42,12 +46,13 @@ from pds_log.core.binding import Binding, canonical_json, plugin_files_digest, s
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import is_valid_name, name_key
+from pds_log.core import note as notes
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
 
-from . import verification
+from . import authority, verification
 from .config import PvConfig
 from .logrepo import LogRepo, RaceLost
 from .prsource import PluginSnapshot, PrMirror
@@ -91,6 +96,19 @@ class EpochSummary:
         return dict(self.__dict__)
 
 
+class EpochNotPublished(PdsError):
+    """The epoch is signed and committed to the local log, but a push failed: it is not yet
+    where peers and other signers look. Never an exit 0; the next run pushes it."""
+
+    def __init__(self, summary: EpochSummary, failed: dict[str, str]) -> None:
+        self.summary = summary
+        self.failed = failed
+        where = "; ".join(f"{target}: {status}" for target, status in sorted(failed.items()))
+        super().__init__(f"epoch {summary.epoch} is signed and committed locally but not published ({where}). "
+                         f"Fix the push target, then run the next epoch (it pushes everything still missing); "
+                         f"do not run an epoch elsewhere meanwhile")
+
+
 # ---------------------------------------------------------------------- recovery
 @dataclass
 class Replay:
@@ -98,9 +116,10 @@ class Replay:
     reproduce exactly that STR (same PR head, same time) or sign nothing."""
 
     epoch: int
-    note: bytes
+    head: str  # the STR body (TreeHead text) to reproduce
     time: int
     pr: str
+    signed: bool = False  # the STR was signed (not only reserved)
 
 
 def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay | None]:
@@ -131,7 +150,9 @@ def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay |
             log.advance(parent, pygit2.Oid(hex=commit), pending["epoch"])
             path.unlink()
             return int(pending["epoch"]), None
-        return None, Replay(int(pending["epoch"]), pending["note"].encode(), int(pending["time"]), pending["pr"])
+        note = pending.get("note")
+        head_text = notes.parse(note.encode()).text if note else pending["head"]
+        return None, Replay(int(pending["epoch"]), head_text, int(pending["time"]), pending["pr"], bool(note))
     # The branch moved on without this STR (another job won the race): it was never published.
     path.unlink()
     return None, None
@@ -177,8 +198,11 @@ class EpochJob:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
             summary = self._run_locked()
-        if self.options.push:
-            summary.pushes = publish_pushes(config, summary)
+            if self.options.push:
+                summary.pushes = publish_pushes(config, summary)
+        failed = {target: status for target, status in summary.pushes.items() if status != "ok"}
+        if failed:
+            raise EpochNotPublished(summary, failed)
         return summary
 
     def _run_locked(self) -> EpochSummary:
@@ -189,9 +213,6 @@ class EpochJob:
         recovered, replay = recover_pending(log, config.state_dir)
         if recovered:
             self.say(f"recovered epoch {recovered} from an interrupted run")
-        if replay is not None:
-            self.say(f"replaying epoch {replay.epoch}: its STR was signed by an interrupted run")
-            opts.now, opts.pr_head = replay.time, replay.pr
         signer = config.signer()
         verifier = signer.verifier()
         head = log.head()
@@ -202,17 +223,22 @@ class EpochJob:
 
         mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key)
         fetched = mirror.fetch()
-        pr_head = mirror.commit(opts.pr_head) if opts.pr_head else fetched
+        standing = authority.check_standing(config, log, epoch - 1, mirror.repo)
+        for line in standing.notes:
+            self.say(line)
+        replay = self._replay_of(replay, standing.replay)
+        want_now, want_pr = (replay.time, replay.pr) if replay is not None else (opts.now, opts.pr_head)
+        pr_head = mirror.commit(want_pr) if want_pr else fetched
         last = prev.head.pr if prev else None
         mirror.check_descends(pr_head, last)
-        if opts.pr_head:
+        if want_pr:
             mirror.check_descends(fetched, str(pr_head.id))
         commits = mirror.new_commits(pr_head, last)
         if last is None:
             self._check_root(mirror, pr_head)
         t = self._tick("fetch", t)
 
-        now = opts.now if opts.now is not None else int(time.time())
+        now = want_now if want_now is not None else int(time.time())
         policy_source = self._policy_source(log, head, prev, mirror)
         checks, tainted, source_of, policy_source = self._check_commits(mirror, commits, now, policy_source)
         t = self._tick("commit_checks", t)
@@ -245,16 +271,19 @@ class EpochJob:
 
         pending = config.state_dir / PENDING
         parent_id = str(head.id) if head else None
-        if replay is not None:
-            if replay.epoch != epoch or replay.note.split(b"\n\n")[0] + b"\n" != head_str.text().encode():
-                raise PdsError(
-                    f"an interrupted run signed an STR for epoch {replay.epoch} that this run cannot reproduce "
-                    f"(see {pending}); refusing to sign a second, different STR for that epoch")
+        if replay is not None and (replay.epoch != epoch or replay.head != head_str.text()):
+            raise authority.SigningRefused(
+                f"epoch {replay.epoch} is reserved for an STR (by an interrupted run, see {pending}, or by another "
+                f"signer) that this run cannot reproduce; refusing to sign a second, different STR for that epoch. "
+                f"{authority.HOW_TO_MOVE}")
+        # The body is persisted before the reservation and the signature before anything can
+        # publish it: a run that dies from here on is completed or replayed with this very STR.
+        pending_doc: dict[str, Any] = {"epoch": epoch, "parent": parent_id, "head": head_str.text(), "note": None,
+                                       "time": now, "pr": str(pr_head.id), "commit": None}
+        atomic_write_bytes(pending, json.dumps(pending_doc).encode())
+        authority.reserve(standing, authority.Reservation(epoch, head_str.text()))
         signed = sign_str(head_str, signer)
-        # Persist the signature before anything can publish it: a run that dies from here on is
-        # completed or replayed with this very STR, never replaced by a second one.
-        pending_doc = {"epoch": epoch, "parent": parent_id, "note": signed.note.decode(), "time": now,
-                       "pr": str(pr_head.id), "commit": None}
+        pending_doc["note"] = signed.note.decode()
         atomic_write_bytes(pending, json.dumps(pending_doc).encode())
         self.changes[layout.LATEST_STR] = signed.note
         self.changes[layout.str_path(epoch)] = signed.note
@@ -286,6 +315,16 @@ class EpochJob:
             alarms=[c["alarm"] for c in checks if c.get("alarm")], recovered=bool(recovered), seconds=self.timings)
 
     # ------------------------------------------------------------------ steps
+    def _replay_of(self, local: Replay | None, reserved: authority.Reservation | None) -> Replay | None:
+        """The STR this run must reproduce: an interrupted run's here, or the authority's
+        reserved-but-unpublished one (which wins over an unsigned local one: it was reserved)."""
+        if reserved is not None and (local is None or (local.head != reserved.head and not local.signed)):
+            head = reserved.tree_head()
+            local = Replay(reserved.epoch, reserved.head, head.time, head.pr)
+        if local is not None:
+            self.say(f"replaying epoch {local.epoch}: its STR was reserved or signed by an earlier run")
+        return local
+
     def _check_root(self, mirror: PrMirror, pr_head: pygit2.Commit) -> None:
         """On the first epoch, the PR's root commit must be the one pinned at init."""
         pinned = self.config.pr_root

@@ -224,7 +224,8 @@ class LogMirror(Authority):
                  "+refs/pds/*:refs/authority/pds/*"],
                 capture_output=True, text=True, env=git_env(self.config.ssh_key), timeout=PUSH_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise SigningRefused(f"cannot reach {self.where}: no answer in {PUSH_TIMEOUT} s; nothing was signed") from None
+            raise SigningRefused(f"cannot reach {self.where}: no answer in {PUSH_TIMEOUT} s; "
+                                 f"nothing was signed") from None
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines()
             raise SigningRefused(f"cannot reach {self.where} ({lines[-1] if lines else 'git fetch failed'}): the "

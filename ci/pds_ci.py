@@ -18,10 +18,15 @@ restore-log --config pv.yaml [--no-pr-check] [--allow-first-epoch]
     * a local log (restored from the CI cache): fetch the primary; fast-forward if the cache is
       behind, keep it if it is ahead (an earlier run signed an epoch but could not push it:
       this run pushes it), refuse if the two histories diverged.
-    * then, unless --no-pr-check or `report_to_pr: false`: the newest STR the PV pushed to its
-      area on the PR (refs/heads/pvs/<origin>, pvs/<origin>/latest.note) must be in the local
-      log byte for byte. If the PR holds a newer or a different STR, this log is not the one
-      the PV signed from; signing now would equivocate. Refused.
+    * then the checks `pds pv epoch` itself makes before signing (pds_log.pv.authority, the
+      same code): the log must extend the primary's history and hold the STR of any epoch the
+      primary reserves but lacks; and, unless --no-pr-check or `report_to_pr: false`, the
+      newest STR the PV pushed to its area on the PR (refs/heads/pvs/<origin>,
+      pvs/<origin>/latest.note) must be in the local log byte for byte. If the PR holds a newer
+      or a different STR, this log is not the one the PV signed from; signing now would
+      equivocate. Refused.
+    This is also how signing moves from a host to CI (or back): stop the old signer, let its
+    last epoch reach the primary, then restore-log where the PV is to sign from now on.
 
 check-pushes --config pv.yaml SUMMARY.json
     After `pds pv epoch --json` / `pds pv seal --json`: exit 1 unless the push to the primary
@@ -169,6 +174,7 @@ def restore_log(config, *, pr_check: bool = True, allow_first_epoch: bool = Fals
                 raise Refused(f"the cached log ({local[:12]}) and {primary} ({remote[:12]}) have diverged: "
                               f"two histories of one log. Stop, find out how (equivocation may already be "
                               f"visible), and restore the right one by hand")
+    what += "; " + check_primary(config, log, primary)
     if pr_check and config.report_to_pr:
         what += "; " + check_pr_area(config, log, env)
     elif pr_check:
@@ -176,9 +182,29 @@ def restore_log(config, *, pr_check: bool = True, allow_first_epoch: bool = Fals
     return what
 
 
+def check_primary(config, log: Path, primary: str) -> str:
+    """The check `pds pv epoch` makes against the primary: history and reservation."""
+    from pds_log.pv.authority import LogMirror, SigningRefused, check_unpublished
+    from pds_log.pv.logrepo import LogRepo
+
+    try:
+        Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        mirror = LogMirror(config, primary)
+        view = mirror.view()
+        repo = LogRepo(log)
+        said = mirror.check(repo)
+        head = repo.head()
+        check_unpublished(view, repo, note_epoch(repo.read(head, "latest.note"), f"{log}") if head else 0)
+    except SigningRefused as exc:
+        raise Refused(str(exc)) from None
+    return said
+
+
 def check_pr_area(config, log: Path, env: dict[str, str]) -> str:
-    """The newest STR the PV pushed to its PR area must be in `log`, byte for byte."""
-    from pds_log.core import log_layout as layout
+    """The newest STR the PV pushed to its PR area must be in `log`, byte for byte (the
+    comparison of `pds pv epoch`: pds_log.pv.authority.check_area)."""
+    from pds_log.pv.authority import SigningRefused, check_area
+    from pds_log.pv.logrepo import LogRepo
 
     ref = f"refs/heads/pvs/{config.origin}"
     tip = remote_ref(config.pr_url, ref, env)
@@ -189,21 +215,10 @@ def check_pr_area(config, log: Path, env: dict[str, str]) -> str:
         git("init", "--bare", "-q", str(area))
         git("--git-dir", str(area), "fetch", "-q", config.pr_url, f"+{ref}:refs/area", env=env)
         published = show(area, "refs/area", f"pvs/{config.origin}/latest.note")
-    if published is None:
-        return "PR area holds no STR yet"
-    epoch = note_epoch(published, f"PR area pvs/{config.origin}/latest.note")
-    head = local_ref(log, BRANCH)
-    ours_latest = show(log, BRANCH, layout.LATEST_STR) if head else None
-    ours_epoch = note_epoch(ours_latest, f"{log}:{layout.LATEST_STR}") if ours_latest else 0
-    if epoch > ours_epoch:
-        raise Refused(f"the PR area holds the PV's STR for epoch {epoch}, but the log only reaches epoch "
-                      f"{ours_epoch}: this is not the log the PV signed from (a lost cache, an old or "
-                      f"wrong mirror). Signing now would make a second STR for epoch {ours_epoch + 1}")
-    ours = show(log, BRANCH, layout.str_path(epoch))
-    if ours != published:
-        raise Refused(f"the PR area's STR for epoch {epoch} differs from the log's: two STRs for one epoch "
-                      f"exist already. Stop and investigate")
-    return f"PR area at epoch {epoch}, consistent with the log (epoch {ours_epoch})"
+    try:
+        return check_area(published, LogRepo(log), "the PR area")
+    except SigningRefused as exc:
+        raise Refused(str(exc)) from None
 
 
 # ---------------------------------------------------------------------- check-pushes

@@ -103,12 +103,16 @@ def register(group: click.Group) -> None:
     @click.option("--now", type=int, default=None, hidden=True, help="STR time (tests).")
     def epoch_cmd(config_path, as_json, wait, no_push, now):
         """Run one epoch: fetch, re-check, verify, update the tree, sign, commit, push."""
-        from pds_log.pv.epoch import EpochOptions, run_epoch
+        from pds_log.pv.epoch import EpochNotPublished, EpochOptions, run_epoch
 
         config = _config(config_path)
-        with terminal_progress(enabled=not as_json, label="verifying") as bar:
-            summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push, progress=bar.line,
-                                                     steps=bar.step))
+        try:
+            with terminal_progress(enabled=not as_json, label="verifying") as bar:
+                summary = run_epoch(config, EpochOptions(now=now, wait_lock=wait, push=not no_push,
+                                                         progress=bar.line, steps=bar.step))
+        except EpochNotPublished as exc:  # signed and committed: say what, then fail (exit 1)
+            _print_summary(exc.summary, as_json)
+            raise
         _print_summary(summary, as_json)
 
     @group.command("plan")
@@ -155,14 +159,18 @@ def register(group: click.Group) -> None:
     @click.option("--no-push", is_flag=True)
     def seal_cmd(config_path, plan_path, results_dir, as_json, no_push):
         """Gather a plan's results, then sign and commit the epoch."""
-        from pds_log.pv.epoch import EpochOptions
+        from pds_log.pv.epoch import EpochNotPublished, EpochOptions
         from pds_log.pv.fanout import load_plan, seal
 
         config = _config(config_path)
         with configuration():
             plan = load_plan(plan_path)
-        with terminal_progress(enabled=not as_json, label="sealing") as bar:
-            summary = seal(config, plan, results_dir, EpochOptions(push=not no_push, progress=bar.line))
+        try:
+            with terminal_progress(enabled=not as_json, label="sealing") as bar:
+                summary = seal(config, plan, results_dir, EpochOptions(push=not no_push, progress=bar.line))
+        except EpochNotPublished as exc:
+            _print_summary(exc.summary, as_json)
+            raise
         _print_summary(summary, as_json)
 
     @group.command("publish")

@@ -2,13 +2,17 @@
 
 Safety properties, and what provides each:
 
-* One STR per epoch. An exclusive lock on the state dir serialises jobs on one machine; the
-  log branch moves by compare-and-swap (`git update-ref NEW OLD`), so a job that raced with
-  another (e.g. on another CI runner) loses cleanly and publishes nothing. The moment an STR
-  is signed it is written to ``state/pending.json`` (then the commit id, once written); a job
-  killed after that is completed by the next run with the *same* STR (the commit is moved into
-  place, or the epoch is replayed with the same PR head and time, and Ed25519 being
-  deterministic yields the same bytes) -- or, if that cannot be reproduced, nothing is signed.
+* One STR per epoch, one signer per PV. Before signing, the job proves that its log extends
+  the PV's authoritative history (primary log mirror, else its PR area) and reserves the epoch
+  there for the exact STR body by a compare-and-swap (pds_log.pv.authority): a second host, a
+  copied PV directory or an old CI cache is refused before it signs anything. An exclusive lock
+  on the state dir serialises jobs on one machine; the log branch moves by compare-and-swap
+  (`git update-ref NEW OLD`). The STR body is written to ``state/pending.json`` before the
+  reservation, the signed STR once signed (then the commit id, once written); a job killed
+  after that is completed by the next run with the *same* STR (the commit is moved into place,
+  or the epoch is replayed with the same PR head and time, and Ed25519 being deterministic
+  yields the same bytes) -- or, if that cannot be reproduced, nothing is signed. A push that
+  fails after the commit is an error (`EpochNotPublished`); the next run pushes it.
 * Atomic epochs. Objects are written first; the branch update is the single commit point. A
   job killed at any moment leaves the log at the previous epoch or at the new complete one.
 * History. The new PR head must descend from the last processed head, else nothing is signed.
@@ -31,16 +35,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pygit2
 
 from pds_log.core import log_layout as layout
+from pds_log.core import note as notes
 from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
-from pds_log.core.errors import FormatError, PdsError
-from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
+from pds_log.core.errors import PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.records import ResultRecord, VerifierOutcome
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
@@ -48,9 +53,10 @@ from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
 
-from . import verification
+from . import authority, verification
 from .config import PvConfig
 from .logrepo import LogRepo, RaceLost
+from .plan import DELETED, Decision, EpochPlan, PreviousResult, PreviousState, PrSnapshot, plan_epoch
 from .prsource import PluginSnapshot, PrMirror
 from .treestate import TreeState
 
@@ -92,6 +98,19 @@ class EpochSummary:
         return dict(self.__dict__)
 
 
+class EpochNotPublished(PdsError):
+    """The epoch is signed and committed to the local log, but a push failed: it is not yet
+    where peers and other signers look. Never an exit 0; the next run pushes it."""
+
+    def __init__(self, summary: EpochSummary, failed: dict[str, str]) -> None:
+        self.summary = summary
+        self.failed = failed
+        where = "; ".join(f"{target}: {status}" for target, status in sorted(failed.items()))
+        super().__init__(f"epoch {summary.epoch} is signed and committed locally but not published ({where}). "
+                         f"Fix the push target, then run the next epoch (it pushes everything still missing); "
+                         f"do not run an epoch elsewhere meanwhile")
+
+
 # ---------------------------------------------------------------------- recovery
 @dataclass
 class Replay:
@@ -99,9 +118,10 @@ class Replay:
     reproduce exactly that STR (same PR head, same time) or sign nothing."""
 
     epoch: int
-    note: bytes
+    head: str  # the STR body (TreeHead text) to reproduce
     time: int
     pr: str
+    signed: bool = False  # the STR was signed (not only reserved)
 
 
 def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay | None]:
@@ -132,7 +152,9 @@ def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay |
             log.advance(parent, pygit2.Oid(hex=commit), pending["epoch"])
             path.unlink()
             return int(pending["epoch"]), None
-        return None, Replay(int(pending["epoch"]), pending["note"].encode(), int(pending["time"]), pending["pr"])
+        note = pending.get("note")
+        head_text = notes.parse(note.encode()).text if note else pending["head"]
+        return None, Replay(int(pending["epoch"]), head_text, int(pending["time"]), pending["pr"], bool(note))
     # The branch moved on without this STR (another job won the race): it was never published.
     path.unlink()
     return None, None
@@ -154,11 +176,196 @@ def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRo
 
 
 # ---------------------------------------------------------------------- the job
+@dataclass
+class EpochContext:
+    """Everything one epoch works on, loaded once: the log at its head, the PR mirror, the tree
+    state, and what the epoch writes (the record and the changes to the log's tree)."""
+
+    config: PvConfig
+    log: LogRepo
+    head: pygit2.Commit | None
+    prev: SignedTreeRoot | None
+    state: TreeState
+    mirror: PrMirror
+    say: Callable[[str], None]
+    pr_head: pygit2.Commit | None = None
+    now: int = 0
+    record: layout.EpochRecord | None = None
+    changes: dict[str, bytes | None] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return self.prev.head.epoch + 1 if self.prev else 1
+
+    @property
+    def last_pr(self) -> str | None:
+        return self.prev.head.pr if self.prev else None
+
+    def previous_result(self, name: str) -> ResultRecord | None:
+        if self.head is None:
+            return None
+        data = self.log.read(self.head, layout.result_path(name))
+        return ResultRecord.decode(data, layout.result_path(name)) if data else None
+
+
+def open_context(config: PvConfig, say: Callable[[str], None]) -> EpochContext:
+    """The log at its head (the STR checked with the PV's key) and the PR mirror, not fetched."""
+    log = LogRepo(config.log_repo)
+    head = log.head()
+    prev = log.latest_str(head, config.signer().verifier()) if head else None
+    state = load_tree_state(log, head, prev, config.state_dir)
+    mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key,
+                      config.known_hosts)
+    return EpochContext(config, log, head, prev, state, mirror, say)
+
+
+def select_pr_head(ctx: EpochContext, fetched: pygit2.Commit, pinned: str | None) -> pygit2.Commit:
+    """The PR head to process (`pinned`, or the fetched one), checked to extend the last one."""
+    pr_head = ctx.mirror.commit(pinned) if pinned else fetched
+    ctx.mirror.check_descends(pr_head, ctx.last_pr)
+    if pinned:
+        ctx.mirror.check_descends(fetched, str(pr_head.id))
+    return pr_head
+
+
+class _Lazy(Mapping[str, Any]):
+    """A read-on-demand mapping for the planner (which stays free of git)."""
+
+    def __init__(self, read: Callable[[str], Any], keys: Callable[[], set[str]] = set) -> None:
+        self._read, self._keys, self._seen = read, keys, {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._seen:
+            self._seen[name] = self._read(name)
+        if self._seen[name] is None:
+            raise KeyError(name)
+        return self._seen[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+
+def _previous_of(ctx: EpochContext, name: str) -> PreviousResult | None:
+    record = ctx.previous_result(name)
+    return PreviousResult(record.commit, record.taint) if record else None
+
+
+def plan_for(ctx: EpochContext, checks: CommitChecks) -> EpochPlan:
+    """The planner's view of this epoch: the log's state and the judged PR snapshot."""
+    assert ctx.pr_head is not None
+    pr_head, last = ctx.pr_head, ctx.last_pr
+    previous = PreviousState(frozenset(ctx.state.values), ctx.prev.head.policy if ctx.prev else None,
+                             _Lazy(lambda n: _previous_of(ctx, n)))
+    snapshot = PrSnapshot(
+        str(pr_head.id), frozenset(ctx.mirror.changed_plugins(ctx.mirror.commit(last) if last else None, pr_head)),
+        _LazyNames(lambda: ctx.mirror.plugin_names(pr_head)), _Lazy(lambda n: ctx.mirror.plugin(pr_head, n)),
+        checks.tainted, checks.source_of)
+    return plan_epoch(previous, snapshot, ctx.config.policy_hash())
+
+
+class _LazyNames(Collection[str]):
+    """Every plugin name at the PR head, listed only when the planner asks (a policy change)."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read, self._names = read, None
+
+    def _all(self) -> set[str]:
+        if self._names is None:
+            self._names = set(self._read())
+        return self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._all()
+
+
+@dataclass
+class CommitChecks:
+    """The verdicts of the new PR commits: records, taints, sources, and the policy in effect after."""
+
+    records: list[dict[str, Any]]
+    tainted: dict[str, str]
+    source_of: dict[str, str]
+    policy_source: str | None
+
+
+def policy_source(ctx: EpochContext) -> str | None:
+    """The PR commit whose policy was in effect after the last epoch (None before the first)."""
+    if ctx.head is None or ctx.prev is None:
+        return None
+    path = layout.epoch_record_path(ctx.prev.head.epoch)
+    data = ctx.log.read(ctx.head, path)
+    if data is None:
+        raise PdsError(f"log repo {ctx.log.path}: no record of epoch {ctx.prev.head.epoch}; refusing to continue")
+    record = layout.EpochRecord.decode(data, path)
+    if record.pr_policy:
+        return record.pr_policy
+    # Records older than pr_policy: the policy at the last PR head, or where that one does
+    # not parse (a planted commit processed by an older PV), the newest one before it.
+    from pds_log.infra.commit_check import usable_policy
+
+    try:
+        return usable_policy(ctx.mirror.repo, ctx.mirror.commit(ctx.prev.head.pr), LEGACY_POLICY_DEPTH)[1]
+    except PdsError:
+        return ctx.prev.head.pr  # its commits are refused with the reason
+
+
+def check_commits(ctx: EpochContext) -> CommitChecks:
+    """Re-check every new commit against the policy in effect before it."""
+    from pds_log.infra import commit_check
+
+    assert ctx.pr_head is not None
+    checks = CommitChecks([], {}, {}, None)
+    chain = commit_check.PolicyChain(ctx.mirror.repo, policy_source(ctx))
+    for commit in ctx.mirror.new_commits(ctx.pr_head, ctx.last_pr):
+        touched = sorted(ctx.mirror.touched_plugins(commit))
+        verdict, judged_by = chain.judge(commit, ctx.now)
+        # "policy": the commit whose pds/policy.yaml judged this one (so an auditor can redo it)
+        entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
+                 "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
+        if verdict.unverifiable:
+            entry["alarm"] = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
+                              f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "
+                              f"bypassed or the PR is compromised. Its changes are not adopted.")
+            ctx.say(entry["alarm"])
+        checks.records.append(entry)
+        commit_check.follow_plugins(verdict, touched, checks.source_of, checks.tainted)
+        if not verdict.ok:
+            ctx.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
+    checks.policy_source = chain.source
+    return checks
+
+
+def check_root(ctx: EpochContext) -> None:
+    """On the first epoch, the PR's root commit must be the one pinned at init."""
+    pinned = ctx.config.pr_root
+    if not pinned or ctx.last_pr is not None:
+        return
+    assert ctx.pr_head is not None
+    roots = [c for c in ctx.mirror.new_commits(ctx.pr_head, None) if not c.parents]
+    if [str(c.id) for c in roots] != [pinned]:
+        raise PdsError(f"the PR's root commit is {', '.join(str(c.id) for c in roots)}, "
+                       f"not the pinned {pinned}: wrong or rewritten PR; refusing to sign anything")
+
+
 class EpochJob:
     def __init__(self, config: PvConfig, options: EpochOptions) -> None:
         self.config = config
         self.options = options
-        self.changes: dict[str, bytes | None] = {}
         self.timings: dict[str, float] = {}
 
     def say(self, line: str) -> None:
@@ -178,219 +385,170 @@ class EpochJob:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
             summary = self._run_locked()
-        if self.options.push:
-            summary.pushes = publish_pushes(config, summary)
+            if self.options.push:
+                summary.pushes = publish_pushes(config, summary)
+        failed = {target: status for target, status in summary.pushes.items() if status != "ok"}
+        if failed:
+            raise EpochNotPublished(summary, failed)
         return summary
 
     def _run_locked(self) -> EpochSummary:
-        config, opts = self.config, self.options
         t0 = time.perf_counter()
-        clear_stale_git_locks(config.log_repo)  # left by a killed run; we hold the epoch lock
-        log = LogRepo(config.log_repo)
-        recovered, replay = recover_pending(log, config.state_dir)
+        clear_stale_git_locks(self.config.log_repo)  # left by a killed run; we hold the epoch lock
+        recovered, replay = recover_pending(LogRepo(self.config.log_repo), self.config.state_dir)
         if recovered:
             self.say(f"recovered epoch {recovered} from an interrupted run")
-        if replay is not None:
-            self.say(f"replaying epoch {replay.epoch}: its STR was signed by an interrupted run")
-            opts.now, opts.pr_head = replay.time, replay.pr
-        signer = config.signer()
-        verifier = signer.verifier()
-        head = log.head()
-        prev = log.latest_str(head, verifier) if head else None
-        epoch = prev.head.epoch + 1 if prev else 1
-        state = load_tree_state(log, head, prev, config.state_dir)
+        ctx = open_context(self.config, self.say)
         t = self._tick("load", t0)
-
-        mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key,
-                          config.known_hosts)
-        fetched = mirror.fetch()
-        pr_head = mirror.commit(opts.pr_head) if opts.pr_head else fetched
-        last = prev.head.pr if prev else None
-        mirror.check_descends(pr_head, last)
-        if opts.pr_head:
-            mirror.check_descends(fetched, str(pr_head.id))
-        commits = mirror.new_commits(pr_head, last)
-        if last is None:
-            self._check_root(mirror, pr_head)
+        standing, replay = self._fetch(ctx, replay)
         t = self._tick("fetch", t)
-
-        now = opts.now if opts.now is not None else int(time.time())
-        policy_source = self._policy_source(log, head, prev, mirror)
-        checks, tainted, source_of, policy_source = self._check_commits(mirror, commits, now, policy_source)
+        checks = check_commits(ctx)
         t = self._tick("commit_checks", t)
-
-        policy = config.policy_hash()
-        changed = mirror.changed_plugins(mirror.commit(last) if last else None, pr_head)
-        if prev is not None and prev.head.policy != policy:
+        plan = plan_for(ctx, checks)
+        if plan.policy_changed:
             self.say("acceptance policy changed: re-verifying every plugin")
-            changed |= set(mirror.plugin_names(pr_head)) | set(state.values)
-        record = layout.EpochRecord(epoch=epoch, origin=config.origin, pr_from=last, pr_to=str(pr_head.id),
-                                    time=now, root="", size=0, commits=checks, policy=policy,
-                                    pr_policy=policy_source or "")
-        old_keys = [name_key(n) for n in changed if is_valid_name(n)]
-        old_tiles = tiles_on_paths(state.tree, old_keys)
-        self._process_plugins(log, head, mirror, pr_head, sorted(changed), tainted, source_of, state, record, epoch)
+        ctx.record = layout.EpochRecord(
+            epoch=ctx.epoch, origin=self.config.origin, pr_from=ctx.last_pr, pr_to=str(ctx.pr_head.id),
+            time=ctx.now, root="", size=0, commits=checks.records, policy=self.config.policy_hash(),
+            pr_policy=checks.policy_source or "")
+        old_keys = [name_key(n) for n in plan.changed if is_valid_name(n)]
+        old_tiles = tiles_on_paths(ctx.state.tree, old_keys)
+        PluginOutcomes(ctx, self.options).apply(plan)
         t = self._tick("verify", t)
+        head_str = self._update_tree(ctx, old_keys, old_tiles)
+        t = self._tick("tree", t)
+        signed = self._sign(ctx, standing, replay, head_str)
+        self._commit(ctx, signed)
+        self._tick("commit", t)
+        return self._summary(ctx, signed, bool(recovered))
 
-        root = state.tree.root()
-        new_tiles = tiles_on_paths(state.tree, old_keys)
+    # ------------------------------------------------------------------ steps
+    def _fetch(self, ctx: EpochContext, replay: Replay | None) -> tuple[authority.Standing, Replay | None]:
+        """Fetch the PR, prove the log extends the PV's authoritative history, fix the PR head and time."""
+        fetched = ctx.mirror.fetch()
+        standing = authority.check_standing(self.config, ctx.log, ctx.epoch - 1, ctx.mirror.repo)
+        for line in standing.notes:
+            self.say(line)
+        replay = self._replay_of(replay, standing.replay)
+        want_now, want_pr = (replay.time, replay.pr) if replay is not None else (self.options.now,
+                                                                                 self.options.pr_head)
+        ctx.pr_head = select_pr_head(ctx, fetched, want_pr)
+        check_root(ctx)
+        ctx.now = want_now if want_now is not None else int(time.time())
+        return standing, replay
+
+    def _replay_of(self, local: Replay | None, reserved: authority.Reservation | None) -> Replay | None:
+        """The STR this run must reproduce: an interrupted run's here, or the authority's
+        reserved-but-unpublished one (which wins over an unsigned local one: it was reserved)."""
+        if reserved is not None and (local is None or (local.head != reserved.head and not local.signed)):
+            head = reserved.tree_head()
+            local = Replay(reserved.epoch, reserved.head, head.time, head.pr)
+        if local is not None:
+            self.say(f"replaying epoch {local.epoch}: its STR was reserved or signed by an earlier run")
+        return local
+
+    def _update_tree(self, ctx: EpochContext, old_keys: list[bytes], old_tiles: dict[bytes, Any]) -> TreeHead:
+        """The tiles the plan changed, and the new STR body."""
+        new_tiles = tiles_on_paths(ctx.state.tree, old_keys)
         for h, tile in old_tiles.items():
             if h not in new_tiles:
-                self.changes[layout.tile_path(tile.level, h)] = None
+                ctx.changes[layout.tile_path(tile.level, h)] = None
         for h, tile in new_tiles.items():
             if h not in old_tiles:
-                self.changes[layout.tile_path(tile.level, h)] = tile.encode()
-        record.root, record.size = root.hex(), len(state.tree)
-        head_str = TreeHead(config.origin, epoch, root, prev.hash if prev else ZERO_HASH, now,
-                            str(pr_head.id), len(state.tree), policy)
-        t = self._tick("tree", t)
+                ctx.changes[layout.tile_path(tile.level, h)] = tile.encode()
+        root = ctx.state.tree.root()
+        assert ctx.record is not None and ctx.pr_head is not None
+        ctx.record.root, ctx.record.size = root.hex(), len(ctx.state.tree)
+        return TreeHead(self.config.origin, ctx.epoch, root, ctx.prev.hash if ctx.prev else ZERO_HASH, ctx.now,
+                        str(ctx.pr_head.id), len(ctx.state.tree), self.config.policy_hash())
 
-        pending = config.state_dir / PENDING
-        parent_id = str(head.id) if head else None
-        if replay is not None:
-            if replay.epoch != epoch or replay.note.split(b"\n\n")[0] + b"\n" != head_str.text().encode():
-                raise PdsError(
-                    f"an interrupted run signed an STR for epoch {replay.epoch} that this run cannot reproduce "
-                    f"(see {pending}); refusing to sign a second, different STR for that epoch")
-        signed = sign_str(head_str, signer)
-        # Persist the signature before anything can publish it: a run that dies from here on is
-        # completed or replayed with this very STR, never replaced by a second one.
-        pending_doc = {"epoch": epoch, "parent": parent_id, "note": signed.note.decode(), "time": now,
-                       "pr": str(pr_head.id), "commit": None}
-        atomic_write_bytes(pending, json.dumps(pending_doc).encode())
-        self.changes[layout.LATEST_STR] = signed.note
-        self.changes[layout.str_path(epoch)] = signed.note
-        self.changes[layout.epoch_record_path(epoch)] = record.encode()
-        descriptor = json.dumps(config.descriptor(), indent=1, sort_keys=True).encode() + b"\n"
-        if head is None or log.read(head, layout.PV_DESCRIPTOR) != descriptor:
-            self.changes[layout.PV_DESCRIPTOR] = descriptor
+    def _sign(self, ctx: EpochContext, standing: authority.Standing, replay: Replay | None,
+              head_str: TreeHead) -> SignedTreeRoot:
+        """Reserve the epoch for this STR body, then sign it; persisted at each step."""
+        pending = self.config.state_dir / PENDING
+        if replay is not None and (replay.epoch != ctx.epoch or replay.head != head_str.text()):
+            raise authority.SigningRefused(
+                f"epoch {replay.epoch} is reserved for an STR (by an interrupted run, see {pending}, or by another "
+                f"signer) that this run cannot reproduce; refusing to sign a second, different STR for that epoch. "
+                f"{authority.HOW_TO_MOVE}")
+        # The body is persisted before the reservation and the signature before anything can
+        # publish it: a run that dies from here on is completed or replayed with this very STR.
+        self.pending_doc: dict[str, Any] = {
+            "epoch": ctx.epoch, "parent": str(ctx.head.id) if ctx.head else None, "head": head_str.text(),
+            "note": None, "time": ctx.now, "pr": head_str.pr, "commit": None}
+        atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
+        authority.reserve(standing, authority.Reservation(ctx.epoch, head_str.text()))
+        signed = sign_str(head_str, self.config.signer())
+        self.pending_doc["note"] = signed.note.decode()
+        atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
+        return signed
+
+    def _commit(self, ctx: EpochContext, signed: SignedTreeRoot) -> None:
+        """Write the epoch as one commit, then move the log branch to it (compare-and-swap)."""
+        record, epoch, head = ctx.record, ctx.epoch, ctx.head
+        assert record is not None
+        ctx.changes[layout.LATEST_STR] = signed.note
+        ctx.changes[layout.str_path(epoch)] = signed.note
+        ctx.changes[layout.epoch_record_path(epoch)] = record.encode()
+        descriptor = json.dumps(self.config.descriptor(), indent=1, sort_keys=True).encode() + b"\n"
+        if head is None or ctx.log.read(head, layout.PV_DESCRIPTOR) != descriptor:
+            ctx.changes[layout.PV_DESCRIPTOR] = descriptor
         if head is None:
-            self.changes["README.md"] = template("log", "README.md").read_bytes()
-        message = (f"epoch {epoch}\n\nroot {root.hex()}\npr {pr_head.id}\nsize {len(state.tree)}\n"
+            ctx.changes["README.md"] = template("log", "README.md").read_bytes()
+        message = (f"epoch {epoch}\n\nroot {record.root}\npr {record.pr_to}\nsize {record.size}\n"
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")
-        commit_id = log.write_epoch_commit(head, self.changes, epoch, config.origin, now, message)
+        commit_id = ctx.log.write_epoch_commit(head, ctx.changes, epoch, self.config.origin, ctx.now, message)
         os.sync()  # every object of the epoch is on disk before anything points at it
-        pending_doc["commit"] = str(commit_id)
-        atomic_write_bytes(pending, json.dumps(pending_doc).encode())
+        pending = self.config.state_dir / PENDING
+        self.pending_doc["commit"] = str(commit_id)
+        atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
         try:
-            log.advance(head.id if head else None, commit_id, epoch)
+            ctx.log.advance(head.id if head else None, commit_id, epoch)
         except RaceLost:
             pending.unlink(missing_ok=True)
             raise
         pending.unlink(missing_ok=True)
-        state.save(config.state_dir / TREE_CACHE, str(commit_id))
-        self._tick("commit", t)
+        ctx.state.save(self.config.state_dir / TREE_CACHE, str(commit_id))
+
+    def _summary(self, ctx: EpochContext, signed: SignedTreeRoot, recovered: bool) -> EpochSummary:
+        record = ctx.record
+        assert record is not None
         return EpochSummary(
-            epoch=epoch, origin=config.origin, root=root.hex(), size=len(state.tree),
-            str_sha256=signed.hash.hex(), pr_from=last, pr_to=str(pr_head.id), added=sorted(record.added),
+            epoch=ctx.epoch, origin=self.config.origin, root=record.root, size=record.size,
+            str_sha256=signed.hash.hex(), pr_from=record.pr_from, pr_to=record.pr_to, added=sorted(record.added),
             updated=sorted(record.updated), removed=record.to_obj()["removed"], rejected=record.to_obj()["rejected"],
-            alarms=[c["alarm"] for c in checks if c.get("alarm")], recovered=bool(recovered), seconds=self.timings)
+            alarms=[c["alarm"] for c in record.commits if c.get("alarm")], recovered=recovered,
+            seconds=self.timings)
 
-    # ------------------------------------------------------------------ steps
-    def _check_root(self, mirror: PrMirror, pr_head: pygit2.Commit) -> None:
-        """On the first epoch, the PR's root commit must be the one pinned at init."""
-        pinned = self.config.pr_root
-        if not pinned:
-            return
-        roots = [c for c in mirror.new_commits(pr_head, None) if not c.parents]
-        if [str(c.id) for c in roots] != [pinned]:
-            raise PdsError(f"the PR's root commit is {', '.join(str(c.id) for c in roots)}, "
-                           f"not the pinned {pinned}: wrong or rewritten PR; refusing to sign anything")
 
-    def _policy_source(self, log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
-                       mirror: PrMirror) -> str | None:
-        """The PR commit whose policy was in effect after the last epoch (None before the first)."""
-        if head is None or prev is None:
-            return None
-        data = log.read(head, layout.epoch_record_path(prev.head.epoch))
-        if data is None:
-            raise PdsError(f"log repo {log.path}: no record of epoch {prev.head.epoch}; refusing to continue")
-        record = layout.EpochRecord.decode(data, layout.epoch_record_path(prev.head.epoch))
-        if record.pr_policy:
-            return record.pr_policy
-        # Records older than pr_policy: the policy at the last PR head, or where that one does
-        # not parse (a planted commit processed by an older PV), the newest one before it.
-        from pds_log.infra.commit_check import usable_policy
+class PluginOutcomes:
+    """Carries out an epoch plan on the tree: verifies what is verifiable, and writes each
+    plugin's result record, binding and bytecode into the epoch's changes."""
 
-        try:
-            return usable_policy(mirror.repo, mirror.commit(prev.head.pr), LEGACY_POLICY_DEPTH)[1]
-        except PdsError:
-            return prev.head.pr  # its commits are refused with the reason
+    def __init__(self, ctx: EpochContext, options: EpochOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        assert ctx.record is not None and ctx.pr_head is not None
+        self.record = ctx.record
 
-    def _check_commits(self, mirror: PrMirror, commits: list[pygit2.Commit], now: int, policy_source: str | None):
-        """Re-check every new commit against the policy in effect before it; returns (records,
-        tainted name -> reason, name -> source commit, the commit whose policy is in effect after)."""
-        from pds_log.infra import commit_check
-
-        records: list[dict[str, Any]] = []
-        tainted: dict[str, str] = {}
-        source_of: dict[str, str] = {}
-        chain = commit_check.PolicyChain(mirror.repo, policy_source)
-        for commit in commits:
-            touched = sorted(mirror.touched_plugins(commit))
-            verdict, judged_by = chain.judge(commit, now)
-            # "policy": the commit whose pds/policy.yaml judged this one (so an auditor can redo it)
-            entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
-                     "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
-            if verdict.unverifiable:
-                entry["alarm"] = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
-                                  f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "
-                                  f"bypassed or the PR is compromised. Its changes are not adopted.")
-                self.say(entry["alarm"])
-            records.append(entry)
-            commit_check.follow_plugins(verdict, touched, source_of, tainted)
-            if not verdict.ok:
-                self.say(f"commit {str(commit.id)[:12]} refused: {'; '.join(verdict.reasons)}")
-        return records, tainted, source_of, chain.source
-
-    def _process_plugins(self, log, head, mirror, pr_head, names, tainted, source_of, state, record, epoch):
-        to_verify: list[tuple[PluginSnapshot, Any]] = []
-        for name in names:
-            if not is_valid_name(name):
-                record.rejected.append({"name": name, "reason": "invalid plugin directory name"})
-                continue
-            snap = mirror.plugin(pr_head, name)
-            if snap is None:
-                if name in state.values:
-                    state.delete(name)
-                    record.removed.append({"name": name, "reason": "deleted from the PR"})
-                    self.changes[layout.binding_path(name)] = None
-                self._write_result(name, epoch, "removed", "deleted from the PR", None, {}, None)
-                self.say(f"  {name}: removed (deleted from the PR)")
-                continue
-            previous = self._previous_result(log, head, name)
-            reason = tainted.get(name)
-            if reason is None and name not in source_of and previous and previous.taint:
-                reason = previous.taint
-            if reason is not None:
-                self._reject(state, record, epoch, name, reason, snap, {}, source=None, taint=reason)
-                continue
-            source = source_of.get(name) or (previous.commit if previous else None)
-            if source is None:
-                source = last_touching_commit(mirror, pr_head, name)
-            if snap.problem:
-                self._reject(state, record, epoch, name, snap.problem, snap, {}, source)
-                continue
-            try:
-                manifest = parse_plugin_manifest(snap.files, name)
-            except FormatError as exc:
-                self._reject(state, record, epoch, name, f"malformed manifest: {exc}", snap, {}, source)
-                continue
-            except (ValueError, RecursionError) as exc:  # a parser letting its own error escape: this plugin only
-                self._reject(state, record, epoch, name, f"malformed manifest: {type(exc).__name__}: {str(exc)[:300]}",
-                             snap, {}, source)
-                continue
-            problems = check_pluglets(manifest, snap.files)
-            if problems:
-                self._reject(state, record, epoch, name, "; ".join(problems), snap, {}, source)
-                continue
-            to_verify.append((snap, manifest, source))
-
-        results = verification.run_all(self.config, [(s, m) for s, m, _ in to_verify],
-                                       require_cached=self.options.require_cached, progress=self.say,
+    def apply(self, plan: EpochPlan) -> None:
+        to_verify: list[tuple[PluginSnapshot, Any, str]] = []
+        for d in plan.decisions:
+            if d.kind == "rejected" and d.snap is None:  # an invalid name: no result record
+                self.record.rejected.append({"name": d.name, "reason": d.reason})
+            elif d.kind == "removed":
+                self._remove(d.name)
+            elif d.kind == "tainted":
+                self._reject(d.name, d.reason, d.snap, {}, None, taint=d.reason)
+            elif d.kind == "rejected":
+                self._reject(d.name, d.reason, d.snap, {}, self._source(d))
+            else:
+                to_verify.append((d.snap, d.manifest, self._source(d)))
+        results = verification.run_all(self.ctx.config, [(s, m) for s, m, _ in to_verify],
+                                       require_cached=self.options.require_cached, progress=self.ctx.say,
                                        steps=self.options.steps)
-        formula = self.config.acceptance_formula()
+        formula = self.ctx.config.acceptance_formula()
         for snap, manifest, source in to_verify:
             outcome = results[snap.name]
             truth = {v: r.status == "pass" for v, r in outcome.items()}
@@ -399,49 +557,56 @@ class EpochJob:
                     snap.name, manifest.path, sha256_hex(snap.files[manifest.path]),
                     {p: sha256_hex(snap.files[p]) for p in manifest.pluglets}, source,
                     [v for v, ok in truth.items() if ok])
-                self._accept(state, record, epoch, snap, manifest, binding, outcome)
+                self._accept(snap, manifest, binding, outcome)
             else:
                 failing = [f"{v}: {r.status}: {r.reason}" for v, r in sorted(outcome.items()) if r.status != "pass"]
-                self._reject(state, record, epoch, snap.name, "not accepted (" + "; ".join(failing) + ")",
-                             snap, outcome, source)
+                self._reject(snap.name, "not accepted (" + "; ".join(failing) + ")", snap, outcome, source)
 
-    def _previous_result(self, log, head, name) -> ResultRecord | None:
-        if head is None:
-            return None
-        data = log.read(head, layout.result_path(name))
-        return ResultRecord.decode(data, layout.result_path(name)) if data else None
+    def _source(self, d: Decision) -> str:
+        assert self.ctx.pr_head is not None
+        return d.source or last_touching_commit(self.ctx.mirror, self.ctx.pr_head, d.name)
 
-    def _accept(self, state, record, epoch, snap, manifest, binding, outcome) -> None:
-        name = snap.name
+    def _remove(self, name: str) -> None:
+        if name in self.ctx.state.values:
+            self.ctx.state.delete(name)
+            self.record.removed.append({"name": name, "reason": DELETED})
+            self.ctx.changes[layout.binding_path(name)] = None
+        self._write_result(name, "removed", DELETED, None, {}, None)
+        self.ctx.say(f"  {name}: removed ({DELETED})")
+
+    def _accept(self, snap: PluginSnapshot, manifest: Any, binding: Binding, outcome: dict[str, Any]) -> None:
+        name, state = snap.name, self.ctx.state
         value = binding.value()
         old = state.values.get(name)
         if old != value:
-            (record.updated if old is not None else record.added).append(name)
+            (self.record.updated if old is not None else self.record.added).append(name)
             state.set(name, value)
-            self.changes[layout.binding_path(name)] = binding.encode()
+            self.ctx.changes[layout.binding_path(name)] = binding.encode()
         for path in (*manifest.files, *manifest.pluglets):
             data = snap.files[path]
-            self.changes[layout.blob_path("bytecode", sha256_hex(data))] = data
-        self._write_result(name, epoch, "accepted", "", binding.source, outcome, snap, value)
-        self.say(f"  {name}: accepted ({', '.join(binding.properties)})")
+            self.ctx.changes[layout.blob_path("bytecode", sha256_hex(data))] = data
+        self._write_result(name, "accepted", "", binding.source, outcome, snap, value)
+        self.ctx.say(f"  {name}: accepted ({', '.join(binding.properties)})")
 
-    def _reject(self, state, record, epoch, name, reason, snap, outcome, source, taint=None) -> None:
-        record.rejected.append({"name": name, "reason": reason})
-        if name in state.values:
-            state.delete(name)
-            record.removed.append({"name": name, "reason": reason})
-            self.changes[layout.binding_path(name)] = None
-        self._write_result(name, epoch, "rejected", reason, source, outcome, snap, taint=taint)
-        self.say(f"  {name}: rejected: {reason}")
+    def _reject(self, name: str, reason: str, snap: PluginSnapshot | None, outcome: dict[str, Any],
+                source: str | None, taint: str | None = None) -> None:
+        self.record.rejected.append({"name": name, "reason": reason})
+        if name in self.ctx.state.values:
+            self.ctx.state.delete(name)
+            self.record.removed.append({"name": name, "reason": reason})
+            self.ctx.changes[layout.binding_path(name)] = None
+        self._write_result(name, "rejected", reason, source, outcome, snap, taint=taint)
+        self.ctx.say(f"  {name}: rejected: {reason}")
 
-    def _write_result(self, name, epoch, status, reason, source, outcome, snap, value=None, taint=None) -> None:
+    def _write_result(self, name: str, status: str, reason: str, source: str | None, outcome: dict[str, Any],
+                      snap: PluginSnapshot | None, value: bytes | None = None, taint: str | None = None) -> None:
         verifiers = {}
         for vname, res in sorted(outcome.items()):
             log_bytes = (res.log or "").encode("utf-8", "replace")
-            self.changes[layout.blob_path("logs", sha256_hex(log_bytes))] = log_bytes
+            self.ctx.changes[layout.blob_path("logs", sha256_hex(log_bytes))] = log_bytes
             verifiers[vname] = VerifierOutcome.of(res, sha256_hex(log_bytes))
-        self.changes[layout.result_path(name)] = ResultRecord(
-            name, epoch, status, reason, source, plugin_files_digest(snap.files) if snap else None,
+        self.ctx.changes[layout.result_path(name)] = ResultRecord(
+            name, self.ctx.epoch, status, reason, source, plugin_files_digest(snap.files) if snap else None,
             value.hex() if value else None, verifiers, taint).encode()
 
 
@@ -460,8 +625,8 @@ def last_touching_commit(mirror: PrMirror, head: pygit2.Commit, name: str) -> st
 def publish_pushes(config: PvConfig, summary: EpochSummary) -> dict[str, str]:
     """Push the STR + failure report to the PR area and the log to its mirrors.
 
-    Failures are reported, never raised: the epoch is committed, and the next epoch pushes
-    everything that is still missing."""
+    Failures are reported here, not raised: every target is tried; the job then fails the run
+    (EpochNotPublished), and the next epoch pushes everything that is still missing."""
     from .pushes import push_mirrors, push_pr_area
 
     results: dict[str, str] = {}

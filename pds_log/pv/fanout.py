@@ -1,7 +1,9 @@
 """The epoch split for CI fan-out: plan -> run-one (a CI matrix) -> seal.
 
 * `plan` fetches the PR and lists the (plugin x verifier) runs the next epoch needs and the
-  cache does not already hold; it signs nothing and changes nothing but the PR mirror.
+  cache does not already hold; it signs nothing and changes nothing but the PR mirror. Which
+  plugins the epoch verifies is decided by the epoch's own planner (pds_log.pv.plan), on the
+  same commit checks, so the plan and the sealed epoch cannot disagree.
 * `run-one` runs one item of the plan on the plugin's files at the plan's PR commit and writes
   a result file; it needs no key.
 * `seal` loads the result files into the verifier cache and runs the normal epoch pinned to the
@@ -16,19 +18,20 @@ Result (JSON, v1): {"v":1, "id", "plugin", "verifier", "files_sha256", "config_d
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from pds_log.core.binding import plugin_files_digest
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
-from pds_log.core.names import is_valid_name
+from pds_log.core.manifest import parse_plugin_manifest
 from pds_log.infra.files import atomic_write_bytes
 
 from . import verification
 from .config import PvConfig
-from .epoch import EpochOptions, EpochSummary, run_epoch
+from .epoch import EpochOptions, EpochSummary, check_commits, open_context, plan_for, run_epoch, select_pr_head
 from .logrepo import LogRepo
 from .prsource import PrMirror
 
@@ -40,37 +43,23 @@ def _mirror(config: PvConfig) -> PrMirror:
 
 
 def make_plan(config: PvConfig) -> dict[str, Any]:
-    log = LogRepo(config.log_repo)
-    head = log.head()
-    prev = log.latest_str(head, config.signer().verifier()) if head else None
-    mirror = _mirror(config)
-    pr_head = mirror.fetch()
-    last = prev.head.pr if prev else None
-    mirror.check_descends(pr_head, last)
-    names = mirror.changed_plugins(mirror.commit(last) if last else None, pr_head)
-    policy = config.policy_hash()
-    if prev is not None and prev.head.policy != policy:
-        names |= set(mirror.plugin_names(pr_head))
+    ctx = open_context(config, lambda line: None)
+    ctx.pr_head = select_pr_head(ctx, ctx.mirror.fetch(), None)
+    ctx.now = int(time.time())
+    plan = plan_for(ctx, check_commits(ctx))  # the epoch's planner: rejected and tainted plugins run nothing
     verifiers = verification.build(config)
     cache = verification.cache_for(config)
     items = []
-    for name in sorted(n for n in names if is_valid_name(n)):
-        snap = mirror.plugin(pr_head, name)
-        if snap is None or snap.problem:
-            continue
-        try:
-            manifest = parse_plugin_manifest(snap.files, name)
-        except FormatError:
-            continue  # rejected at seal time without running verifiers
-        if check_pluglets(manifest, snap.files):
-            continue
-        digest = plugin_files_digest(snap.files)
+    for decision in plan.verifiable:
+        assert decision.snap is not None
+        digest = plugin_files_digest(decision.snap.files)
         for vname, verifier in verifiers.items():
             if cache.get(verifier, digest) is None:
-                items.append({"id": f"{len(items):04d}", "plugin": name, "verifier": vname, "files_sha256": digest})
-    return {"v": PLAN_VERSION, "origin": config.origin, "epoch": (prev.head.epoch + 1) if prev else 1,
-            "log_head": str(head.id) if head else None, "pr_from": last, "pr_to": str(pr_head.id),
-            "policy": policy, "items": items}
+                items.append({"id": f"{len(items):04d}", "plugin": decision.name, "verifier": vname,
+                              "files_sha256": digest})
+    return {"v": PLAN_VERSION, "origin": config.origin, "epoch": ctx.epoch,
+            "log_head": str(ctx.head.id) if ctx.head else None, "pr_from": ctx.last_pr,
+            "pr_to": str(ctx.pr_head.id), "policy": config.policy_hash(), "items": items}
 
 
 def load_plan(path: str | Path) -> dict[str, Any]:
@@ -131,9 +120,7 @@ def seal(config: PvConfig, plan: dict[str, Any], results_dir: str | Path,
         if doc.get("config_digest") != verifier.config_digest():
             raise PdsError(f"{path}: produced with another configuration of {item['verifier']}")
         cache.put(verifier, item["files_sha256"], verification.result_from_obj(doc["result"]))
-    opts = options or EpochOptions()
-    opts.pr_head = plan["pr_to"]
-    opts.require_cached = True
+    opts = dataclasses.replace(options or EpochOptions(), pr_head=plan["pr_to"], require_cached=True)
     return run_epoch(config, opts)
 
 

@@ -1,6 +1,7 @@
 """After an epoch: send the STRs and failure reports to the PV's area on the PR, and the log
-repo to its mirrors. Each push sends everything still missing, so a failed push is simply
-retried by the next epoch; a failure never undoes or blocks an epoch."""
+repo to its mirrors. Each push sends everything still missing, so a failed push is retried by
+the next epoch; a failure never undoes the epoch, but it is an error of the run
+(pds_log.pv.epoch.EpochNotPublished, exit 1): the epoch is signed and not yet published."""
 
 from __future__ import annotations
 

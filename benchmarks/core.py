@@ -84,14 +84,14 @@ def measure_size(n: int) -> dict:
         gen_times.append(time.perf_counter() - t)
     encoded = [p.to_json() for p in proofs]
     ver_times, parse_ver_times = [], []
-    for p, data in zip(proofs, encoded):
+    for p, data in zip(proofs, encoded, strict=True):
         t = time.perf_counter()
         verify_proof(p, root, 1)
         ver_times.append(time.perf_counter() - t)
         t = time.perf_counter()
         verify_proof(Proof.from_json(data), root, 1)
         parse_ver_times.append(time.perf_counter() - t)
-    incl = [len(d) for p, d in zip(proofs, encoded) if p.binding is not None]
+    incl = [len(d) for p, d in zip(proofs, encoded, strict=True) if p.binding is not None]
     out["proof_gen_us"] = statistics.mean(gen_times) * 1e6
     out["proof_verify_us"] = statistics.mean(ver_times) * 1e6
     out["proof_parse_verify_us"] = statistics.mean(parse_ver_times) * 1e6
@@ -169,7 +169,8 @@ def main() -> None:
             rate = smt["smt_inserts_per_s"]
             line += (f", pds one by one {smt['pds_one_by_one_per_s']:,.0f}/s, smt {rate:,.0f}/s "
                      f"({smt['smt_build_s']:.1f} s) -> bulk x{bulk / rate:.0f}, incremental "
-                     f"x{row['incremental_inserts_per_s'] / rate:.0f}, one by one x{smt['pds_one_by_one_per_s'] / rate:.1f}")
+                     f"x{row['incremental_inserts_per_s'] / rate:.0f}, "
+                     f"one by one x{smt['pds_one_by_one_per_s'] / rate:.1f}")
         print(line)
 
 

@@ -302,7 +302,7 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
         name = original if names[original] == 1 else f"{original}.v{names[original]}"
         dest = work / kind / str(rel).replace("/", "__")
         try:
-            report = import_plugin(manifest, dest, name=name if (name != original or kind == "xbgp") else None)
+            import_plugin(manifest, dest, name=name if (name != original or kind == "xbgp") else None)
         except PdsError as exc:
             counts["import failed"] += 1
             failures.append(f"{rel}: import: {exc}")

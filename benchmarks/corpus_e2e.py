@@ -125,7 +125,7 @@ def main() -> None:
     refusals: list[str] = []
     dirs: dict[str, Path] = {}
     timings: dict[str, float] = collections.defaultdict(float)
-    for kind, name, manifest in plugins:
+    for _kind, name, manifest in plugins:
         counts["manifests"] += 1
         dest = work / "dev" / name
         started = time.perf_counter()

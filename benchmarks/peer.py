@@ -25,16 +25,18 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
-import threading
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 from pds_log.core import static_layout as site  # noqa: E402
 from pds_log.core.binding import Binding  # noqa: E402
@@ -47,7 +49,6 @@ from pds_log.core.tree import PrefixTree  # noqa: E402
 from pds_log.infra.http import Fetcher  # noqa: E402
 from pds_log.peer.trust import PeerState, parse_trust  # noqa: E402
 from pds_log.peer.verify import verify_plugin  # noqa: E402
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 TARGET = "org.bench.target"
 MANIFEST = b"org.bench.target\nupdate_rtt post a.o\n"

@@ -142,7 +142,8 @@ def check(tree: Path, xbgp_api: Path | None) -> list[str]:
     effects = spec.get("helpers") or {}
     classified = {h for group in effects.values() for h in (group.get("names") or [])}
     classified |= set(spec["keys"]) | set(spec.get("private") or {})
-    problems += [f"pquic_side_effects.yaml: registered helper {h} has no effect class" for h in sorted(real - classified)]
+    problems += [f"pquic_side_effects.yaml: registered helper {h} has no effect class"
+                 for h in sorted(real - classified)]
     problems += [f"pquic_side_effects.yaml: {h} has an effect class but ubpf.c does not register it"
                  for h in sorted(classified - real)]
     protoops = set(pquic_protoops(tree)) | set(attached_protoops(tree))
@@ -155,7 +156,8 @@ def check(tree: Path, xbgp_api: Path | None) -> list[str]:
     if xbgp_api is not None:
         real_x = set(xbgp_helpers(xbgp_api))
         listed_x = set(_shipped("xbgp_helpers.yaml")["helpers"])
-        problems += [f"xbgp_helpers.yaml: {h} is declared by the xBGP API but not listed" for h in sorted(real_x - listed_x)]
+        problems += [f"xbgp_helpers.yaml: {h} is declared by the xBGP API but not listed"
+                     for h in sorted(real_x - listed_x)]
         problems += [f"xbgp_helpers.yaml: {h} is listed but the xBGP API does not declare it"
                      for h in sorted(listed_x - real_x)]
     return problems

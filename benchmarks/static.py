@@ -39,13 +39,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import verifier_runners as vr  # noqa: E402
 from corpus import top_level_pquic_manifests  # noqa: E402
+
+import verifier_runners as vr  # noqa: E402
 from pds_log.core.errors import PdsError  # noqa: E402
 from pds_log.core.manifest import parse_plugin_manifest  # noqa: E402
 from pds_log.developer.build import read_plugin_dir  # noqa: E402
 from pds_log.developer.importer import import_plugin  # noqa: E402
-from verifier_runners.base import FAIL, PASS, ERROR, Verifier  # noqa: E402
+from verifier_runners.base import ERROR, FAIL, PASS, Verifier  # noqa: E402
 from verifier_runners.static import _CPPCHECK_LINE, _SEVERITY_RANK  # noqa: E402
 
 OPTIONS = {
@@ -187,7 +188,8 @@ def main() -> None:
                    "apart": sum(ln.startswith("apart: ") for ln in lines)}
             rows[option].append(row)
             print(f"{option:15} {directory.name[:60]:60} {row['pluglets']:3} pluglets {seconds:7.1f} s "
-                  f"{cpu:6.1f} cpu-s {result.status:5} {row['against']}/{row['apart']}  {result.reason[:110]}", file=sys.stderr,
+                  f"{cpu:6.1f} cpu-s {result.status:5} {row['against']}/{row['apart']}  {result.reason[:110]}",
+                  file=sys.stderr,
                   flush=True)
     load_end = os.getloadavg()
     sampler.stop()

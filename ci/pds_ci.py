@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -87,7 +86,8 @@ def remote_ref(url: str, ref: str, env: dict[str, str]) -> str | None:
     """The commit `ref` points to at `url`, None if it has no such ref; Refused if unreachable."""
     result = git("ls-remote", url, ref, env=env, check=False)
     if result.returncode != 0:
-        raise Refused(f"cannot reach {url}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git ls-remote failed'}")
+        why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git ls-remote failed"
+        raise Refused(f"cannot reach {url}: {why}")
     for line in result.stdout.splitlines():
         sha, _, name = line.partition("\t")
         if name == ref:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 import shutil
 from pathlib import Path
 
@@ -54,7 +53,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from pds_log.infra.sshkeys import write_ssh_keypair  # noqa: E402
-
 
 # The CLI as the interpreter running the tests has it installed: no `pds` on PATH needed, and
 # never another installation's pds (tests/ci/test_wheel.py runs an installed wheel on purpose).
@@ -138,7 +136,7 @@ class World:
         run(*PDS, "pr", "init", self.pr, "--admin-key", self.admin)
         for name, spaces in (developers or {"alice": ["org.pds.*"]}).items():
             args = ["--namespace"] * len(spaces)
-            ns_args = [x for pair in zip(args, spaces) for x in pair]
+            ns_args = [x for pair in zip(args, spaces, strict=True) for x in pair]
             run(*PDS, "pr", "add-developer", "--repo", self.pr, "--admin-key", self.admin, "--name", name,
                 "--key", f"{self.key(name)}.pub", *ns_args)
         self.built = root / "built"

@@ -14,8 +14,8 @@ bounded, side_effects, static_analysis, external, always_pass, always_fail.
 
 from __future__ import annotations
 
-from pathlib import Path
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pds_log.core.errors import FormatError

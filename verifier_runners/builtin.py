@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-
 from pds_log.core.errors import FormatError
 from pds_log.core.recipe import BuildRecipe, plugin_defines
 from pds_log.core.yamldoc import parse_mapping
@@ -73,7 +72,8 @@ class Reproducible(Verifier):
         for pluglet in plugin.manifest.pluglets:
             source = self.recipe.source_for(pluglet)
             if source not in plugin.files:
-                return self.result(FAIL, f"{pluglet}: no source {source} to rebuild it from", "\n".join(log), **versions)
+                return self.result(FAIL, f"{pluglet}: no source {source} to rebuild it from", "\n".join(log),
+                                   **versions)
             out = pluglet + ".rebuilt"
             for argv in self.recipe.stages(pluglet, out, defines):
                 log.append("$ " + " ".join(argv))
@@ -100,8 +100,9 @@ def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
         # The submitted object is hostile: section bytes are hashed as stored (never through
         # pyelftools' data(), which inflates compressed sections), after the header checks.
         try:
-            from elftools.elf.elffile import ELFFile
             import io
+
+            from elftools.elf.elffile import ELFFile
 
             elf = ELFFile(io.BytesIO(data))
             ebpf.check_headers(elf, len(data))
@@ -178,7 +179,8 @@ class BytecodeSafety(Verifier):
         if problems:
             return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
                                "\n".join(log + problems))
-        return self.result(PASS, f"{len(plugin.manifest.pluglets)} pluglet(s): every instruction checked", "\n".join(log))
+        return self.result(PASS, f"{len(plugin.manifest.pluglets)} pluglet(s): every instruction checked",
+                           "\n".join(log))
 
     def check_object(self, pluglet: str, data: bytes, log: list[str],
                      helpers: dict[str, dict] | None = None) -> list[str]:
@@ -199,7 +201,8 @@ class BytecodeSafety(Verifier):
                 problems.append(f"empty {section.name} (a failed build? no code to run)")
                 continue
             if len(section.insns) > self.config["max_instructions"]:
-                problems.append(f"{len(section.insns)} instructions, over the limit of {self.config['max_instructions']}")
+                limit = self.config["max_instructions"]
+                problems.append(f"{len(section.insns)} instructions, over the limit of {limit}")
             log.append(f"{pluglet} {section.name}: {len(section.insns)} instructions, "
                        f"functions {', '.join(section.functions.values()) or '-'}")
             problems.extend(self.check_section(section, helpers))
@@ -260,7 +263,6 @@ class BytecodeSafety(Verifier):
 # `termination` and `bounded` live in termination.py (imported here for older callers).
 from .termination import Bounded, Termination  # noqa: E402,F401
 
-
 # ---------------------------------------------------------------------- side effects
 _REGISTER = re.compile(r"^r([1-5])$")
 
@@ -290,14 +292,16 @@ class SideEffectSpec:
     """
 
     def __init__(self, doc: Any) -> None:
-        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not isinstance(doc.get("protoops"), dict):
+        if (not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict)
+                or not isinstance(doc.get("protoops"), dict)):
             raise FormatError("side-effect spec: expected 'keys: {set_helper: {key: rN, fields: {...}}}' and "
                               "'protoops: {...}'")
         self.doc = doc
         self.keys: dict[str, tuple[int, dict[int, str]]] = {}
         for helper, entry in doc["keys"].items():
             if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
-                raise FormatError(f"side-effect spec: keys.{helper}: expected 'key: rN' and 'fields: {{field: number}}'")
+                raise FormatError(f"side-effect spec: keys.{helper}: "
+                                  f"expected 'key: rN' and 'fields: {{field: number}}'")
             fields: dict[int, str] = {}
             for field, value in entry["fields"].items():
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:

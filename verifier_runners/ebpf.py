@@ -294,7 +294,8 @@ def function_ranges(section: Section) -> list[tuple[str, list[Insn]]]:
         while k + 1 < len(starts) and insn.index >= starts[k + 1]:
             k += 1
         ranges[k].append(insn)
-    return [(section.functions.get(start, f"{section.name}+{start}"), insns) for start, insns in zip(starts, ranges)]
+    return [(section.functions.get(start, f"{section.name}+{start}"), insns)
+            for start, insns in zip(starts, ranges, strict=True)]
 
 
 class Function(NamedTuple):

@@ -164,7 +164,7 @@ class IrIndex:
         self.blocks: dict[tuple[str, str], str] = {}  # (function, block) -> its text
         self.functions: list[str] = []
         defines = list(_DEFINE.finditer(ir))
-        for k, define in enumerate(defines):
+        for define in defines:
             name = define.group("function")
             self.functions.append(name)
             body_end = ir.find("\n}", define.end())

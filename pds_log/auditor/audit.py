@@ -333,9 +333,9 @@ class Auditor:
         if len(commit.parents) > 1:
             self.find(index, "history", f"commit {commit.id} is a merge; the log must be linear")
         if commit.message.split("\n", 1)[0] != f"epoch {index}":
+            first = commit.message.splitlines()[0][:60] if commit.message else ""
             self.find(index, "history", f"commit {str(commit.id)[:12]} is not 'epoch {index}' "
-                                        f"(message: {commit.message.splitlines()[0][:60] if commit.message else ''!r}): "
-                                        f"an epoch was dropped or added")
+                                        f"(message: {first!r}): an epoch was dropped or added")
         note = self.read(commit, layout.str_path(index))
         latest = self.read(commit, layout.LATEST_STR)
         if note is None:

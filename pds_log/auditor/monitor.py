@@ -82,7 +82,9 @@ def pushed_versions(repo: pygit2.Repository, head: pygit2.Commit, key: str) -> d
                 manifest = parse_plugin_manifest(files, entry.name)
             except Exception:  # noqa: BLE001 - a malformed version is simply not a version
                 continue
-            sha = lambda p: hashlib.sha256(files[p]).hexdigest()  # noqa: E731
+            def sha(p: str, files: dict[str, bytes] = files) -> str:
+                return hashlib.sha256(files[p]).hexdigest()
+
             out.setdefault(entry.name, []).append(PushedVersion(
                 str(commit.id), (manifest.path, sha(manifest.path)),
                 {p: sha(p) for p in manifest.pluglets if p in files}))

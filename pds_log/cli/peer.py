@@ -62,10 +62,10 @@ def verdict_lines(verdict) -> list[str]:
                      "-" if r.bytecode is None else ("match" if r.bytecode == "match" else "MISMATCH"),
                      ",".join(r.properties) or "-", r.status + (" (approved)" if r.approved else "")])
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
     out = [fmt(head)]
     pad = " " * (widths[0] + 2)
-    for row, r in zip(rows, verdict.pvs.values()):
+    for row, r in zip(rows, verdict.pvs.values(), strict=True):
         out.append(fmt(row))
         if r.mirror:
             out.append(f"{pad}from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))

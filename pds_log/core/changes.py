@@ -205,7 +205,8 @@ def _judge_path(change: FileChange, signer: str, policy: Policy, when: int, verd
         verdict.refuse(f"{path}: PV areas live on refs/heads/pvs/<origin>, not on the plugin branch")
     elif not policy.is_admin(signer):
         what = "the policy" if path.startswith("pds/") else "files outside plugins/"
-        verdict.refuse(f"{path}: signer {verdict.signer or short_key(signer)} is not an admin and may not change {what}")
+        who = verdict.signer or short_key(signer)
+        verdict.refuse(f"{path}: signer {who} is not an admin and may not change {what}")
 
 
 def _judge_policy_file(changes: ChangeSet, verdict: CommitVerdict) -> None:
@@ -245,7 +246,8 @@ def judge_pv_area_changes(changes: ChangeSet, signer: str, origin: str, policy: 
     only under ``pvs/<origin>/``, and the same file rule as the plugin branch."""
     verdict = verdict if verdict is not None else CommitVerdict("")
     if origin not in policy.pv_origin(signer):
-        verdict.refuse(f"only the key of PV {origin} may write its area (signer: {verdict.signer or short_key(signer)})")
+        who = verdict.signer or short_key(signer)
+        verdict.refuse(f"only the key of PV {origin} may write its area (signer: {who})")
     prefix = f"{PV_AREA_DIR}/{origin}/"
     for change in changes.files:
         if not change.path.startswith(prefix):

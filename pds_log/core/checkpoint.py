@@ -41,7 +41,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from . import jsondoc, note as notes, tlog
+from . import jsondoc, tlog
+from . import note as notes
 from .errors import FormatError, VerificationError
 from .note import Note, NoteSignature, NoteVerifier, validate_key_name
 
@@ -167,7 +168,7 @@ class CosignatureVerifier:
             raise VerificationError(f"cosignature is not by {self.name}+{self.key_id.hex()}")
         if len(signature.signature) != 8 + 64:
             raise VerificationError(f"cosignature by {self.name}: expected 72 bytes (timestamp || Ed25519)")
-        (timestamp,) = struct.unpack(">Q", signature.signature[:8])
+        timestamp: int = struct.unpack(">Q", signature.signature[:8])[0]
         if timestamp > MAX_TIMESTAMP:
             raise VerificationError(f"cosignature by {self.name}: timestamp above 2**63 - 1")
         plain = NoteVerifier(self.name, self.key_id, self.public_key)  # Ed25519 check only
@@ -330,7 +331,7 @@ class EpochRecord:
         if len(lines) != len(STR_V2_FIELDS):
             raise FormatError(f"{where}: expected the lines {', '.join(STR_V2_FIELDS)}")
         values = {}
-        for want, line in zip(STR_V2_FIELDS, lines):
+        for want, line in zip(STR_V2_FIELDS, lines, strict=True):
             key, sep, value = line.partition(" ")
             if key != want or not sep:
                 raise FormatError(f"{where}: expected a '{want} ...' line, got {line[:60]!r}")

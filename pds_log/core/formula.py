@@ -74,7 +74,8 @@ class Formula:
             unknown = sorted({a.pv for a in atoms} - known)
             if unknown:
                 raise FormatError(
-                    f"formula {text!r}: unknown PV(s) {', '.join(unknown)} (known: {', '.join(sorted(known)) or 'none'})")
+                    f"formula {text!r}: unknown PV(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known)) or 'none'})")
         return cls(text, expr, tuple(dict.fromkeys(atoms)))
 
     @property

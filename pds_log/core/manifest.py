@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from . import jsondoc
 from .errors import FormatError
@@ -88,7 +88,9 @@ class Manifest:
     @property
     def pluglets(self) -> tuple[str, ...]:
         """Every object file the manifest names, sorted, without duplicates."""
-        return tuple(sorted({h.pluglet for h in self.hooks} | set(self.options.get("unattached", ()))))
+        unattached = self.options.get("unattached", ())
+        extra = set(unattached) if isinstance(unattached, (list, tuple, set, frozenset)) else set()
+        return tuple(sorted({h.pluglet for h in self.hooks} | extra))
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -162,7 +164,8 @@ def _parse_pquic_lines(
         where = stack[-1] if stack else path
         raise FormatError(f"{where}: included file {path} is missing")
     text = _decode_text(files[path], path)
-    name, flags = "", ()
+    name = ""
+    flags: tuple[str, ...] = ()
     expect_name = top
     for lineno, raw in enumerate(text.split("\n"), start=1):
         where = f"{path}:{lineno}"
@@ -265,15 +268,16 @@ def _is_xbgp_plugin_json(data: bytes) -> bool:
     return data.lstrip(b" \t\r\n")[:1] == b"{"
 
 
-def _xbgp_bool(doc: dict, key: str, where: str, default: bool) -> bool:
+def _xbgp_bool(doc: dict[str, Any], key: str, where: str, default: bool) -> bool:
     if key not in doc:
         return default
-    if not isinstance(doc[key], bool):
+    value = doc[key]
+    if not isinstance(value, bool):
         raise FormatError(f"{where}: '{key}' must be true or false")
-    return doc[key]
+    return value
 
 
-def _xbgp_mem(doc: dict, key: str, where: str, default: int) -> int:
+def _xbgp_mem(doc: dict[str, Any], key: str, where: str, default: int) -> int:
     if key not in doc:
         return default
     value = doc[key]
@@ -282,7 +286,7 @@ def _xbgp_mem(doc: dict, key: str, where: str, default: int) -> int:
     return value
 
 
-def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict:
+def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict[str, Any]:
     if not _IDENT_RE.fullmatch(code) or len(code) > XBGP_MAX_NAME:
         raise FormatError(f"{where}: code name must be an identifier of at most {XBGP_MAX_NAME} characters")
     if not isinstance(spec, dict):

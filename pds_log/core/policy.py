@@ -32,6 +32,7 @@ import base64
 import binascii
 import datetime
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -172,8 +173,8 @@ class Policy:
         return policy
 
     def to_yaml(self) -> str:
-        def dev(p: Principal) -> dict:
-            d = {"name": p.name, "key": p.key, "namespaces": list(p.namespaces)}
+        def dev(p: Principal) -> dict[str, Any]:
+            d: dict[str, Any] = {"name": p.name, "key": p.key, "namespaces": list(p.namespaces)}
             if p.valid_after is not None:
                 d["valid_after"] = p.valid_after
             if p.valid_before is not None:
@@ -187,7 +188,7 @@ class Policy:
             "revoked": [{"key": k, "reason": r} for k, r in self.revoked.items()],
             "pvs": [{"origin": p.origin, "key": p.key} for p in self.pvs],
         }
-        return yaml.safe_dump(doc, sort_keys=False, width=1000)
+        return str(yaml.safe_dump(doc, sort_keys=False, width=1000))
 
     # ------------------------------------------------------------------ edits (an admin's commit)
     def add_developer(self, name: str, key: str, namespaces: tuple[str, ...] | list[str],
@@ -259,7 +260,7 @@ class Policy:
         return admins[0].name if admins else None
 
     def pv_origin(self, key: str) -> list[str]:
-        return [p.origin for p in self.principals_for(key) if p.role == "pv"]
+        return [p.origin for p in self.principals_for(key) if p.role == "pv" and p.origin is not None]
 
     def name_of(self, key: str) -> str | None:
         found = self.principals_for(key)
@@ -277,7 +278,7 @@ def _iso(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _list(doc: dict, key: str, where: str) -> list:
+def _list(doc: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
     value = doc.get(key) or []
     if not isinstance(value, list):
         raise FormatError(f"{where}: {key} must be a list")
@@ -287,20 +288,20 @@ def _list(doc: dict, key: str, where: str) -> list:
     return value
 
 
-def _only(entry: dict, keys: set[str], where: str) -> None:
+def _only(entry: dict[str, Any], keys: set[str], where: str) -> None:
     extra = set(entry) - keys
     if extra:
         raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
 
 
-def _str(entry: dict, key: str, where: str) -> str:
+def _str(entry: dict[str, Any], key: str, where: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value:
         raise FormatError(f"{where}: {key} must be a non-empty string")
     return value
 
 
-def _key(entry: dict, where: str) -> str:
+def _key(entry: dict[str, Any], where: str) -> str:
     try:
         return key_id(entry.get("key", ""))
     except FormatError as exc:

@@ -85,7 +85,8 @@ class Proof:
         keys = {"v", "name", "epoch", "binding", "other", "siblings"}
         if set(obj) != keys:
             raise FormatError(
-                f"proof: wrong keys (missing: {sorted(keys - set(obj))}, unexpected: {sorted(set(obj) - keys, key=repr)})")
+                f"proof: wrong keys (missing: {sorted(keys - set(obj))}, "
+                f"unexpected: {sorted(set(obj) - keys, key=repr)})")
         if obj["v"] != PROOF_VERSION or isinstance(obj["v"], bool):
             raise FormatError(f"proof: unsupported version {obj['v']!r} (this is v{PROOF_VERSION})")
         try:

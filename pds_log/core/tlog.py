@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
 from .errors import FormatError, VerificationError
-from .tree import node_hash  # the log and the map share the interior-node rule: 0x01 || left || right
+
+# re-exported: the log and the map share the interior-node rule, 0x01 || left || right
+from .tree import node_hash as node_hash
 
 HASH_SIZE = 32
 TILE_HEIGHT = 8
@@ -179,7 +181,7 @@ def _range_hashes(ranges: Sequence[tuple[int, int]], reader: HashReader) -> list
     values = reader.read_hashes([stored_hash_index(level, n) for level, n in need]) if need else []
     if len(values) != len(need) or any(not isinstance(v, bytes) or len(v) != HASH_SIZE for v in values):
         raise VerificationError("hash reader returned the wrong number or size of hashes")
-    got = dict(zip(need, values))
+    got = dict(zip(need, values, strict=True))
     return [_range_hash(lo, hi, got) for lo, hi in ranges]
 
 
@@ -432,7 +434,7 @@ def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
 
 
 def decode_entry_bundle(data: bytes, where: str = "entry bundle") -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     i = 0
     while i < len(data):
         if i + 2 > len(data):

@@ -13,10 +13,9 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from pds_log.core.errors import PdsError
-from pds_log.core.manifest import parse_plugin_manifest
-from pds_log.core.errors import FormatError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.jsondoc import loads as load_json
+from pds_log.core.manifest import parse_plugin_manifest
 from pds_log.core.recipe import BuildRecipe, plugin_defines, recipe_of_verifiers
 from pds_log.core.yamldoc import load as load_yaml
 

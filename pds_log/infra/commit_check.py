@@ -43,8 +43,15 @@ from typing import Iterable
 
 import pygit2
 
-from pds_log.core.changes import (ChangeSet, CommitVerdict, FileChange, PluginContent, judge_changes,
-                                  judge_pv_area_changes, usable_signer)
+from pds_log.core.changes import (
+    ChangeSet,
+    CommitVerdict,
+    FileChange,
+    PluginContent,
+    judge_changes,
+    judge_pv_area_changes,
+    usable_signer,
+)
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, Policy
 

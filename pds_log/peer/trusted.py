@@ -38,8 +38,19 @@ from pds_log.core.proof import INCLUSION, Proof, describe, verify_proof
 from pds_log.core.signed_root import SignedTreeRoot, TreeHead, check_chain, open_str
 
 from .bytecode import BytecodeDir, held_bytecode_check
-from .errors import (BadProof, BadSignature, BadState, BrokenChain, Check, Equivocation, FutureDated, Rollback, Stale,
-                     TooFarBehind, TrustProblem)
+from .errors import (
+    BadProof,
+    BadSignature,
+    BadState,
+    BrokenChain,
+    Check,
+    Equivocation,
+    FutureDated,
+    Rollback,
+    Stale,
+    TooFarBehind,
+    TrustProblem,
+)
 from .trust import TrustedPv
 
 FUTURE_SKEW = 300  # seconds an STR may be dated ahead of the peer's clock

@@ -60,7 +60,7 @@ from pds_log.core.names import name_key, validate_name
 from pds_log.core.proof import Proof, make_proof_from_leaf
 from pds_log.core.signed_root import TreeHead
 from pds_log.core.tiles import prove_from_tiles
-from pds_log.infra.http import FetchError, Fetcher
+from pds_log.infra.http import Fetcher, FetchError
 
 from .bytecode import BytecodeDir, binding_files, bytecode_problem, held_bytecode_check, manifest_check
 from .cache import MirrorCache

@@ -40,8 +40,14 @@ import pygit2
 
 from pds_log.core.errors import FormatError
 from pds_log.core.policy import POLICY_PATH, Policy
-from pds_log.infra.commit_check import (MAX_COMMIT_FILES, CommitVerdict, check_commit, check_pv_area_commit,
-                                        policy_at, usable_policy)
+from pds_log.infra.commit_check import (
+    MAX_COMMIT_FILES,
+    CommitVerdict,
+    check_commit,
+    check_pv_area_commit,
+    policy_at,
+    usable_policy,
+)
 
 ZERO = "0" * 40
 PV_REF_PREFIX = "refs/heads/pvs/"

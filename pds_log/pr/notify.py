@@ -22,8 +22,8 @@ from pathlib import Path
 
 import requests
 
-from pds_log.core.errors import FormatError
 from pds_log.core import yamldoc
+from pds_log.core.errors import FormatError
 
 CONFIG = "pds-notify.yaml"
 TIMEOUT = 3.0

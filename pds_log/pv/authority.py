@@ -45,7 +45,7 @@ from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
 
 from .config import PvConfig
-from .logrepo import BRANCH, LogRepo
+from .logrepo import LogRepo
 
 RESERVATION_REF = "refs/pds/reservation"
 RESERVATION_FILE = "reservation.json"

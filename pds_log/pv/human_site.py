@@ -27,8 +27,8 @@ import jinja2
 
 from pds_log.core import static_layout as site
 from pds_log.core.log_layout import EpochRecord
-from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.names import is_valid_name
+from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.infra.files import atomic_write_bytes, atomic_write_text
 from pds_log.infra.resources import template
 

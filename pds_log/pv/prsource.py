@@ -20,9 +20,9 @@ from pathlib import Path
 import pygit2
 
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_plugin_tree  # noqa: F401
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
+from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
 
 PLUGINS_DIR = "plugins"

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+
 import pygit2
 
 from pds_log.core import log_layout as layout
-from pds_log.core.binding import canonical_json
-from pds_log.core.signed_root import TreeHead
 from pds_log.core import note as notes
+from pds_log.core.binding import canonical_json
 from pds_log.core.errors import PdsError
-from pds_log.infra.giterrors import connection_problem
+from pds_log.core.signed_root import TreeHead
 from pds_log.infra.files import exclusive_lock
+from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
@@ -102,7 +103,8 @@ def _push_pr_area(config: PvConfig) -> str:
     if result.returncode != 0:
         why = connection_problem(result.stderr, config.pr_url, action="push to", key_setting="keys.ssh in pv.yaml",
                                  hosts_setting=hosts_setting(config.known_hosts))
-        return f"failed: {why or (result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'git push failed')}"
+        last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "git push failed"
+        return f"failed: {why or last}"
     return "ok"
 
 

@@ -13,14 +13,13 @@ import concurrent.futures
 import os
 from typing import Callable, Iterable
 
+import verifier_runners as vr
 from pds_log.core.binding import plugin_files_digest
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import Manifest
 
 from .config import PvConfig
 from .prsource import PluginSnapshot
-
-import verifier_runners as vr
 
 
 class MissingResult(PdsError):

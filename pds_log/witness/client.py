@@ -109,7 +109,7 @@ def submit_checkpoint(note: bytes, prove: Callable[[int], list[bytes]], witnesse
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     return [r if r is not None else SubmitResult(w.verifier.name, None, None, problem="timed out")
-            for r, w in zip(results, witnesses)]
+            for r, w in zip(results, witnesses, strict=True)]
 
 
 def cosignatures(results: Sequence[SubmitResult]) -> list[NoteSignature]:

@@ -38,6 +38,7 @@ ACCEPTANCE = "reproducible & safety & termination"
 VERIFIERS = {"reproducible": {"runner": "reproducible"}, "safety": {"runner": "bytecode_safety"},
              "termination": {"runner": "termination"}}
 INCLUDED = "org.pds.examples.cwin_total"
+OTHER = "org.pds.examples.state_logger"
 ABSENT_OTHER = "org.pds.examples.cwin_v2"  # key starts 110...: lands on cwin_total's leaf
 ABSENT_EMPTY = "org.pds.examples.hello"  # key starts 10...: an empty subtree at depth 2
 ZERO = bytes(32)
@@ -178,7 +179,7 @@ $ cat bindings.jsonl
 | | value |
 |---|---|
 | `k` = SHA-256("{INCLUDED}") | `{k.hex()}` (bits `110...`) |
-| `k'` = SHA-256("org.pds.examples.state_logger") | `{name_key("org.pds.examples.state_logger").hex()}` (bits `111...`) |
+| `k'` = SHA-256("org.pds.examples.state_logger") | `{name_key(OTHER).hex()}` (bits `111...`) |
 | `value` = SHA-256(first line of bindings.jsonl, without its newline) | `{value.hex()}` |
 | leaf of cwin_total = SHA-256(0x00 \\|\\| k \\|\\| value), position `110` | `{hand["leaf_a"].hex()}` |
 | leaf of state_logger, position `111` | `{hand["leaf_b"].hex()}` |

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,8 +95,8 @@ def blocks(page: str, lang: str = "") -> list[str]:
 
 
 def test_documented_pv_yaml_is_accepted(tmp_path):
-    from pds_log.pv.config import load_config
     import verifier_runners as vr
+    from pds_log.pv.config import load_config
 
     text = blocks("howto/pv-operator.md", "yaml")[0]
     (tmp_path / "pv.yaml").write_text(text)
@@ -140,8 +141,9 @@ def test_documented_nginx_configuration_parses(tmp_path):
 
 def test_documented_commands_exist():
     """Every `pds <group> <command>` the pages mention is a real command."""
-    from pds_log.cli import cli
     import click
+
+    from pds_log.cli import cli
 
     ctx = click.Context(cli)
     missing = set()

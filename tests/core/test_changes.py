@@ -8,12 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from pds_log.core.changes import (MODE_EXECUTABLE, MODE_FILE, MODE_SUBMODULE, MODE_SYMLINK, MODE_TREE, ChangeSet,
-                                  CommitVerdict, FileChange, PluginContent, file_problem, judge_changes,
-                                  judge_pv_area_changes)
+from pds_log.core.changes import (
+    MODE_EXECUTABLE,
+    MODE_FILE,
+    MODE_SUBMODULE,
+    MODE_SYMLINK,
+    MODE_TREE,
+    ChangeSet,
+    CommitVerdict,
+    FileChange,
+    PluginContent,
+    file_problem,
+    judge_changes,
+    judge_pv_area_changes,
+)
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.policy import Policy, key_id, parse_time
-
 
 
 def ed25519(seed: int) -> str:

@@ -145,7 +145,8 @@ def test_equivocation_different_sizes():
         cp.check_evidence(ev.to_json(), notes.NoteSigner("pv1.example/log", bytes(32)).verifier())
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from pds_log.witness.state import parse_request  # noqa: E402
 

@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pds_log.cli.tree import parse_bindings
 from pds_log.core import equivocation, jsondoc, names, note, yamldoc

@@ -50,7 +50,7 @@ def test_unknown_signatures_are_ignored_and_bad_known_rejected():
     assert signers == [a.verifier()]
     # corrupt a's signature: a known key that fails rejects the whole note
     lines = signed.decode().split("\n")
-    idx = next(i for i, l in enumerate(lines) if l.startswith("— a.example "))
+    idx = next(i for i, ln in enumerate(lines) if ln.startswith("— a.example "))
     raw = bytearray(base64.b64decode(lines[idx].split(" ")[2]))
     raw[10] ^= 1
     lines[idx] = "— a.example " + base64.b64encode(bytes(raw)).decode()
@@ -153,14 +153,14 @@ def _lines():
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda l: l.pop(4), "has 7 lines"),
-    (lambda l: l.__setitem__(4, l[5]) or l.__setitem__(5, _lines()[4]), "expected 'time <value>'"),
-    (lambda l: l.__setitem__(1, "01"), "leading zeros"),
-    (lambda l: l.__setitem__(1, "0"), "epoch must be"),
-    (lambda l: l.__setitem__(2, "AAAA"), "base64 of 32 bytes"),
-    (lambda l: l.__setitem__(5, "pr XYZ"), "commit id"),
-    (lambda l: l.__setitem__(7, "policy 12"), "64 lowercase hex"),
-    (lambda l: l.insert(8, "extra line"), "lines, expected 8"),
+    (lambda ls: ls.pop(4), "has 7 lines"),
+    (lambda ls: ls.__setitem__(4, ls[5]) or ls.__setitem__(5, _lines()[4]), "expected 'time <value>'"),
+    (lambda ls: ls.__setitem__(1, "01"), "leading zeros"),
+    (lambda ls: ls.__setitem__(1, "0"), "epoch must be"),
+    (lambda ls: ls.__setitem__(2, "AAAA"), "base64 of 32 bytes"),
+    (lambda ls: ls.__setitem__(5, "pr XYZ"), "commit id"),
+    (lambda ls: ls.__setitem__(7, "policy 12"), "64 lowercase hex"),
+    (lambda ls: ls.insert(8, "extra line"), "lines, expected 8"),
 ])
 def test_reordered_missing_or_bad_str_lines_rejected(mutate, message):
     lines = _lines()
@@ -190,7 +190,8 @@ def test_equivocation_evidence(tmp_path):
     same = equivocation.Equivocation(signer.verifier(), a, a).to_json()
     with pytest.raises(VerificationError, match="not different STRs"):
         equivocation.check(same, signer.verifier())
-    import subprocess, sys
+    import subprocess
+    import sys
     path = tmp_path / "evidence.json"
     path.write_bytes(evidence)
     out = subprocess.run([sys.executable, "-m", "pds_log", "note", "verify", str(path), str(signer.verifier())],

@@ -12,7 +12,7 @@ import pytest
 
 from pds_log.core.errors import FormatError
 from pds_log.core.log_layout import EpochRecord
-from pds_log.core.records import (PluginStatus, PvDescriptor, ResultRecord, VerifierOutcome, policy_hash)
+from pds_log.core.records import PluginStatus, PvDescriptor, ResultRecord, VerifierOutcome, policy_hash
 
 VECTORS = Path(__file__).parent / "vectors" / "records_v1"
 RESULTS = sorted(VECTORS.glob("result_*.json"))

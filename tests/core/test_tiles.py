@@ -4,7 +4,8 @@ import os
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pds_log.core.errors import FormatError, VerificationError
 from pds_log.core.tiles import LEAF, NODE, Tile, all_tiles, prove_from_tiles, tiles_on_paths
@@ -72,12 +73,12 @@ def test_tampered_or_wrong_tiles_are_rejected():
             data[-1] ^= 1
         return bytes(data)
 
-    keys_under_child = [k for k, _ in tree.items() if prove_from_tiles(k, root, lambda l, h: store[h])]
+    keys_under_child = [k for k, _ in tree.items() if prove_from_tiles(k, root, lambda _level, h: store[h])]
     with pytest.raises(VerificationError, match="does not hash"):
         for k in keys_under_child[:50]:
             prove_from_tiles(k, root, tampered)
     with pytest.raises(VerificationError, match="does not hash"):
-        prove_from_tiles(key, os.urandom(32), lambda l, h: store.get(h) or store[root])
+        prove_from_tiles(key, os.urandom(32), lambda _level, h: store.get(h) or store[root])
 
 
 @pytest.mark.parametrize("data, message", [
@@ -98,7 +99,7 @@ def test_tile_encoding_roundtrip_kinds():
     rnd = random.Random(1)
     tree = PrefixTree.from_items(clustered_items(rnd, 600))
     kinds = set()
-    for h, tile in all_tiles(tree):
+    for _, tile in all_tiles(tree):
         assert Tile.decode(tile.encode()) == tile
         kinds |= {e.kind for e in tile.entries}
     assert kinds == {LEAF, NODE}

@@ -4,7 +4,8 @@ import functools
 import hashlib
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pds_log.core import tlog
 from pds_log.core.errors import FormatError, VerificationError

@@ -5,11 +5,11 @@ import os
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pds_log.core.errors import FormatError
-from pds_log.core.tree import (ZERO, PrefixTree, common_prefix_bits, key_bit, leaf_hash, node_hash,
-                               reference_root)
+from pds_log.core.tree import ZERO, PrefixTree, common_prefix_bits, key_bit, leaf_hash, node_hash, reference_root
 
 H = lambda data: hashlib.sha256(data).digest()  # noqa: E731
 

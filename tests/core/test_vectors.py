@@ -31,7 +31,7 @@ def test_str_vectors():
     verifier = NoteVerifier.from_string(vec["vkey"])
     signer = NoteSigner.from_string(vec["signer"])
     prev = None
-    for note, expected_hash in zip(vec["notes"], vec["hashes"]):
+    for note, expected_hash in zip(vec["notes"], vec["hashes"], strict=True):
         signed = open_str(note.encode(), verifier)
         assert signed.hash.hex() == expected_hash
         assert sign_str(signed.head, signer).note == note.encode()

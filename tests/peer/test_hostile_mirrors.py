@@ -24,7 +24,7 @@ import pytest
 
 from pds_log.core import static_layout as site
 from pds_log.core.errors import PdsError
-from pds_log.infra.http import DEFAULT_DEADLINE, FetchError, Fetcher, deadline_from_env
+from pds_log.infra.http import DEFAULT_DEADLINE, Fetcher, FetchError, deadline_from_env
 
 from .conftest import SIM_PLUGIN, sim_trust
 

@@ -9,8 +9,20 @@ import pytest
 
 from pds_log.core.note import NoteVerifier
 from pds_log.core.proof import make_proof
-from pds_log.peer.errors import (BadProof, BadSignature, BadState, BrokenChain, Check, Equivocation, Fatal,
-                                 FutureDated, Rollback, Stale, TooFarBehind, TrustProblem)
+from pds_log.peer.errors import (
+    BadProof,
+    BadSignature,
+    BadState,
+    BrokenChain,
+    Check,
+    Equivocation,
+    Fatal,
+    FutureDated,
+    Rollback,
+    Stale,
+    TooFarBehind,
+    TrustProblem,
+)
 from pds_log.peer.trust import TrustedPv
 from pds_log.peer.trusted import MAX_CHAIN_FETCH, OutOfOrder, PvTrustedState, Status
 

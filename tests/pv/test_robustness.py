@@ -83,8 +83,8 @@ def test_two_jobs_at_once_make_exactly_one_str(world):
     outs = [p.communicate() for p in procs]
     config = load_config(config_path)
     notes = strs_in_object_store(config.log_repo, "pv1.example")
-    winners = [json.loads(out) for (out, _), p in zip(outs, procs) if p.returncode == 0]
-    losers = [err for (_, err), p in zip(outs, procs) if p.returncode != 0]
+    winners = [json.loads(out) for (out, _), p in zip(outs, procs, strict=True) if p.returncode == 0]
+    losers = [err for (_, err), p in zip(outs, procs, strict=True) if p.returncode != 0]
     # either the second job found the lock held and signed nothing, or it ran after the first
     # and made the next epoch: never two STRs for one epoch
     assert all("locked by another process" in err for err in losers), losers

@@ -7,7 +7,7 @@ import pytest
 
 import verifier_runners as vr
 from pds_log.pv.setup import DEFAULT_VERIFIERS
-from tests.support import HEADER, EXAMPLES, build_example, example_names, expectations, plugin_input
+from tests.support import EXAMPLES, HEADER, build_example, example_names, expectations, plugin_input
 
 # `bounded` is not a default verifier (a PV opts into it); the examples say what it makes of them
 VERIFIERS = vr.build_verifiers({**DEFAULT_VERIFIERS, "bounded": {"runner": "bounded"}})

@@ -8,9 +8,9 @@ import pytest
 
 import verifier_runners as vr
 from pds_log.core.errors import FormatError
+from tests.support import build_example, plugin_input
 from verifier_runners import ebpf
 from verifier_runners.sandbox import run_tool
-from tests.support import build_example, plugin_input
 
 
 @pytest.fixture(scope="module")

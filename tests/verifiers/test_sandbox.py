@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import verifier_runners as vr
 from tests.support import build_example, plugin_input
 from tests.verifiers.hostile_runners import Hog, Quick, Spin
 from verifier_runners.sandbox import run_tool, sandbox_problem

@@ -9,8 +9,8 @@ import pytest
 import verifier_runners as vr
 from pds_log.core.errors import FormatError
 from pds_log.core.manifest import parse_plugin_manifest
-from verifier_runners.static import CallGraph, Finding, enclosing_function
 from tests.support import EXAMPLES, HEADER, build_example, plugin_input
+from verifier_runners.static import CallGraph, Finding, enclosing_function
 
 
 def static(**options):

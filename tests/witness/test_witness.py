@@ -207,8 +207,8 @@ def test_hung_witness_never_blocks_the_submitter(tmp_path):
     import socket
     import threading
 
-    from pds_log.witness.client import WitnessEndpoint
     from pds_log.core.checkpoint import CosignatureSigner
+    from pds_log.witness.client import WitnessEndpoint
 
     log = EpochLog().grow(3)
     w = WitnessProcess(tmp_path / "w", "witness.example/w", [str(log.signer.verifier())]).start()

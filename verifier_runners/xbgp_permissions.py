@@ -61,7 +61,7 @@ def load_helper_permissions(path: Path = CONFIG) -> dict[str, dict[str, tuple[st
     return out
 
 
-def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple[str, ...]]]) -> VerifierResult:
+def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple[str, ...]]]) -> VerifierResult:  # noqa: C901 - over the ceiling; to split (issue 14)
     """The xBGP side-effect verdict of `plugin` (`verifier` makes the result)."""
     manifest = plugin.manifest
     codes = manifest.options.get("codes")

@@ -254,7 +254,7 @@ class Auditor:
         return read_path(self.repo, commit.tree, path)
 
     # ------------------------------------------------------------------ main loop
-    def run(self) -> AuditReport:
+    def run(self) -> AuditReport:  # noqa: C901 - over the ceiling; to split (issue 14)
         import time
 
         t0 = time.perf_counter()
@@ -440,7 +440,7 @@ class Auditor:
             return None
         return record
 
-    def _check_record(self, commit, epoch, signed, changes: Changes) -> layout.EpochRecord | None:
+    def _check_record(self, commit, epoch, signed, changes: Changes) -> layout.EpochRecord | None:  # noqa: C901 - over the ceiling; to split (issue 14)
         added, modified, deleted = changes.added, changes.modified, changes.deleted
         path = layout.epoch_record_path(epoch)
         data = self.read(commit, path)
@@ -488,7 +488,7 @@ class Auditor:
                 self.find(epoch, "results", f"{entry['name']}: rejected in the record, '{result.status}' in results")
         return record
 
-    def _check_results(self, commit, epoch, changes: Changes, record: layout.EpochRecord | None,
+    def _check_results(self, commit, epoch, changes: Changes, record: layout.EpochRecord | None,  # noqa: C901 - over the ceiling; to split (issue 14)
                        bindings: dict[str, Binding]) -> dict[str, ResultRecord | None]:
         """Every results/ record written by this commit is of this epoch and agrees with the tree;
         every plugin the epoch added, changed, removed or rejected got a new record. Returns the
@@ -592,7 +592,7 @@ class Auditor:
             out.append((entry["id"], entry["ok"]))
         return out
 
-    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,
+    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,  # noqa: C901 - over the ceiling; to split (issue 14)
                        results: dict[str, ResultRecord | None], bindings: dict[str, Binding]) -> None:
         """The tree against the PR at the STR's `pr` commit, as an honest PV decides it."""
         assert self.pr_view is not None

@@ -95,7 +95,7 @@ def new_commits(repo: pygit2.Repository, update: RefUpdate) -> list[pygit2.Commi
     return list(walker)
 
 
-def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[str]:
+def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[str]:  # noqa: C901 - over the ceiling; to split (issue 14)
     """Refusal lines for one ref update (empty = accepted)."""
     try:
         branch_policy = _current_policy(repo)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pygit2
 import pytest
@@ -92,6 +93,18 @@ def test_two_jobs_at_once_make_exactly_one_str(world):
     assert {e: len(v) for e, v in notes.items()} == {e: 1 for e in range(1, len(winners) + 1)}
 
 
+def _wait_until_blocked_on_flock(proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the kernel lists `proc` as a waiter on a flock (/proc/locks: '-> FLOCK ... <pid>')."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiters = [ln.split() for ln in Path("/proc/locks").read_text().splitlines() if "->" in ln]
+        if any(len(f) > 5 and f[2] == "FLOCK" and f[5] == str(proc.pid) for f in waiters):
+            return
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the job never blocked on the lock"
+        time.sleep(0.01)
+
+
 def test_held_lock_refuses_at_once_or_waits(world):
     from pds_log.infra.files import exclusive_lock
 
@@ -102,7 +115,7 @@ def test_held_lock_refuses_at_once_or_waits(world):
         assert refused.returncode == 1 and "locked by another process" in refused.stderr
         waiting = subprocess.Popen([*PDS, "pv", "epoch", "--config", str(config_path), "--wait", "--json"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
+        _wait_until_blocked_on_flock(waiting)  # a handshake with the kernel, not a sleep
         assert waiting.poll() is None  # still waiting for the lock
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
@@ -125,6 +138,7 @@ def test_two_machines_racing_on_one_log_lose_cleanly(world, tmp_path):
             "from pds_log.pv.epoch import run_epoch, EpochOptions\n"
             "orig = logrepo.LogRepo.advance\n"
             "def slow(self, old, new, epoch):\n"
+            f"    open({str(barrier)!r} + '.' + str(os.getpid()), 'w').close()  # at the commit point\n"
             f"    while not os.path.exists({str(barrier)!r}): time.sleep(0.01)\n"
             "    return orig(self, old, new, epoch)\n"
             "logrepo.LogRepo.advance = slow\n"
@@ -135,7 +149,11 @@ def test_two_machines_racing_on_one_log_lose_cleanly(world, tmp_path):
             "    print('lost', type(e).__name__, e); sys.exit(3)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for p in (config_path, second)]
-    time.sleep(4)  # both jobs reach the commit point
+    # a handshake, not a sleep: each job is at the commit point (its marker file) or has ended
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{barrier}.{p.pid}").exists() or p.poll() is not None for p in procs):
+        assert time.monotonic() < deadline, "the jobs did not reach the commit point"
+        time.sleep(0.01)
     barrier.write_text("go")
     outs = [p.communicate(timeout=120) for p in procs]
     results = sorted(out[0].split()[0] for out in outs)

@@ -121,11 +121,16 @@ def install_hooks_cmd(path):
               "directories up to its home, and must be able to run --python with pds_log")
 @click.option("--python", "python", default=None, type=click.Path(exists=True, dir_okay=False),
               help="The Python the hooks run (#! line), e.g. /opt/pds/bin/python; default: this one")
-def gitolite_hooks_cmd(directory, owner, python):
+@click.option("--json", "as_json", is_flag=True, help="Print the hooks written as a JSON list.")
+def gitolite_hooks_cmd(directory, owner, python, as_json):
     """Write pds-pre-receive and pds-post-receive for gitolite's repo-specific hooks."""
     from pds_log.pr.repo import write_gitolite_hooks
 
-    for hook in write_gitolite_hooks(directory, python, owner):
+    hooks = [str(h) for h in write_gitolite_hooks(directory, python, owner)]
+    if as_json:
+        click.echo(json.dumps(hooks))
+        return
+    for hook in hooks:
         click.echo(f"wrote {hook}")
 
 
@@ -133,11 +138,13 @@ def gitolite_hooks_cmd(directory, owner, python):
 @click.argument("conf", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The PDS rules to add (default: the shipped templates/gitolite/gitolite.conf)")
-def gitolite_conf_cmd(conf, rules):
+@click.option("--json", "as_json", is_flag=True, help="Print {merged: CONF} as JSON.")
+def gitolite_conf_cmd(conf, rules, as_json):
     """Add the PDS rules to CONF (gitolite-admin's conf/gitolite.conf), keeping its own rules.
 
     Refuses if CONF already has rules for the PR's repo, or if the result would give nobody RW+
     on gitolite-admin (pushing that locks the gitolite admin out)."""
     from pds_log.pr.gitolite import merge_gitolite_conf_file
 
-    click.echo(f"merged the PDS rules into {merge_gitolite_conf_file(conf, rules)}")
+    merged = merge_gitolite_conf_file(conf, rules)
+    click.echo(json.dumps({"merged": str(merged)}) if as_json else f"merged the PDS rules into {merged}")

@@ -26,10 +26,14 @@ def witness() -> None:
 @click.option("--name", required=True, help="The witness's cosigner name, e.g. witness.example/w1.")
 @click.option("--log", "logs", multiple=True, metavar="VKEY",
               help="A log to witness: its note verifier key (its name is the log's origin). Repeatable.")
-def init_cmd(directory: str, name: str, logs: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the witness's name and verifier key as JSON.")
+def init_cmd(directory: str, name: str, logs: tuple[str, ...], as_json: bool) -> None:
     """Create a witness in DIRECTORY (witness.yaml, witness.key); prints its verifier key."""
     with configuration():
         signer = wconfig.init(Path(directory), name, list(logs))
+    if as_json:
+        click.echo(json.dumps({"name": name, "vkey": str(signer.verifier()), "logs": list(logs)}, indent=1))
+        return
     click.echo(str(signer.verifier()))
 
 
@@ -85,7 +89,8 @@ def status_cmd(directory: str, as_json: bool) -> None:
 @witness.command("evidence")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
 @click.argument("out", type=click.Path(file_okay=False))
-def evidence_cmd(directory: str, out: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as a JSON list.")
+def evidence_cmd(directory: str, out: str, as_json: bool) -> None:
     """Write each kept proof of log equivocation to OUT/<id>.json; prints the files."""
     from pds_log.witness.state import Witness
 
@@ -93,18 +98,21 @@ def evidence_cmd(directory: str, out: str) -> None:
         conf = wconfig.load(Path(directory))
         state = Witness(conf.state_path, conf.signer(), conf.logs)
     Path(out).mkdir(parents=True, exist_ok=True)
+    written = []
     for i, _origin, _status, _why, _req, evidence in state.refused():
         if evidence is not None:
             path = Path(out) / f"{i}.json"
             atomic_write_bytes(path, evidence)
-            click.echo(str(path))
+            written.append(str(path))
     state.close()
+    click.echo(json.dumps(written, indent=1) if as_json else "\n".join(written), nl=bool(written) or as_json)
 
 
 @witness.command("check-evidence")
 @click.argument("evidence_file", type=click.Path(dir_okay=False, exists=True))
 @click.argument("vkey")
-def check_evidence_cmd(evidence_file: str, vkey: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {valid, reason} as JSON.")
+def check_evidence_cmd(evidence_file: str, vkey: str, as_json: bool) -> None:
     """Check that EVIDENCE_FILE proves the log of VKEY signed two inconsistent checkpoints."""
     with configuration():
         verifier = NoteVerifier.from_string(vkey)
@@ -112,6 +120,9 @@ def check_evidence_cmd(evidence_file: str, vkey: str) -> None:
     try:
         found = cp.check_evidence(data, verifier)
     except (FormatError, VerificationError) as exc:
-        click.echo(f"invalid: {exc}")
+        click.echo(json.dumps({"valid": False, "reason": str(exc)}) if as_json else f"invalid: {exc}")
         sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps({"valid": True, "reason": found.describe()}))
+        return
     click.echo(f"valid: proof of equivocation: {found.describe()}")

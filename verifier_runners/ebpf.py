@@ -335,10 +335,10 @@ def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int |
     if not order:
         return {}
     leader_set = set(cfg.leaders)
-    entry_state: dict[int, dict[int, object] | None] = {lead: None for lead in cfg.leaders}
+    entry_state: dict[int, dict[int, int | tuple] | None] = {lead: None for lead in cfg.leaders}
     first = cfg.leaders[0] if cfg.leaders else order[0]
     entry_state[first] = {10: ("fp", 0)}
-    before: dict[int, dict[int, object]] = {}
+    before: dict[int, dict[int, int | tuple]] = {}
     work = [first]
     queued = {first}
     budget = 13 * (sum(len(t) for t in cfg.succ.values()) + len(cfg.leaders)) + 1
@@ -371,28 +371,33 @@ def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int |
     return before
 
 
-def _transfer(insn: Insn, regs: dict[int, object]) -> None:
+def _transfer(insn: Insn, regs: dict[int, int | tuple]) -> None:
     cls, op = insn.cls, insn.op
     if insn.opcode == LDDW:
-        regs[insn.dst] = insn.imm64 if insn.reloc is None else ("sym", insn.reloc)
+        loaded = insn.imm64 if insn.reloc is None else ("sym", insn.reloc)
+        if loaded is None:  # cannot happen: decoding sets imm64 on every lddw
+            regs.pop(insn.dst, None)
+        else:
+            regs[insn.dst] = loaded
     elif cls in (ALU, ALU64):
         use_reg = bool(insn.opcode & 0x08)
         src_val = regs.get(insn.src) if use_reg else insn.imm
         dst_val = regs.get(insn.dst)
+        result: int | tuple | None = None  # None: nothing known about dst afterwards
         if op == 0xB0:  # mov
-            regs[insn.dst] = src_val if src_val is not None else None
+            result = src_val
         elif op == 0x00 and isinstance(dst_val, tuple) and dst_val[0] == "fp" and isinstance(src_val, int):
-            regs[insn.dst] = ("fp", dst_val[1] + src_val)
+            result = ("fp", dst_val[1] + src_val)
         elif op == 0x10 and isinstance(dst_val, tuple) and dst_val[0] == "fp" and isinstance(src_val, int):
-            regs[insn.dst] = ("fp", dst_val[1] - src_val)
+            result = ("fp", dst_val[1] - src_val)
         elif isinstance(dst_val, int) and isinstance(src_val, int) and op in (0x00, 0x10, 0x40, 0x50, 0xA0):
             fn = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x40: lambda a, b: a | b,
                   0x50: lambda a, b: a & b, 0xA0: lambda a, b: a ^ b}[op]
-            regs[insn.dst] = fn(dst_val, src_val) & 0xFFFFFFFFFFFFFFFF
-        else:
-            regs[insn.dst] = None
-        if regs.get(insn.dst) is None:
+            result = fn(dst_val, src_val) & 0xFFFFFFFFFFFFFFFF
+        if result is None:
             regs.pop(insn.dst, None)
+        else:
+            regs[insn.dst] = result
     elif cls == LDX:
         regs.pop(insn.dst, None)
     elif insn.is_call():

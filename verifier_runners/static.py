@@ -426,7 +426,7 @@ class StaticAnalysis(Verifier):
             return source, graph, entry
 
         by_source_order = {s: i for i, s in enumerate(sorted(set(sources.values())))}
-        first_pluglet = {}
+        first_pluglet: dict[str, str] = {}
         for pluglet, source in sources.items():
             first_pluglet.setdefault(source, pluglet)
         with ThreadPoolExecutor(max_workers=self.config["jobs"]) as pool:

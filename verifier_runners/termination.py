@@ -135,8 +135,9 @@ def parse_scalar_evolution(output: str) -> ScevReport:
         rest = m.group("rest")
         count = _SCEV_COUNT.match(rest)
         unpredictable = None if count else _SCEV_UNPREDICTABLE.match(rest)
-        if count or unpredictable:
-            kind = (count or unpredictable).group("kind")
+        scev = count or unpredictable
+        if scev:
+            kind = scev.group("kind")
             value = count.group("count") if count else ""
             slot = {None: "exact", "max": "max", "constant max": "max", "symbolic max": "symbolic_max"}[kind]
             setattr(loop, slot, value)

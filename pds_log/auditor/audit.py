@@ -61,7 +61,7 @@ from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
 from pds_log.infra import commit_check
 from pds_log.infra.files import atomic_write_bytes
-from pds_log.infra.gittree import read_path, walk_blobs
+from pds_log.infra.gittree import blob_at, commit_at, entry_name, read_path, tree_at, walk_blobs
 from pds_log.pv.prsource import PLUGINS_DIR, changed_plugin_names
 
 # A log record is small; anything bigger is hostile and is refused before it is parsed.
@@ -165,10 +165,10 @@ class PrView:
                 self._entries.pop(next(iter(self._entries)))
             try:
                 entry = commit.tree[PLUGINS_DIR]
-                tree = self.repo[entry.id] if entry.type_str == "tree" else None
+                tree = tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
             except KeyError:
                 tree = None
-            self._entries[key] = {e.name: e.id for e in tree} if tree is not None else {}
+            self._entries[key] = {entry_name(e): e.id for e in tree} if tree is not None else {}
         return self._entries[key]
 
     def _tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
@@ -176,7 +176,7 @@ class PrView:
             entry = commit.tree[PLUGINS_DIR]
         except KeyError:
             return None
-        return self.repo[entry.id] if entry.type_str == "tree" else None
+        return tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
 
     def touched(self, commit: pygit2.Commit) -> set[str]:
         old = self._tree(commit.parents[0]) if commit.parents else None
@@ -244,7 +244,7 @@ class Auditor:
         self._latest: dict[str, Latest] = {}
         self._pr_usable = True
         self._verdicts: dict[tuple[str, int], object] = {}
-        self._policy_chain = None  # commit_check.PolicyChain, built on the first PR walk
+        self._policy_chain: commit_check.PolicyChain | None = None  # built on the first PR walk
         self._judged_by: dict[str, str | None] = {}  # PR commit -> the commit whose policy judged it
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
@@ -539,15 +539,25 @@ class Auditor:
                 self.find(epoch, "tiles", f"tile {tile.level}/{tile_hash.hex()[:16]}... missing or wrong")
 
     # ------------------------------------------------------------------ PR checks
+    def _pr_repo(self) -> pygit2.Repository:
+        """The PR checked against (the PR checks run only when the auditor was given one)."""
+        if self.pr is None:
+            raise PdsError("no PR to check the log against (give its path)")
+        return self.pr
+
     def _check_against_pr(self, epoch: int, binding: Binding, when: int) -> None:
+        pr = self._pr_repo()
         try:
-            commit = self.pr[binding.source]
+            commit = commit_at(pr, binding.source)
         except (KeyError, ValueError):
             self.find(epoch, "pr", f"{binding.name}: source commit {binding.source[:12]} is not in the PR")
             return
+        except PdsError as exc:  # the PR has the object, but it is not a commit
+            self.find(epoch, "pr", f"{binding.name}: source {binding.source[:12]}: {exc}")
+            return
         base = f"plugins/{binding.name}/"
         for path, digest in ((binding.manifest_path, binding.manifest_sha256), *binding.pluglets.items()):
-            data = read_path(self.pr, commit.tree, base + path)
+            data = read_path(pr, commit.tree, base + path)
             if data is None:
                 self.find(epoch, "pr", f"{binding.name}: {path} is not in the PR at {binding.source[:12]}")
             elif hashlib.sha256(data).hexdigest() != digest:
@@ -567,13 +577,13 @@ class Auditor:
         key = (str(commit.id), when)
         if key not in self._verdicts:
             judged_by = self._judged_by.get(str(commit.id), self._policy_chain.source if self._policy_chain else None)
-            self._verdicts[key] = commit_check.PolicyChain.verdict_with(self.pr, commit, judged_by, when)
+            self._verdicts[key] = commit_check.PolicyChain.verdict_with(self._pr_repo(), commit, judged_by, when)
         return self._verdicts[key]
 
     def _walk_verdict(self, commit: pygit2.Commit, when: int):
         """Judge the next PR commit of the walk (in the PV's order), moving the policy in effect."""
         if self._policy_chain is None:
-            self._policy_chain = commit_check.PolicyChain(self.pr, None)
+            self._policy_chain = commit_check.PolicyChain(self._pr_repo(), None)
         verdict, judged_by = self._policy_chain.judge(commit, when)
         self._judged_by[str(commit.id)] = judged_by
         self._verdicts[(str(commit.id), when)] = verdict
@@ -692,14 +702,15 @@ class Auditor:
         self._pr_commit = pr_commit
 
     def _check_pr_area(self, origin: str, str_bytes: dict[int, bytes], verifier: NoteVerifier) -> None:
+        pr = self._pr_repo()
         ref = None
         for name in (f"refs/heads/pvs/{origin}", f"refs/remotes/origin/pvs/{origin}"):
-            if name in self.pr.references:
-                ref = self.pr.references[name]
+            if name in pr.references:
+                ref = pr.references[name]
                 break
         if ref is None:
             return
-        area = self.pr[ref.target]
+        area = pr[ref.target]
         prefix = f"pvs/{origin}/str/"
         try:
             entry = area.peel(pygit2.Commit).tree[prefix.rstrip("/")]
@@ -708,14 +719,15 @@ class Auditor:
         if entry.type_str != "tree":
             self.find(None, "pr area", f"{prefix.rstrip('/')} in the PR area is not a directory")
             return
-        for item in self.pr[entry.id]:
-            if not item.name.endswith(".note") or item.type_str != "blob":
+        for item in tree_at(pr, entry.id):
+            item_name = entry_name(item)
+            if not item_name.endswith(".note") or item.type_str != "blob":
                 continue
             try:
-                epoch = int(item.name[:-5])
+                epoch = int(item_name[:-5])
             except ValueError:
                 continue
-            data = self.pr[item.id].data
+            data = blob_at(pr, item.id)
             if epoch in str_bytes and data != str_bytes[epoch]:
                 try:
                     open_str(data, verifier)

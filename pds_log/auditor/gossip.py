@@ -20,6 +20,7 @@ from pds_log.core.errors import FormatError, VerificationError
 from pds_log.core.signed_root import SignedTreeRoot, open_str
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gitremote import fetch_branch
+from pds_log.infra.gittree import blob_at, entry_name, tree_at
 from pds_log.infra.http import Fetcher, FetchError
 from pds_log.peer.trust import PeerState, Trust, TrustedPv
 from pds_log.peer.verify import MAX_STR_BYTES
@@ -60,10 +61,11 @@ def _pr_area_notes(pr_url: str, origin: str) -> list[tuple[str, bytes]]:
         except Exception:  # noqa: BLE001 - a PV without an area yet
             return []
         try:
-            tree = repo[tip.tree[f"pvs/{origin}/str"].id]
+            tree = tree_at(repo, tip.tree[f"pvs/{origin}/str"].id)
         except KeyError:
             return []
-        return [(f"PR {pr_url} pvs/{origin}/str/{e.name}", repo[e.id].data) for e in tree if e.name.endswith(".note")]
+        return [(f"PR {pr_url} pvs/{origin}/str/{e.name}", blob_at(repo, e.id)) for e in tree
+                if entry_name(e).endswith(".note")]
 
 
 def _latest_views(pv: TrustedPv, fetcher: Fetcher, pr_url: str | None, state: PeerState | None,

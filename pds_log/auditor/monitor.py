@@ -21,6 +21,7 @@ from pds_log.core.errors import PdsError
 from pds_log.core.manifest import parse_plugin_manifest
 from pds_log.core.policy import key_id
 from pds_log.infra.gitremote import fetch_branch
+from pds_log.infra.gittree import entry_name, tree_at
 from pds_log.infra.sshkeys import read_public_key
 from pds_log.peer.trust import Trust
 from pds_log.peer.verify import ABSENT, INCLUDED, verify_plugin
@@ -70,22 +71,24 @@ def pushed_versions(repo: pygit2.Repository, head: pygit2.Commit, key: str) -> d
             continue
         parent = commit.parents[0].tree if commit.parents else None
         try:
-            plugins = repo[commit.tree["plugins"].id]
+            plugins = tree_at(repo, commit.tree["plugins"].id)
         except KeyError:
             continue
-        old = {e.name: e.id for e in repo[parent["plugins"].id]} if parent is not None and "plugins" in parent else {}
+        old = ({e.name: e.id for e in tree_at(repo, parent["plugins"].id)}
+               if parent is not None and "plugins" in parent else {})
         for entry in plugins:
-            if old.get(entry.name) == entry.id:
+            name = entry_name(entry)
+            if old.get(name) == entry.id:
                 continue
             files = _files(repo, repo[entry.id])
             try:
-                manifest = parse_plugin_manifest(files, entry.name)
+                manifest = parse_plugin_manifest(files, name)
             except Exception:  # noqa: BLE001 - a malformed version is simply not a version
                 continue
             def sha(p: str, files: dict[str, bytes] = files) -> str:
                 return hashlib.sha256(files[p]).hexdigest()
 
-            out.setdefault(entry.name, []).append(PushedVersion(
+            out.setdefault(name, []).append(PushedVersion(
                 str(commit.id), (manifest.path, sha(manifest.path)),
                 {p: sha(p) for p in manifest.pluglets if p in files}))
     return out
@@ -114,6 +117,8 @@ def monitor(developer_key: str, trust: Trust, pr_url: str, **verify_kwargs) -> M
         for pv, r in verdict.pvs.items():
             if r.status == INCLUDED:
                 b = r.binding
+                if b is None:
+                    raise PdsError(f"{pv}: an inclusion of {name} without its binding")
                 match = next((v for v in versions if v.manifest == (b.manifest_path, b.manifest_sha256)
                               and v.pluglets == dict(b.pluglets)), None)
                 if match is None:

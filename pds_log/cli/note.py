@@ -74,7 +74,8 @@ def verify_cmd(note_file: str, vkey: str, as_json: bool) -> None:
     except FormatError:
         head = None
     if as_json:
-        doc = {"valid": True, "kind": "str" if head else "note", "signer": signer, "text": signed.text}
+        doc: dict[str, object] = {"valid": True, "kind": "str" if head else "note", "signer": signer,
+                                  "text": signed.text}
         if head:
             doc["str"] = {"origin": head.origin, "epoch": head.epoch, "root": head.root.hex(), "size": head.size}
         click.echo(json.dumps(doc, indent=1))

@@ -50,7 +50,7 @@ def serve_cmd(directory: str, listen: str) -> None:
     with configuration():
         conf = wconfig.load(Path(directory))
         server, state = make_server(conf, host, int(port))
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = server.socket.getsockname()[:2]  # server_address is typed str | bytes
     click.echo(f"listening on http://{bound_host}:{bound_port}", nl=True)
     sys.stdout.flush()
     try:

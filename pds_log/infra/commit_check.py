@@ -54,6 +54,7 @@ from pds_log.core.changes import (
 )
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, Policy
+from pds_log.infra.gittree import blob_at, commit_at, entry_name, tree_at
 
 REGULAR = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 MAX_COMMIT_FILES = 10_000  # changed files in one commit (the hook also applies it to a whole push)
@@ -90,7 +91,7 @@ def policy_bytes(repo: pygit2.Repository, commit: pygit2.Commit) -> bytes:
     size = blob_size(repo, entry.id)
     if size > MAX_POLICY_BYTES:
         raise FormatError(f"{where}: {size} bytes, over the {MAX_POLICY_BYTES}-byte limit for a policy")
-    return repo[entry.id].data
+    return blob_at(repo, entry.id)
 
 
 def policy_at(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
@@ -141,7 +142,7 @@ class PolicyChain:
         self.problem = "the PR's root commit was refused"
         if source is not None:
             try:
-                self.policy = policy_at(repo, repo[source])
+                self.policy = policy_at(repo, commit_at(repo, source))
             except (PdsError, KeyError, ValueError) as exc:  # FormatError included
                 self.problem = str(exc)
 
@@ -201,18 +202,18 @@ def _diff_trees(repo, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: 
                 limit: int | None = None) -> None:
     if limit is not None and len(out) > limit:
         raise TooManyChanges(f"the commit changes more than {limit} files")
-    old_entries = {e.name: e for e in old} if old is not None else {}
-    new_entries = {e.name: e for e in new} if new is not None else {}
+    old_entries = {entry_name(e): e for e in old} if old is not None else {}
+    new_entries = {entry_name(e): e for e in new} if new is not None else {}
     for name in sorted(old_entries.keys() | new_entries.keys()):
         a, b = old_entries.get(name), new_entries.get(name)
         if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
             continue
         path = prefix + name
-        a_tree = a is not None and a.filemode == pygit2.GIT_FILEMODE_TREE
-        b_tree = b is not None and b.filemode == pygit2.GIT_FILEMODE_TREE
+        a_sub = tree_at(repo, a.id) if a is not None and a.filemode == pygit2.GIT_FILEMODE_TREE else None
+        b_sub = tree_at(repo, b.id) if b is not None and b.filemode == pygit2.GIT_FILEMODE_TREE else None
+        a_tree, b_tree = a_sub is not None, b_sub is not None
         if a_tree or b_tree:
-            _diff_trees(repo, repo[a.id] if a_tree else None, repo[b.id] if b_tree else None, path + "/", out,
-                        limit)
+            _diff_trees(repo, a_sub, b_sub, path + "/", out, limit)
             if a is not None and not a_tree:
                 out.append(Change(path, None, None))
             if b is not None and not b_tree:
@@ -223,6 +224,12 @@ def _diff_trees(repo, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: 
             out.append(Change(path, b.filemode, b.id))
         if limit is not None and len(out) > limit:
             raise TooManyChanges(f"the commit changes more than {limit} files")
+
+
+def _file_changes(repo: pygit2.Repository, changed: list[Change]) -> list[FileChange]:
+    """`changed` with the size of each regular file, from its object header."""
+    return [FileChange(c.path, c.mode, blob_size(repo, c.oid) if c.mode in REGULAR and c.oid is not None else 0)
+            for c in changed]
 
 
 def read_plugin_tree(repo: pygit2.Repository, tree: pygit2.Tree, base: str,
@@ -236,12 +243,12 @@ def read_plugin_tree(repo: pygit2.Repository, tree: pygit2.Tree, base: str,
     while stack:
         prefix, sub = stack.pop()
         for item in sub:
-            path = prefix + item.name
+            path = prefix + entry_name(item)
             entries += 1
             if entries > MAX_PLUGIN_FILES:
                 return files, f"{base}: more than {MAX_PLUGIN_FILES} files"
             if item.filemode == pygit2.GIT_FILEMODE_TREE:
-                stack.append((path + "/", repo[item.id]))
+                stack.append((path + "/", tree_at(repo, item.id)))
             elif item.filemode in REGULAR:
                 size = blob_size(repo, item.id)
                 if max_file_bytes is not None and size > max_file_bytes:
@@ -249,7 +256,7 @@ def read_plugin_tree(repo: pygit2.Repository, tree: pygit2.Tree, base: str,
                 total += size
                 if total > MAX_PLUGIN_BYTES:
                     return files, f"{base}: larger than {MAX_PLUGIN_BYTES} bytes"
-                files[path] = repo[item.id].data
+                files[path] = blob_at(repo, item.id)
             else:
                 kind = "symlink" if item.filemode == pygit2.GIT_FILEMODE_LINK else "submodule"
                 return files, f"{base}/{path}: {kind} not allowed"
@@ -265,7 +272,7 @@ def change_set(repo: pygit2.Repository, commit: pygit2.Commit, changed: list[Cha
                max_file_bytes: int) -> ChangeSet:
     """The git side of the rules: a commit's changes as plain data for core.changes (sizes
     from object headers; a touched plugin's files read only when the judge asks for them)."""
-    files = [FileChange(c.path, c.mode, blob_size(repo, c.oid) if c.mode in REGULAR else 0) for c in changed]
+    files = _file_changes(repo, changed)
     policy_text = policy_problem = None
     if any(c.path == POLICY_PATH for c in changed):
         try:
@@ -282,7 +289,7 @@ class _PluginTrees(Mapping[str, PluginContent]):
     def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> None:
         self.repo, self.max_file_bytes = repo, max_file_bytes
         try:
-            self.entries = {e.name: e for e in repo[commit.tree[PLUGINS_DIR].id]}
+            self.entries = {entry_name(e): e for e in tree_at(repo, commit.tree[PLUGINS_DIR].id)}
         except KeyError:
             self.entries = {}
 
@@ -293,7 +300,7 @@ class _PluginTrees(Mapping[str, PluginContent]):
             return PluginContent(deleted=True)
         if entry.filemode != pygit2.GIT_FILEMODE_TREE:
             return PluginContent(problem=f"{base}: must be a directory")
-        files, problem = read_plugin_tree(self.repo, self.repo[entry.id], base, self.max_file_bytes)
+        files, problem = read_plugin_tree(self.repo, tree_at(self.repo, entry.id), base, self.max_file_bytes)
         return PluginContent(files=files, problem=problem)
 
     def __iter__(self):
@@ -350,5 +357,5 @@ def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin:
         verdict.refuse(f"changes more than {MAX_COMMIT_FILES} files")
         return verdict
     verdict.paths = [c.path for c in changed]
-    files = [FileChange(c.path, c.mode, blob_size(repo, c.oid) if c.mode in REGULAR else 0) for c in changed]
+    files = _file_changes(repo, changed)
     return judge_pv_area_changes(ChangeSet(files, {}), key, origin, policy, verdict)

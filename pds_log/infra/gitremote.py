@@ -17,6 +17,7 @@ import pygit2
 
 from pds_log.core.errors import PdsError
 from pds_log.infra.giterrors import connection_problem
+from pds_log.infra.gittree import commit_at
 from pds_log.infra.sshkeys import ssh_endpoint
 
 FETCHED = "refs/pds/fetched"
@@ -77,7 +78,7 @@ def fetch_branch(url: str, dest: str | Path, branch: str = "main", ssh_key: str 
                                           hosts_setting=str(known_hosts or "~/.ssh/known_hosts"))
                        or f"cannot fetch {branch} from {url}: {result.stderr.strip()}")
     repo = pygit2.Repository(str(dest))
-    return repo, repo[repo.references[FETCHED].target]
+    return repo, commit_at(repo, repo.references[FETCHED].target)
 
 
 def push(git_dir: str | Path, url: str, commit: str, ref: str, ssh_key: str | Path | None = None,

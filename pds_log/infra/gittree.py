@@ -26,6 +26,22 @@ def tree_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Tree:
     return obj
 
 
+def commit_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Commit:
+    """The commit object `oid` (an error if it is another kind of object)."""
+    obj = repo[oid]
+    if not isinstance(obj, pygit2.Commit):
+        raise PdsError(f"git object {oid} is a {obj.type_str}, expected a commit")
+    return obj
+
+
+def entry_name(entry: pygit2.Object) -> str:
+    """The name of an entry read from a tree (pygit2 types `name` Optional because objects
+    looked up by id have none; one from a tree always has)."""
+    if entry.name is None:
+        raise PdsError(f"git tree entry {entry.id} has no name")
+    return entry.name
+
+
 def blob_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
     """The bytes of blob `oid` (an error if it is another kind of object)."""
     obj = repo[oid]

@@ -71,6 +71,8 @@ def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytec
     pvs: dict[str, dict] = {}
     for report in verdict.pvs.values():
         if report.passed and report.origin not in pvs:
+            if report.signed is None or report.proof is None:
+                raise PdsError(f"{report.pv}: a passed answer without its STR and proof")
             pvs[report.origin] = {"str": report.signed.note.decode(), "proof": report.proof.to_obj()}
     included = [r for r in verdict.pvs.values() if r.approved]
     if not included:
@@ -79,9 +81,14 @@ def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytec
     bytecode: dict[str, str] = {}
     held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
     for report in included:
+        if report.binding is None:
+            raise PdsError(f"{report.pv}: an inclusion without its binding")
         for path, digest in binding_files(report.binding).items():
             if held is not None:
-                bytecode[path] = held.sha256(path)
+                held_digest = held.sha256(path)
+                if held_digest is None:
+                    raise PdsError(f"{path} is missing from {bytecode_dir}")
+                bytecode[path] = held_digest
             elif bytecode.setdefault(path, digest) != digest:
                 raise PdsError(f"the PVs bind different bytecode for {name} ({path}); give --bytecode to bundle "
                                f"the version you will send")

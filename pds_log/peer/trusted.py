@@ -34,7 +34,7 @@ from types import MappingProxyType
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, VerificationError
-from pds_log.core.proof import INCLUSION, Proof, describe, verify_proof
+from pds_log.core.proof import Proof, describe, verify_proof
 from pds_log.core.signed_root import SignedTreeRoot, TreeHead, check_chain, open_str
 
 from .bytecode import BytecodeDir, held_bytecode_check
@@ -294,7 +294,7 @@ class Answer:
         proof = self._fields.get("proof")
         if not isinstance(proof, Proof):
             raise OutOfOrder("accept_bytecode before accept_proof")
-        if proof.kind != INCLUSION:
+        if proof.binding is None:  # an absence
             return
         problem, warnings = held_bytecode_check(proof.binding, held)
         self.checks[Check.BYTECODE] = problem is None
@@ -403,7 +403,7 @@ class Answer:
         except (FormatError, VerificationError) as exc:
             raise BadProof(f"proof rejected: {exc}") from None
         self._fields["proof"] = proof
-        if proof.kind == INCLUSION:
+        if proof.binding is not None:  # an inclusion
             props = ", ".join(proof.binding.properties) or "no properties"
             self._fields.update(status=Status.INCLUDED, reason=f"included at epoch {head.epoch} ({props})")
         else:

@@ -51,6 +51,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pds_log.core import jsondoc
 from pds_log.core import static_layout as site
@@ -349,7 +350,7 @@ def _one_line(text: str, limit: int = 500) -> str:
 def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = None, now: int | None = None,
                   state: PeerState | None = None, via: str = "tiles", fetcher: Fetcher | None = None,
                   use_state: bool = True, evidence_dir: str | Path | None = None,
-                  metadata_only: bool = False, cache_dir: str | Path | None | bool = None) -> Verdict:
+                  metadata_only: bool = False, cache_dir: str | Path | Literal[False] | None = None) -> Verdict:
     """Check `name` at every trusted PV and evaluate the requirement formula.
 
     Without `bytecode_dir` the verdict is `incomplete` (not ok) unless `metadata_only`: the

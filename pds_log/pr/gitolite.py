@@ -62,12 +62,12 @@ def check_python_for(python: str, account: pwd.struct_passwd) -> None:
     if os.geteuid() != 0 and os.geteuid() != account.pw_uid:
         raise PdsError(f"--owner {account.pw_name}: run this as root or as {account.pw_name}")
     env = {"PATH": "/usr/bin:/bin", "HOME": account.pw_dir, "LANG": "C.UTF-8"}
+    result: subprocess.CompletedProcess[str] | None = None
     try:
         result = subprocess.run([python, "-c", "import pds_log.pr.hook"], capture_output=True, text=True, env=env,
                                 cwd="/", timeout=PYTHON_CHECK_TIMEOUT, user=account.pw_uid, group=account.pw_gid,
                                 extra_groups=[])
     except (OSError, subprocess.SubprocessError) as exc:
-        result = None
         why = str(exc)
     else:
         why = (result.stderr.strip().splitlines() or ["exit status %d" % result.returncode])[-1]

@@ -48,6 +48,7 @@ from pds_log.infra.commit_check import (
     policy_at,
     usable_policy,
 )
+from pds_log.infra.gittree import commit_at
 
 ZERO = "0" * 40
 PV_REF_PREFIX = "refs/heads/pvs/"
@@ -181,7 +182,7 @@ def _current_policy(repo: pygit2.Repository) -> Policy | None:
     for name in ("refs/heads/main", *[r for r in repo.references if r.startswith("refs/heads/") and
                                        not r.startswith(PV_REF_PREFIX)]):
         if name in repo.references:
-            commit = repo[repo.references[name].target]
+            commit = commit_at(repo, repo.references[name].target)
             policy, _ = usable_policy(repo, commit, POLICY_FALLBACK_DEPTH)
             if f"refs/heads/{policy.branch}" == name:
                 return policy

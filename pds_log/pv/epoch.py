@@ -232,7 +232,8 @@ class _Lazy(Mapping[str, Any]):
     """A read-on-demand mapping for the planner (which stays free of git)."""
 
     def __init__(self, read: Callable[[str], Any], keys: Callable[[], set[str]] = set) -> None:
-        self._read, self._keys, self._seen = read, keys, {}
+        self._read, self._keys = read, keys
+        self._seen: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._seen:
@@ -276,7 +277,8 @@ class _LazyNames(Collection[str]):
     """Every plugin name at the PR head, listed only when the planner asks (a policy change)."""
 
     def __init__(self, read: Callable[[], Any]) -> None:
-        self._read, self._names = read, None
+        self._read = read
+        self._names: set[str] | None = None
 
     def _all(self) -> set[str]:
         if self._names is None:
@@ -338,10 +340,11 @@ def check_commits(ctx: EpochContext) -> CommitChecks:
         entry = {"id": str(commit.id), "signer": verdict.signer, "ok": verdict.ok,
                  "reasons": verdict.reasons, "plugins": touched, "policy": judged_by}
         if verdict.unverifiable:
-            entry["alarm"] = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
-                              f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "
-                              f"bypassed or the PR is compromised. Its changes are not adopted.")
-            ctx.say(entry["alarm"])
+            alarm = (f"PR integrity: commit {str(commit.id)[:12]} is on the PR's branch although no key "
+                     f"of the PR's policy signed it ({'; '.join(verdict.reasons)}); the PR's hook was "
+                     f"bypassed or the PR is compromised. Its changes are not adopted.")
+            entry["alarm"] = alarm
+            ctx.say(alarm)
         checks.records.append(entry)
         commit_check.follow_plugins(verdict, touched, checks.source_of, checks.tainted)
         if not verdict.ok:
@@ -405,6 +408,7 @@ class EpochJob:
         checks = check_commits(ctx)
         t = self._tick("commit_checks", t)
         plan = plan_for(ctx, checks)
+        assert ctx.pr_head is not None  # set by _fetch
         if plan.policy_changed:
             self.say("acceptance policy changed: re-verifying every plugin")
         ctx.record = layout.EpochRecord(
@@ -544,6 +548,7 @@ class PluginOutcomes:
             elif d.kind == "rejected":
                 self._reject(d.name, d.reason, d.snap, {}, self._source(d))
             else:
+                assert d.snap is not None and d.manifest is not None  # the planner gives every verifiable plugin both
                 to_verify.append((d.snap, d.manifest, self._source(d)))
         results = verification.run_all(self.ctx.config, [(s, m) for s, m, _ in to_verify],
                                        require_cached=self.options.require_cached, progress=self.ctx.say,

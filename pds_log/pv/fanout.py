@@ -49,7 +49,7 @@ def make_plan(config: PvConfig) -> dict[str, Any]:
     plan = plan_for(ctx, check_commits(ctx))  # the epoch's planner: rejected and tainted plugins run nothing
     verifiers = verification.build(config)
     cache = verification.cache_for(config)
-    items = []
+    items: list[dict[str, str]] = []
     for decision in plan.verifiable:
         assert decision.snap is not None
         digest = plugin_files_digest(decision.snap.files)

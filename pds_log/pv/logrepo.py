@@ -14,7 +14,7 @@ from pds_log.core.binding import Binding
 from pds_log.core.errors import PdsError
 from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import SignedTreeRoot, open_str
-from pds_log.infra.gittree import read_path, update_tree, walk_blobs
+from pds_log.infra.gittree import blob_at, commit_at, read_path, tree_at, update_tree, walk_blobs
 
 BRANCH = "refs/heads/main"
 ZERO_OID = "0" * 40
@@ -43,10 +43,17 @@ class LogRepo:
             ref = self.repo.references[BRANCH]
         except KeyError:
             return None
-        return self.repo[ref.target]
+        return commit_at(self.repo, ref.target)
 
     def read(self, commit: pygit2.Commit, path: str) -> bytes | None:
         return read_path(self.repo, commit.tree, path)
+
+    def read_required(self, commit: pygit2.Commit, path: str) -> bytes:
+        """The bytes at `path`, which every epoch commit holds: its absence is an error."""
+        data = self.read(commit, path)
+        if data is None:
+            raise PdsError(f"{self.path}: commit {commit.id} has no {path}")
+        return data
 
     def latest_str(self, commit: pygit2.Commit, verifier: NoteVerifier) -> SignedTreeRoot:
         data = self.read(commit, layout.LATEST_STR)
@@ -60,9 +67,9 @@ class LogRepo:
             entry = commit.tree["bindings"]
         except KeyError:
             return
-        for path, oid in walk_blobs(self.repo, self.repo[entry.id], "bindings/"):
+        for path, oid in walk_blobs(self.repo, tree_at(self.repo, entry.id), "bindings/"):
             name = layout.name_from_record_path(path)
-            binding = Binding.decode(self.repo[oid].data, path)
+            binding = Binding.decode(blob_at(self.repo, oid), path)
             if binding.name != name:
                 raise PdsError(f"{path}: holds the binding of {binding.name}")
             yield binding

@@ -24,6 +24,7 @@ from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
+from pds_log.infra.gittree import commit_at, entry_name, tree_at
 
 PLUGINS_DIR = "plugins"
 FETCH_TIMEOUT = 600  # seconds for one fetch of the PR
@@ -96,7 +97,7 @@ class PrMirror:
 
     def head(self) -> pygit2.Commit | None:
         try:
-            return self.repo[self.repo.references[f"refs/remotes/pr/{self.branch}"].target]
+            return commit_at(self.repo, self.repo.references[f"refs/remotes/pr/{self.branch}"].target)
         except KeyError:
             return None
 
@@ -142,7 +143,7 @@ class PrMirror:
 
     def plugin_names(self, commit: pygit2.Commit) -> list[str]:
         tree = self._plugins_tree(commit)
-        return sorted(e.name for e in tree) if tree is not None else []
+        return sorted(entry_name(e) for e in tree) if tree is not None else []
 
     def _plugins_tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
         """The `plugins/` tree of a commit (memoised: with many plugins it is a large object,
@@ -151,10 +152,10 @@ class PrMirror:
         if key not in self._plugin_trees:
             try:
                 entry = commit.tree[PLUGINS_DIR]
-                tree = self.repo[entry.id] if entry.type_str == "tree" else None
+                tree = tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
             except KeyError:
                 tree = None
-            self._plugin_trees[key] = (tree, {e.name: e for e in tree} if tree is not None else {})
+            self._plugin_trees[key] = (tree, {entry_name(e): e for e in tree} if tree is not None else {})
         return self._plugin_trees[key][0]
 
     def _plugin_entry(self, commit: pygit2.Commit, name: str):
@@ -171,7 +172,7 @@ class PrMirror:
             snap.problem = f"plugins/{name} is not a directory"
             return snap
         try:
-            files, snap.problem = read_plugin_tree(self.repo, self.repo[entry.id], f"{PLUGINS_DIR}/{name}")
+            files, snap.problem = read_plugin_tree(self.repo, tree_at(self.repo, entry.id), f"{PLUGINS_DIR}/{name}")
         except FormatError as exc:  # e.g. an object the PR's history names but never sent
             files, snap.problem = {}, str(exc)
         if snap.problem is None:
@@ -182,6 +183,6 @@ class PrMirror:
 def changed_plugin_names(old: pygit2.Tree | None, new: pygit2.Tree | None) -> set[str]:
     """Names whose `plugins/<name>` entry differs between two `plugins/` trees (by object id:
     git trees are content-addressed, so unchanged directories compare equal in O(1))."""
-    old_entries = {e.name: e.id for e in old} if old is not None else {}
-    new_entries = {e.name: e.id for e in new} if new is not None else {}
+    old_entries = {entry_name(e): e.id for e in old} if old is not None else {}
+    new_entries = {entry_name(e): e.id for e in new} if new is not None else {}
     return {n for n in old_entries.keys() | new_entries.keys() if old_entries.get(n) != new_entries.get(n)}

@@ -29,6 +29,7 @@ from pds_log.core.records import ACCEPTED, PluginStatus, PvDescriptor, ResultRec
 from pds_log.core.signed_root import open_str
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.files import atomic_write_bytes
+from pds_log.infra.gittree import blob_at
 
 from .logrepo import LogRepo
 
@@ -112,7 +113,7 @@ class Publisher:
         self.write(site.DESCRIPTOR, self.descriptor_bytes, replace=True)
         if self.site is not None:
             self.summary.files_written += self.site.build()
-        latest = self.log.read(self.head, logl.LATEST_STR)
+        latest = self.log.read_required(self.head, logl.LATEST_STR)
         self.summary.latest_epoch = open_str(latest, self.verifier).head.epoch
         self.write(site.LATEST, latest, replace=True)  # last: everything it names is in place
         atomic_write_bytes(self.out / STATE_FILE, json.dumps(
@@ -121,27 +122,27 @@ class Publisher:
 
     def publish_epoch(self, epoch: int, commit: pygit2.Commit) -> None:
         repo = self.log.repo
-        note = self.log.read(commit, logl.str_path(epoch))
+        note = self.log.read_required(commit, logl.str_path(epoch))
         signed = open_str(note, self.verifier)
-        record = logl.EpochRecord.decode(self.log.read(commit, logl.epoch_record_path(epoch)))
+        record = logl.EpochRecord.decode(self.log.read_required(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
         changed = _added_or_modified(repo, parent, commit)
         results: dict[str, ResultRecord] = {}
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
-                self.write(path, repo[oid].data)
+                self.write(path, blob_at(repo, oid))
             elif path.startswith("bindings/"):
-                data = repo[oid].data
+                data = blob_at(repo, oid)
                 self.write(site.binding_by_value_path(hashlib.sha256(data).digest()), data)
             elif path.startswith("results/"):
                 name = logl.name_from_record_path(path)
-                data = repo[oid].data
+                data = blob_at(repo, oid)
                 self.write(site.result_path(epoch, name), data)
                 result = ResultRecord.decode(data, f"{path}@epoch {epoch}")
                 results[name] = result
                 status = PluginStatus(name, epoch, result.status, result.reason, site.result_path(epoch, name))
                 self.write(site.status_path(name), status.encode(), replace=True)
-        self.write(logl.epoch_record_path(epoch), self.log.read(commit, logl.epoch_record_path(epoch)))
+        self.write(logl.epoch_record_path(epoch), self.log.read_required(commit, logl.epoch_record_path(epoch)))
         names = set(record.added) | set(record.updated)
         names |= {e["name"] for e in record.removed} | {e["name"] for e in record.rejected}
         for name in sorted(n for n in names if is_valid_name(n)):
@@ -151,8 +152,8 @@ class Publisher:
         if self.site is not None:
             bindings = {}
             for name, result in results.items():
-                data = self.log.read(commit, logl.binding_path(name)) if result.status == ACCEPTED else None
-                bindings[name] = Binding.decode(data) if data else None
+                binding = self.log.read(commit, logl.binding_path(name)) if result.status == ACCEPTED else None
+                bindings[name] = Binding.decode(binding) if binding else None
             self.site.record_epoch(epoch, record, results, bindings)
 
     def proof_at(self, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
@@ -199,7 +200,7 @@ def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, co
         from pds_log.infra.gittree import walk_blobs
 
         return list(walk_blobs(repo, commit.tree))
-    diff = repo.diff(parent.tree, commit.tree)
+    diff = parent.tree.diff_to_tree(commit.tree)
     out = []
     for delta in diff.deltas:
         if delta.status in (pygit2.enums.DeltaStatus.ADDED, pygit2.enums.DeltaStatus.MODIFIED):

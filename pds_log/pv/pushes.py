@@ -19,7 +19,7 @@ from pds_log.infra.files import exclusive_lock
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
 from pds_log.infra.gitsign import signed_commit
-from pds_log.infra.gittree import read_path, update_tree
+from pds_log.infra.gittree import commit_at, read_path, update_tree
 
 from .config import PvConfig
 from .logrepo import BRANCH, LogRepo
@@ -74,25 +74,25 @@ def _push_pr_area(config: PvConfig) -> str:
     ref = area_ref(config.origin)
     local = mirror.references.get(ref)
     remote = mirror.references.get(f"refs/remotes/pr/pvs/{config.origin}")
-    base = None
+    base: pygit2.Commit | None = None
     if local is not None:
-        base = mirror[local.target]
+        base = commit_at(mirror, local.target)
         if remote is not None and not (remote.target == local.target
                                        or mirror.descendant_of(local.target, remote.target)):
-            base = mirror[remote.target]  # our local tip is stale: restart from what the PR has
+            base = commit_at(mirror, remote.target)  # our local tip is stale: restart from what the PR has
     elif remote is not None:
-        base = mirror[remote.target]
+        base = commit_at(mirror, remote.target)
     done = _last_epoch_in(mirror, base, config.origin)
-    latest = TreeHead.parse_text(notes.parse(log.read(head, layout.LATEST_STR)).text).epoch
+    latest = TreeHead.parse_text(notes.parse(log.read_required(head, layout.LATEST_STR)).text).epoch
     if done < latest:
         changes: dict[str, bytes | None] = {}
         for epoch in range(done + 1, latest + 1):
-            note = log.read(head, layout.str_path(epoch))
-            record = layout.EpochRecord.decode(log.read(head, layout.epoch_record_path(epoch)))
+            note = log.read_required(head, layout.str_path(epoch))
+            record = layout.EpochRecord.decode(log.read_required(head, layout.epoch_record_path(epoch)))
             str_file, report_file = area_paths(config.origin, epoch)
             changes[str_file] = note
             changes[report_file] = failure_report(record, hashlib.sha256(note).hexdigest())
-        changes[f"pvs/{config.origin}/latest.note"] = log.read(head, layout.LATEST_STR)
+        changes[f"pvs/{config.origin}/latest.note"] = log.read_required(head, layout.LATEST_STR)
         tree = update_tree(mirror, base.tree if base else None, changes)
         commit = _signed_commit(config, mirror, tree, base, f"{config.origin}: epochs {done + 1}..{latest}")
         mirror.references.create(ref, commit, force=True)

@@ -15,8 +15,8 @@ Per size, on real repositories made by `pds` (not timed as the result):
   makes them (fetch main into the developer's repository, `update_tree`, `signed_commit`,
   `push`), from a developer repository that borrows the PR's objects (git alternates), so the
   setup does not clone N plugins `changed` times.
-Then the measured second epoch. Figures (bytes are on disk: loose objects zlib'd, packs as
-received, i.e. about what git transferred):
+Then the measured second epoch. Figures (bytes are file sizes in the object stores: loose objects
+zlib'd, packs as received, i.e. about what git transferred):
   epoch_s                wall time of the second epoch (phases in `phases`)
   fetch_bytes / objects  growth of the PV's PR mirror during that epoch
   pr_bytes_per_push      growth of the PR repository's object store per push
@@ -59,14 +59,18 @@ from tests.support import World  # noqa: E402
 
 
 def store_stats(git_dir: Path) -> tuple[int, int]:
-    """(objects, bytes on disk) of a repository's object store, loose and packed (git's own
-    count-objects, which walks the store but reads no object)."""
+    """(objects, bytes) of a repository's object store, loose and packed: the object count is
+    git's own (count-objects), the bytes are the files' sizes (count-objects reports disk
+    blocks, which round every small loose object up to 4 KiB)."""
     out = subprocess.run(["git", "--git-dir", str(git_dir), "count-objects", "-v"], capture_output=True,
                          text=True, check=True).stdout
     fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
-    objects = int(fields["count"]) + int(fields["in-pack"])
-    kib = int(fields["size"]) + int(fields["size-pack"])
-    return objects, kib * 1024
+    size = 0
+    for root, _, files in os.walk(git_dir / "objects"):
+        for name in files:
+            if len(name) == 38 or name.endswith((".pack", ".idx")):
+                size += os.stat(os.path.join(root, name)).st_size
+    return int(fields["count"]) + int(fields["in-pack"]), size
 
 
 class Developer:
@@ -189,7 +193,7 @@ TABLE = [("n", "N", "{:>9,}"), ("changed", "chg", "{:>4}"), ("epoch_s", "epoch s
 
 
 def print_table(rows: list[dict]) -> None:
-    print(" ".join(f"{col[1]:>{len(col[2].format(0)) if 'f}' not in col[2] else 8}}" for col in TABLE))
+    print(" ".join(f"{title:>{int(fmt[3:].rstrip('}').split(',')[0].split('.')[0])}}" for _, title, fmt, *_ in TABLE))
     for row in rows:
         cells = []
         for key, _, fmt, *scale in TABLE:

@@ -22,6 +22,7 @@ import signal
 import time
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from typing import Any
 
 from .base import ERROR, PluginInput, Verifier, VerifierResult, run_verifier
@@ -46,12 +47,12 @@ class _WorkerPopen(popen_forkserver.Popen):
         prep_data.pop("init_main_from_path", None)
         prep_data.pop("init_main_from_name", None)
         buf = io.BytesIO()
-        popen_forkserver.set_spawning_popen(self)
+        set_spawning_popen(self)
         try:
             reduction.dump(prep_data, buf)
             reduction.dump(process_obj, buf)
         finally:
-            popen_forkserver.set_spawning_popen(None)
+            set_spawning_popen(None)
         self.sentinel, w = forkserver.connect_to_new_process(self._fds)
         _parent_w = os.dup(w)
         self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
@@ -60,7 +61,7 @@ class _WorkerPopen(popen_forkserver.Popen):
         self.pid = forkserver.read_signed(self.sentinel)
 
 
-class _WorkerProcess(_CONTEXT.Process):  # type: ignore[name-defined,misc]
+class _WorkerProcess(ForkServerProcess):
     @staticmethod
     def _Popen(process_obj):
         return _WorkerPopen(process_obj)

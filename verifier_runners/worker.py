@@ -14,11 +14,15 @@ a fork, not an interpreter start; the forkserver is also safe to use from the PV
 from __future__ import annotations
 
 import ctypes
+import io
 import multiprocessing
+import os
 import resource
 import signal
 import time
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from typing import Any
 
 from .base import ERROR, PluginInput, Verifier, VerifierResult, run_verifier
@@ -29,6 +33,38 @@ PR_SET_PDEATHSIG = 1
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["verifier_runners"])
+
+
+class _WorkerPopen(popen_forkserver.Popen):
+    """The forkserver's launch without the parent's `__main__`: multiprocessing re-runs the
+    parent's main script in every child (so that pickled functions of `__main__` resolve), which
+    for a PV run from a script (a benchmark, an operator's wrapper) re-imports all it imports on
+    each task -- about a second per verifier run, in series with it. The worker's target lives
+    in this module, so the children need nothing from `__main__`."""
+
+    def _launch(self, process_obj):  # popen_forkserver.Popen._launch (3.11-3.13), main dropped
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _WorkerProcess(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _WorkerPopen(process_obj)
 
 
 def wall_limit(verifier: Verifier, plugin: PluginInput) -> float:
@@ -62,7 +98,7 @@ def run_verifier_bounded(verifier: Verifier, plugin: PluginInput, *, wall: float
     wall = wall_limit(verifier, plugin) if wall is None else wall
     start = time.perf_counter()
     receiver, sender = _CONTEXT.Pipe(duplex=False)
-    worker = _CONTEXT.Process(target=_work, args=(sender, verifier, plugin, memory), daemon=True,
+    worker = _WorkerProcess(target=_work, args=(sender, verifier, plugin, memory), daemon=True,
                               name=f"pds-verify-{verifier.name}")
     obj: Any = None
     try:

@@ -45,14 +45,14 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import pygit2  # noqa: E402
-
 from epoch import ELF, commit_plugins  # noqa: E402
+
 from pds_log.core.binding import plugin_files_digest  # noqa: E402
 from pds_log.infra.gitremote import fetch_branch, push  # noqa: E402
 from pds_log.infra.gitsign import signed_commit  # noqa: E402
 from pds_log.infra.gittree import update_tree  # noqa: E402
-from pds_log.pv.config import load_config  # noqa: E402
 from pds_log.pv import verification  # noqa: E402
+from pds_log.pv.config import load_config  # noqa: E402
 from pds_log.pv.epoch import EpochOptions, run_epoch  # noqa: E402
 from pds_log.pv.setup import init_pv  # noqa: E402
 from tests.support import World  # noqa: E402

@@ -74,8 +74,8 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
     if steps and work:
         steps(0, len(work))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(vr.run_verifier_bounded, verifier, plugin_input(snap, manifest)): (snap.name, vname, verifier, digest)
-                   for snap, manifest, vname, verifier, digest in work}
+        futures = {pool.submit(vr.run_verifier_bounded, verifier, plugin_input(snap, manifest)):
+                   (snap.name, vname, verifier, digest) for snap, manifest, vname, verifier, digest in work}
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             name, vname, verifier, digest = futures[future]
             result = future.result()

@@ -208,30 +208,16 @@ class BytecodeSafety(Verifier):
             problems.extend(self.check_section(section, helpers))
         return problems
 
-    def check_section(self, section: ebpf.Section, helpers: dict[str, dict] | None = None) -> list[str]:  # noqa: C901 - over the ceiling; to split (issue 14)
+    def check_section(self, section: ebpf.Section, helpers: dict[str, dict] | None = None) -> list[str]:
         if helpers is None:
             helpers = self.helpers_by_kind["pquic"]
         problems = []
         slots = {i.index for i in section.insns}
         count = section.insns[-1].index + section.insns[-1].width
         for insn in section.insns:
-            why = ebpf.opcode_problem(insn)
+            why = self._insn_problem(insn, slots, count, helpers)
             if why:
-                problems.append(f"#{insn.index}: {why}")
-                continue
-            if insn.is_jump():
-                target = insn.index + 1 + insn.off
-                if target < 0 or target >= count:
-                    problems.append(f"#{insn.index}: jump out of range (to #{target}, code has {count} slots)")
-                elif target not in slots:
-                    problems.append(f"#{insn.index}: jump into the middle of a 16-byte lddw (#{target})")
-            elif insn.is_call():
-                if insn.reloc is None:
-                    kind = "local call" if insn.src == 1 else f"call to helper id {insn.imm}"
-                    problems.append(f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
-                                    f"helper id {insn.imm})")
-                elif insn.reloc not in helpers:
-                    problems.append(f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list")
+                problems.append(why)
         last = section.insns[-1]
         if not (last.is_exit() or (last.is_jump() and not last.is_cond_jump())):
             problems.append(f"#{last.index}: code falls off the end of {section.name}")
@@ -240,6 +226,27 @@ class BytecodeSafety(Verifier):
             for insn in insns:
                 problems.extend(self._stack_access(name, insn, regs_before.get(insn.index, {})))
         return problems
+
+    @staticmethod
+    def _insn_problem(insn: ebpf.Insn, slots: set[int], count: int, helpers: dict[str, dict]) -> str | None:
+        """The one problem of an instruction on its own (its opcode, jump target, call), or None."""
+        why = ebpf.opcode_problem(insn)
+        if why:
+            return f"#{insn.index}: {why}"
+        if insn.is_jump():
+            target = insn.index + 1 + insn.off
+            if target < 0 or target >= count:
+                return f"#{insn.index}: jump out of range (to #{target}, code has {count} slots)"
+            if target not in slots:
+                return f"#{insn.index}: jump into the middle of a 16-byte lddw (#{target})"
+        elif insn.is_call():
+            if insn.reloc is None:
+                kind = "local call" if insn.src == 1 else f"call to helper id {insn.imm}"
+                return (f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
+                        f"helper id {insn.imm})")
+            if insn.reloc not in helpers:
+                return f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list"
+        return None
 
     @staticmethod
     def _stack_access(function: str, insn: ebpf.Insn, regs: dict) -> list[str]:
@@ -291,7 +298,7 @@ class SideEffectSpec:
     - `common`: fields every protoop may write; `protoops`: per protoop, the fields it may write.
     """
 
-    def __init__(self, doc: Any) -> None:  # noqa: C901 - over the ceiling; to split (issue 14)
+    def __init__(self, doc: Any) -> None:
         if (not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict)
                 or not isinstance(doc.get("protoops"), dict)):
             raise FormatError("side-effect spec: expected 'keys: {set_helper: {key: rN, fields: {...}}}' and "
@@ -302,14 +309,7 @@ class SideEffectSpec:
             if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
                 raise FormatError(f"side-effect spec: keys.{helper}: "
                                   f"expected 'key: rN' and 'fields: {{field: number}}'")
-            fields: dict[int, str] = {}
-            for field, value in entry["fields"].items():
-                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
-                    raise FormatError(f"side-effect spec: keys.{helper}.fields.{field}: expected a 16-bit key number")
-                if value in fields:
-                    raise FormatError(f"side-effect spec: keys.{helper}: key {value:#x} names both {fields[value]} "
-                                      f"and {field}")
-                fields[value] = str(field)
+            fields = self._key_fields(helper, entry["fields"])
             self.keys[str(helper)] = (_register(entry.get("key"), f"keys.{helper}.key"), fields)
         for section in ("private", "helpers"):
             if not isinstance(doc.get(section) or {}, dict):
@@ -321,21 +321,39 @@ class SideEffectSpec:
             self.private[str(helper)] = _register(entry.get("index"), f"private.{helper}.index")
         # helper -> (effect class, fields a call writes, the register whose constant 0 means
         # the call writes nothing: None = it always writes)
-        self.classes: dict[str, tuple[str, list[str], int | None]] = {}
-        for cls, entry in (doc.get("helpers") or {}).items():
-            if not isinstance(entry, dict):
-                raise FormatError(f"side-effect spec: helpers.{cls}: expected 'names: [...]'")
-            writes = _names(entry.get("writes", []), f"helpers.{cls}.writes")
-            when = entry.get("when_nonzero")
-            register = None if when is None else _register(when, f"helpers.{cls}.when_nonzero")
-            for helper in _names(entry.get("names", []), f"helpers.{cls}.names"):
-                self.classes[helper] = (str(cls), writes, register)
+        self.classes: dict[str, tuple[str, list[str], int | None]] = self._classes(doc.get("helpers") or {})
         self.common = _names(doc.get("common", []), "common")
         self.protoops: dict[str, list[str]] = {}
         for point, entry in doc["protoops"].items():
             if not isinstance(entry, dict):
                 raise FormatError(f"side-effect spec: protoops.{point}: expected 'writes: [...]'")
             self.protoops[str(point)] = _names(entry.get("writes", []), f"protoops.{point}.writes")
+
+    @staticmethod
+    def _key_fields(helper: Any, doc_fields: dict) -> dict[int, str]:
+        """An access-key helper's key numbers -> the field each selects."""
+        fields: dict[int, str] = {}
+        for field, value in doc_fields.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+                raise FormatError(f"side-effect spec: keys.{helper}.fields.{field}: expected a 16-bit key number")
+            if value in fields:
+                raise FormatError(f"side-effect spec: keys.{helper}: key {value:#x} names both {fields[value]} "
+                                  f"and {field}")
+            fields[value] = str(field)
+        return fields
+
+    @staticmethod
+    def _classes(doc_helpers: dict) -> dict[str, tuple[str, list[str], int | None]]:
+        classes: dict[str, tuple[str, list[str], int | None]] = {}
+        for cls, entry in doc_helpers.items():
+            if not isinstance(entry, dict):
+                raise FormatError(f"side-effect spec: helpers.{cls}: expected 'names: [...]'")
+            writes = _names(entry.get("writes", []), f"helpers.{cls}.writes")
+            when = entry.get("when_nonzero")
+            register = None if when is None else _register(when, f"helpers.{cls}.when_nonzero")
+            for helper in _names(entry.get("names", []), f"helpers.{cls}.names"):
+                classes[helper] = (str(cls), writes, register)
+        return classes
 
     def allowed(self, point: str) -> list[str] | None:
         if point not in self.protoops:
@@ -369,7 +387,7 @@ class SideEffects(Verifier):
     def digest_material(self) -> Any:
         return {"spec": self.spec.doc, "xbgp_helpers": self.xbgp_helpers}
 
-    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:  # noqa: C901 - over the ceiling; to split (issue 14)
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         if plugin.manifest.kind == "xbgp":  # xBGP's own model: the manifest's per-code permissions
             from . import xbgp_permissions
 
@@ -395,21 +413,8 @@ class SideEffects(Verifier):
                     if not insn.is_call() or insn.reloc is None:
                         continue  # calls without a relocation are the safety check's
                     where = f"{pluglet} #{insn.index} in {fname}"
-                    writes, note = self._writes(insn.reloc, regs.get(insn.index, {}), where, problems, unjudged)
-                    if note:
-                        log.append(f"{where}: {note}")
-                    if writes and unknown_points:
-                        unjudged.append(f"{where}: {insn.reloc} writes {', '.join(writes)} in protoop "
-                                        f"{', '.join(unknown_points)}, which the spec does not know")
-                        continue
-                    for field in writes:
-                        for point in points:
-                            allowed = self.spec.allowed(point)
-                            if field not in allowed:
-                                problems.append(f"{where}: {insn.reloc}({field}) is not allowed in protoop {point}"
-                                                f" (may write: {', '.join(allowed) or 'nothing'})")
-                            else:
-                                log.append(f"{where}: {insn.reloc}({field}) allowed in {point}")
+                    self._judge_call(insn.reloc, regs.get(insn.index, {}), where, points, unknown_points,
+                                     problems, unjudged, log)
         if problems:
             return self.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
                                "\n".join(log + problems + unjudged))
@@ -418,6 +423,25 @@ class SideEffects(Verifier):
                                + (f" (+{len(unjudged) - 1} more)" if len(unjudged) > 1 else ""),
                                "\n".join(log + unjudged))
         return self.result(PASS, "every write is allowed by its protoop's spec", "\n".join(log) or "no writes")
+
+    def _judge_call(self, helper: str, regs: dict, where: str, points: list[str], unknown_points: list[str],
+                    problems: list[str], unjudged: list[str], log: list[str]) -> None:
+        """Judge one helper call against every protoop its pluglet is attached to."""
+        writes, note = self._writes(helper, regs, where, problems, unjudged)
+        if note:
+            log.append(f"{where}: {note}")
+        if writes and unknown_points:
+            unjudged.append(f"{where}: {helper} writes {', '.join(writes)} in protoop "
+                            f"{', '.join(unknown_points)}, which the spec does not know")
+            return
+        for field in writes:
+            for point in points:
+                allowed = self.spec.allowed(point)
+                if field not in allowed:
+                    problems.append(f"{where}: {helper}({field}) is not allowed in protoop {point}"
+                                    f" (may write: {', '.join(allowed) or 'nothing'})")
+                else:
+                    log.append(f"{where}: {helper}({field}) allowed in {point}")
 
     def _writes(self, helper: str, regs: dict, where: str, problems: list[str],
                 unjudged: list[str]) -> tuple[list[str], str]:

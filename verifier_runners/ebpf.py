@@ -120,34 +120,55 @@ def check_headers(elf: ELFFile, size: int) -> None:
                 raise ObjectError(f"section #{idx} holds {header['sh_size'] // entsize} entries, over {limit}")
 
 
-def load_object(data: bytes) -> EbpfObject:  # noqa: C901 - over the ceiling; to split (issue 14)
+def _exec_sections(elf: ELFFile) -> list[Section]:
+    sections: list[Section] = []
+    for idx, sec in enumerate(elf.iter_sections()):
+        if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
+            sections.append(Section(sec.name, idx, sec.data()))
+    return sections
+
+
+def _read_symbols(elf: ELFFile, by_index: dict[int, Section]) -> set[str]:
+    """The undefined symbol names; records each function symbol in its section."""
+    symtab = elf.get_section_by_name(".symtab")
+    undefined: set[str] = set()
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            if sym["st_shndx"] == "SHN_UNDEF" and sym.name:
+                undefined.add(sym.name)
+            owner = by_index.get(sym["st_shndx"]) if isinstance(sym["st_shndx"], int) else None
+            if owner is not None and sym["st_info"]["type"] == "STT_FUNC":
+                owner.functions[sym["st_value"] // 8] = sym.name
+    return undefined
+
+
+def _read_relocations(elf: ELFFile) -> dict[int, dict[int, tuple[str, int]]]:
+    relocs: dict[int, dict[int, tuple[str, int]]] = {}
+    for sec in elf.iter_sections():
+        if isinstance(sec, RelocationSection):
+            target = sec["sh_info"]
+            table = elf.get_section(sec["sh_link"])
+            for rel in sec.iter_relocations():
+                sym = table.get_symbol(rel["r_info_sym"])
+                relocs.setdefault(target, {})[rel["r_offset"] // 8] = (sym.name, rel["r_info_type"])
+    return relocs
+
+
+def _parse_elf(data: bytes) -> tuple[list[Section], set[str], dict[int, dict[int, tuple[str, int]]]]:
+    elf = ELFFile(io.BytesIO(data))
+    if elf["e_machine"] not in ("EM_BPF", 247):
+        raise ObjectError(f"ELF machine {elf['e_machine']} is not eBPF")
+    check_headers(elf, len(data))
+    sections = _exec_sections(elf)
+    by_index = {s.index: s for s in sections}
+    undefined = _read_symbols(elf, by_index)
+    relocs = _read_relocations(elf)
+    return sections, undefined, relocs
+
+
+def load_object(data: bytes) -> EbpfObject:
     try:
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] not in ("EM_BPF", 247):
-            raise ObjectError(f"ELF machine {elf['e_machine']} is not eBPF")
-        check_headers(elf, len(data))
-        sections: list[Section] = []
-        for idx, sec in enumerate(elf.iter_sections()):
-            if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & 0x4:  # SHF_EXECINSTR
-                sections.append(Section(sec.name, idx, sec.data()))
-        by_index = {s.index: s for s in sections}
-        symtab = elf.get_section_by_name(".symtab")
-        undefined: set[str] = set()
-        if symtab is not None:
-            for sym in symtab.iter_symbols():
-                if sym["st_shndx"] == "SHN_UNDEF" and sym.name:
-                    undefined.add(sym.name)
-                owner = by_index.get(sym["st_shndx"]) if isinstance(sym["st_shndx"], int) else None
-                if owner is not None and sym["st_info"]["type"] == "STT_FUNC":
-                    owner.functions[sym["st_value"] // 8] = sym.name
-        relocs: dict[int, dict[int, tuple[str, int]]] = {}
-        for sec in elf.iter_sections():
-            if isinstance(sec, RelocationSection):
-                target = sec["sh_info"]
-                table = elf.get_section(sec["sh_link"])
-                for rel in sec.iter_relocations():
-                    sym = table.get_symbol(rel["r_info_sym"])
-                    relocs.setdefault(target, {})[rel["r_offset"] // 8] = (sym.name, rel["r_info_type"])
+        sections, undefined, relocs = _parse_elf(data)
     except ELFError as exc:
         raise ObjectError(f"malformed ELF: {exc}") from None
     except (struct.error, ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
@@ -183,43 +204,63 @@ def decode(data: bytes) -> list[Insn]:
     return out
 
 
-def opcode_problem(insn: Insn) -> str | None:  # noqa: C901 - over the ceiling; to split (issue 14)
+def _alu_problem(insn: Insn) -> str | None:
+    op = insn.opcode
+    if insn.op not in _ALU_OPS:
+        return f"invalid ALU operation {op:#04x}"
+    if insn.op == 0xD0 and insn.cls == ALU64:
+        return f"invalid byte swap {op:#04x}"
+    if insn.dst == 10:
+        return f"write to the read-only frame pointer r10 ({insn.text()})"
+    return None
+
+
+def _jmp_problem(insn: Insn) -> str | None:
+    op = insn.opcode
+    if insn.op not in _JMP_OPS:
+        return f"invalid jump operation {op:#04x}"
+    if insn.cls == JMP32 and insn.op in (0x00, 0x80, 0x90):
+        return f"invalid 32-bit jump {op:#04x}"
+    if insn.op == 0x80 and insn.src not in (0, 1):
+        return f"call with unsupported src {insn.src}"
+    return None
+
+
+def _ldx_problem(insn: Insn) -> str | None:
+    op = insn.opcode
+    if op & 0xE0 != 0x60:
+        return f"invalid load mode {op:#04x}"
+    if insn.dst == 10:
+        return f"load into the read-only frame pointer r10 ({insn.text()})"
+    return None
+
+
+def _stx_problem(insn: Insn) -> str | None:
+    op = insn.opcode
+    if op & 0xE0 == 0x60:
+        return None
+    if op & 0xE0 == 0xC0 and op & 0x18 in (0x00, 0x18):  # atomic add (xadd) 32/64
+        return None
+    return f"invalid store mode {op:#04x}"
+
+
+def opcode_problem(insn: Insn) -> str | None:
     """Why an instruction is not a valid eBPF instruction, or None."""
     op, cls = insn.opcode, insn.cls
     if insn.dst > 10 or insn.src > 10:
         return f"register out of range ({insn.text()})"
     if cls in (ALU, ALU64):
-        if insn.op not in _ALU_OPS:
-            return f"invalid ALU operation {op:#04x}"
-        if insn.op == 0xD0 and cls == ALU64:
-            return f"invalid byte swap {op:#04x}"
-        if insn.dst == 10:
-            return f"write to the read-only frame pointer r10 ({insn.text()})"
-        return None
+        return _alu_problem(insn)
     if cls in (JMP, JMP32):
-        if insn.op not in _JMP_OPS:
-            return f"invalid jump operation {op:#04x}"
-        if cls == JMP32 and insn.op in (0x00, 0x80, 0x90):
-            return f"invalid 32-bit jump {op:#04x}"
-        if insn.op == 0x80 and insn.src not in (0, 1):
-            return f"call with unsupported src {insn.src}"
-        return None
+        return _jmp_problem(insn)
     if cls == LD:
         return None if op == LDDW else f"legacy packet load {op:#04x} not supported"
     if cls == LDX:
-        if op & 0xE0 != 0x60:
-            return f"invalid load mode {op:#04x}"
-        if insn.dst == 10:
-            return f"load into the read-only frame pointer r10 ({insn.text()})"
-        return None
+        return _ldx_problem(insn)
     if cls == ST:
         return None if op & 0xE0 == 0x60 else f"invalid store mode {op:#04x}"
     if cls == STX:
-        if op & 0xE0 == 0x60:
-            return None
-        if op & 0xE0 == 0xC0 and op & 0x18 in (0x00, 0x18):  # atomic add (xadd) 32/64
-            return None
-        return f"invalid store mode {op:#04x}"
+        return _stx_problem(insn)
     return f"unknown opcode {op:#04x}"  # pragma: no cover - all 8 classes handled
 
 
@@ -230,40 +271,32 @@ class Cfg:
     back_edges: list[tuple[int, int]]  # (from insn slot, to leader)
 
 
-def build_cfg(insns: list[Insn], entry: int = 0) -> Cfg:  # noqa: C901 - over the ceiling; to split (issue 14)
-    """Basic blocks and back edges of one function starting at slot `entry`.
-
-    Linear in the number of instructions (each is visited a constant number of times): the
-    input is hostile, and a quadratic pass was measured at > 600 s on one 1 MiB object of
-    131k self-jumps."""
-    by_slot = {i.index: i for i in insns}
-    order = [i.index for i in insns]
-    position = {slot: k for k, slot in enumerate(order)}
+def _block_leaders(insns: list[Insn], order: list[int], by_slot: dict[int, Insn], entry: int) -> list[int]:
     leaders_set = {entry}
     for k, insn in enumerate(insns):
         if insn.is_jump():
             leaders_set.add(insn.index + 1 + insn.off)
         if (insn.is_jump() or insn.is_exit()) and k + 1 < len(order):
             leaders_set.add(order[k + 1])
-    leaders = sorted(s for s in leaders_set if s in by_slot)
-    succ: dict[int, list[int]] = {}
-    block_last: dict[int, int] = {}  # block leader -> slot of its last instruction
-    for k, start in enumerate(leaders):
-        end_pos = position[leaders[k + 1]] if k + 1 < len(leaders) else len(order)
-        last = order[end_pos - 1]
-        block_last[start] = last
-        tail = by_slot[last]
-        targets: list[int] = []
-        if tail.is_exit():
-            pass
-        elif tail.is_jump():
-            targets.append(tail.index + 1 + tail.off)
-            if tail.is_cond_jump() and end_pos < len(order):
-                targets.append(order[end_pos])
-        elif end_pos < len(order):
+    return sorted(s for s in leaders_set if s in by_slot)
+
+
+def _block_successors(tail: Insn, order: list[int], end_pos: int) -> list[int]:
+    """The successor leaders of the block ending in `tail` (`end_pos`: position after it)."""
+    targets: list[int] = []
+    if tail.is_exit():
+        pass
+    elif tail.is_jump():
+        targets.append(tail.index + 1 + tail.off)
+        if tail.is_cond_jump() and end_pos < len(order):
             targets.append(order[end_pos])
-        succ[start] = targets
-    # back edges by an iterative DFS from the entry
+    elif end_pos < len(order):
+        targets.append(order[end_pos])
+    return targets
+
+
+def _back_edges(entry: int, succ: dict[int, list[int]], block_last: dict[int, int]) -> list[tuple[int, int]]:
+    """Back edges by an iterative DFS from the entry."""
     back: list[tuple[int, int]] = []
     state: dict[int, int] = {entry: 1}
     stack = [(entry, iter(succ.get(entry, [])))]
@@ -279,7 +312,27 @@ def build_cfg(insns: list[Insn], entry: int = 0) -> Cfg:  # noqa: C901 - over th
         elif child not in state:
             state[child] = 1
             stack.append((child, iter(succ.get(child, []))))
-    return Cfg(leaders, succ, back)
+    return back
+
+
+def build_cfg(insns: list[Insn], entry: int = 0) -> Cfg:
+    """Basic blocks and back edges of one function starting at slot `entry`.
+
+    Linear in the number of instructions (each is visited a constant number of times): the
+    input is hostile, and a quadratic pass was measured at > 600 s on one 1 MiB object of
+    131k self-jumps."""
+    by_slot = {i.index: i for i in insns}
+    order = [i.index for i in insns]
+    position = {slot: k for k, slot in enumerate(order)}
+    leaders = _block_leaders(insns, order, by_slot, entry)
+    succ: dict[int, list[int]] = {}
+    block_last: dict[int, int] = {}  # block leader -> slot of its last instruction
+    for k, start in enumerate(leaders):
+        end_pos = position[leaders[k + 1]] if k + 1 < len(leaders) else len(order)
+        last = order[end_pos - 1]
+        block_last[start] = last
+        succ[start] = _block_successors(by_slot[last], order, end_pos)
+    return Cfg(leaders, succ, _back_edges(entry, succ, block_last))
 
 
 def function_ranges(section: Section) -> list[tuple[str, list[Insn]]]:

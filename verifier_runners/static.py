@@ -103,110 +103,135 @@ def normalize_path(name: str, directory: str, workdir: str) -> str:
     return path
 
 
-def parse_ir(text: str, workdir: str) -> CallGraph:  # noqa: C901 - over the ceiling; to split (issue 14)
-    """The call graph, extents and reachable functions of one module's textual IR."""
-    meta: dict[int, tuple[str, dict[str, str]]] = {}
-    bodies: dict[str, tuple[bool, int | None, list[str]]] = {}  # fn -> (internal, subprogram, lines)
-    globals_refs: dict[str, set[str]] = {}
-    alias_roots: list[str] = []
+_DEBUG_KINDS = ("DIFile", "DISubprogram", "DILexicalBlock", "DILexicalBlockFile", "DILocation")
+
+
+@dataclass
+class _IrModule:
+    """What one pass over a module's textual IR collects."""
+
+    meta: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # fn -> (internal, subprogram, lines)
+    bodies: dict[str, tuple[bool, int | None, list[str]]] = field(default_factory=dict)
+    globals_refs: dict[str, set[str]] = field(default_factory=dict)
+    alias_roots: list[str] = field(default_factory=list)
+
+    def read_define(self, line: str) -> str:
+        """Record the function `line` defines; its name."""
+        m = _DEFINE.match(line)
+        if not m:
+            raise FormatError(f"IR: cannot read the definition {line[:120]!r}")
+        name = _unquote(m.group("name"))
+        internal = bool(re.search(r"\b(internal|private)\b", m.group("attrs")))
+        self.bodies[name] = (internal, int(m.group("dbg")) if m.group("dbg") else None, [])
+        return name
+
+    def read_global(self, line: str) -> None:
+        m = _GLOBAL.match(line)
+        if m:
+            name = _unquote(m.group("name"))
+            self.globals_refs[name] = {_unquote(r) for r in _REF.findall(m.group("rest"))}
+            if re.match(r"(\w+ )*alias ", m.group("rest")) and not re.match(r"(internal|private) ",
+                                                                            m.group("rest")):
+                self.alias_roots.append(name)  # another external name for a function
+
+    def read_meta(self, line: str) -> None:
+        m = _META.match(line)
+        if m and m.group(2) in _DEBUG_KINDS:
+            self.meta[int(m.group(1))] = (m.group(2), {k: v for k, v in _FIELD.findall(m.group(3))})
+
+
+def _scan_ir(text: str) -> _IrModule:
+    module = _IrModule()
     current: str | None = None
     for line in text.splitlines():
         if current is not None:
             if line.startswith("}"):
                 current = None
             else:
-                bodies[current][2].append(line)
+                module.bodies[current][2].append(line)
             continue
         if line.startswith("!"):
-            m = _META.match(line)
-            if m and m.group(2) in ("DIFile", "DISubprogram", "DILexicalBlock", "DILexicalBlockFile",
-                                    "DILocation"):
-                meta[int(m.group(1))] = (m.group(2), {k: v for k, v in _FIELD.findall(m.group(3))})
+            module.read_meta(line)
             continue
         if line.startswith("define "):
-            m = _DEFINE.match(line)
-            if not m:
-                raise FormatError(f"IR: cannot read the definition {line[:120]!r}")
-            name = _unquote(m.group("name"))
-            internal = bool(re.search(r"\b(internal|private)\b", m.group("attrs")))
-            bodies[name] = (internal, int(m.group("dbg")) if m.group("dbg") else None, [])
-            current = name
+            current = module.read_define(line)
             continue
         if line.startswith("@"):
-            m = _GLOBAL.match(line)
-            if m:
-                name = _unquote(m.group("name"))
-                globals_refs[name] = {_unquote(r) for r in _REF.findall(m.group("rest"))}
-                if re.match(r"(\w+ )*alias ", m.group("rest")) and not re.match(r"(internal|private) ",
-                                                                                m.group("rest")):
-                    alias_roots.append(name)  # another external name for a function
+            module.read_global(line)
+    return module
 
-    def ref(value: str | None) -> int | None:
-        return int(value[1:]) if value and value.startswith("!") and value[1:].isdigit() else None
 
-    def file_of(node: int | None) -> str:
-        kind, fields = meta.get(node, ("", {})) if node is not None else ("", {})
+def _meta_ref(value: str | None) -> int | None:
+    return int(value[1:]) if value and value.startswith("!") and value[1:].isdigit() else None
+
+
+@dataclass
+class _DebugInfo:
+    """Lookups in a module's debug metadata."""
+
+    meta: dict[int, tuple[str, dict[str, str]]]
+    workdir: str
+
+    def file_of(self, node: int | None) -> str:
+        kind, fields = self.meta.get(node, ("", {})) if node is not None else ("", {})
         if kind != "DIFile":
             return "?"
         return normalize_path(_unquote(fields.get("filename", '""')), _unquote(fields.get("directory", '""')),
-                              workdir)
+                              self.workdir)
 
-    def subprogram_of(scope: int | None, depth: int = 0) -> int | None:
+    def subprogram_of(self, scope: int | None, depth: int = 0) -> int | None:
         while scope is not None and depth < 10_000:
-            kind, fields = meta.get(scope, ("", {}))
+            kind, fields = self.meta.get(scope, ("", {}))
             if kind == "DISubprogram":
                 return scope
             if kind not in ("DILexicalBlock", "DILexicalBlockFile"):
                 return None
-            scope, depth = ref(fields.get("scope")), depth + 1
+            scope, depth = _meta_ref(fields.get("scope")), depth + 1
         return None
 
-    def key_of(subprogram: int) -> tuple[str, str] | None:
-        kind, fields = meta.get(subprogram, ("", {}))
+    def key_of(self, subprogram: int) -> tuple[str, str] | None:
+        kind, fields = self.meta.get(subprogram, ("", {}))
         if kind != "DISubprogram" or "name" not in fields:
             return None
-        return file_of(ref(fields.get("file"))), _unquote(fields["name"])
+        return self.file_of(_meta_ref(fields.get("file"))), _unquote(fields["name"])
 
-    graph = CallGraph()
-    edges: dict[str, set[str]] = {}  # node (function or global) -> nodes and "!sp" keys
-    inlined: dict[str, set[tuple[str, str]]] = {}
-    key_by_fn: dict[str, tuple[str, str]] = {}
-    lines_of: dict[int, list[int]] = {}  # subprogram -> lines of the debug locations in it
-    for name, (internal, sp, lines) in bodies.items():
-        key = key_of(sp) if sp is not None else None
-        if key is None:
-            key = ("?", name)
-        key_by_fn[name] = key
-        if not internal:
-            graph.roots.append(name)
+    def body_refs(self, sp: int | None, lines: list[str],
+                  lines_of: dict[int, list[int]]) -> tuple[set[str], set[tuple[str, str]]]:
+        """The names a function body refers to and the functions inlined in it; records the
+        lines of its debug locations in `lines_of` (subprogram -> lines)."""
         refs: set[str] = set()
         in_lined: set[tuple[str, str]] = set()
         for body_line in lines:
             refs.update(_unquote(r) for r in _REF.findall(body_line))
             for loc_id in _DBG.findall(body_line):
-                kind, fields = meta.get(int(loc_id), ("", {}))
+                kind, fields = self.meta.get(int(loc_id), ("", {}))
                 if kind != "DILocation":
                     continue
-                owner = subprogram_of(ref(fields.get("scope")))
+                owner = self.subprogram_of(_meta_ref(fields.get("scope")))
                 if owner is None:
                     continue
                 if fields.get("line", "0").isdigit():  # inlined copies tell the callee's extent too
                     lines_of.setdefault(owner, []).append(int(fields["line"]))
                 if owner != sp:
-                    other = key_of(owner)
+                    other = self.key_of(owner)
                     if other is not None:
                         in_lined.add(other)
-        edges[name] = refs
-        inlined[name] = in_lined
-    for sp, lines in lines_of.items():
-        key = key_of(sp)
-        if key is None or key[0] == "?":
-            continue
-        start = int(meta[sp][1]["line"]) if meta[sp][1].get("line", "").isdigit() else min(lines)
-        graph.extents[key] = (start, max([start, *lines]))
-    for name, refs in globals_refs.items():
-        edges.setdefault(name, refs)
-    graph.roots.extend(alias_roots)
+        return refs, in_lined
+
+    def extents(self, lines_of: dict[int, list[int]]) -> dict[tuple[str, str], tuple[int, int]]:
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for sp, lines in lines_of.items():
+            key = self.key_of(sp)
+            if key is None or key[0] == "?":
+                continue
+            start = int(self.meta[sp][1]["line"]) if self.meta[sp][1].get("line", "").isdigit() else min(lines)
+            out[key] = (start, max([start, *lines]))
+        return out
+
+
+def _mark_reached(graph: CallGraph, edges: dict[str, set[str]], key_by_fn: dict[str, tuple[str, str]],
+                  inlined: dict[str, set[tuple[str, str]]]) -> None:
     seen: set[str] = set()
     todo = list(graph.roots)
     while todo:
@@ -218,6 +243,30 @@ def parse_ir(text: str, workdir: str) -> CallGraph:  # noqa: C901 - over the cei
             graph.reached.add(key_by_fn[node])
             graph.reached.update(inlined.get(node, ()))
         todo.extend(r for r in edges.get(node, ()) if r not in seen)
+
+
+def parse_ir(text: str, workdir: str) -> CallGraph:
+    """The call graph, extents and reachable functions of one module's textual IR."""
+    module = _scan_ir(text)
+    info = _DebugInfo(module.meta, workdir)
+    graph = CallGraph()
+    edges: dict[str, set[str]] = {}  # node (function or global) -> nodes and "!sp" keys
+    inlined: dict[str, set[tuple[str, str]]] = {}
+    key_by_fn: dict[str, tuple[str, str]] = {}
+    lines_of: dict[int, list[int]] = {}  # subprogram -> lines of the debug locations in it
+    for name, (internal, sp, lines) in module.bodies.items():
+        key = info.key_of(sp) if sp is not None else None
+        if key is None:
+            key = ("?", name)
+        key_by_fn[name] = key
+        if not internal:
+            graph.roots.append(name)
+        edges[name], inlined[name] = info.body_refs(sp, lines, lines_of)
+    graph.extents.update(info.extents(lines_of))
+    for name, refs in module.globals_refs.items():
+        edges.setdefault(name, refs)
+    graph.roots.extend(module.alias_roots)
+    _mark_reached(graph, edges, key_by_fn, inlined)
     return graph
 
 
@@ -265,19 +314,26 @@ class StaticAnalysis(Verifier):
             raise FormatError(f"verifier {self.name}: build_dir must be true or false")
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
 
-    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:  # noqa: C901 - over the ceiling; to split (issue 14)
-        pluglets = list(plugin.manifest.pluglets)
-        if not pluglets:
-            return self.result(FAIL, "no pluglets to analyse")
+    def _sources(self, plugin: PluginInput, pluglets: list[str]) -> tuple[dict[str, str], str | None]:
+        """Each pluglet's source, or why the plugin fails."""
         sources: dict[str, str] = {}
         for pluglet in pluglets:
             try:
                 source = self.recipe.source_for(pluglet)
             except FormatError as exc:
-                return self.result(FAIL, str(exc))
+                return sources, str(exc)
             if source not in plugin.files:
-                return self.result(FAIL, f"{pluglet}: no source {source} to analyse")
+                return sources, f"{pluglet}: no source {source} to analyse"
             sources[pluglet] = source
+        return sources, None
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        pluglets = list(plugin.manifest.pluglets)
+        if not pluglets:
+            return self.result(FAIL, "no pluglets to analyse")
+        sources, problem = self._sources(plugin, pluglets)
+        if problem is not None:
+            return self.result(FAIL, problem)
         try:
             defines = plugin_defines(plugin.files)
         except FormatError as exc:
@@ -303,6 +359,11 @@ class StaticAnalysis(Verifier):
         graphs, problem = self._graphs(sources, defines, workdir, log)
         if problem:
             return self.result(ERROR, problem, "\n".join(log), **versions)
+        return self._attributed_verdict(tool, findings, graphs, pluglets, log, versions)
+
+    def _attributed_verdict(self, tool: str, findings: list[Finding], graphs: dict[str, CallGraph],
+                            pluglets: list[str], log: list[str], versions: dict[str, str]) -> VerifierResult:
+        """The verdict once each finding is attributed to the pluglets that reach it."""
         against: list[tuple[Finding, list[str], str]] = []  # finding, pluglets it counts against, where
         apart: list[tuple[Finding, str]] = []
         for finding in findings:

@@ -61,7 +61,30 @@ def load_helper_permissions(path: Path = CONFIG) -> dict[str, dict[str, tuple[st
     return out
 
 
-def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple[str, ...]]]) -> VerifierResult:  # noqa: C901 - over the ceiling; to split (issue 14)
+def _judge_calls(code: str, calls: list[tuple[str, str]], granted: set[str], code_anchors: set[str],
+                 helpers: dict[str, dict[str, tuple[str, ...]]], problems: list[str], unjudged: list[str],
+                 log: list[str]) -> None:
+    """Judge one code's helper calls against its granted permissions and its anchors."""
+    for where, helper in calls:
+        entry = helpers.get(helper)
+        if entry is None:
+            unjudged.append(f"{where}: code {code} calls {helper}, a helper with no libxbgp attributes in the "
+                            f"config (not registered by libxbgp or its host API)")
+            continue
+        missing = [p for p in entry["requires"] if p not in granted]
+        if missing:
+            problems.append(f"{where}: code {code} calls {helper}, which needs permission "
+                            f"{', '.join(missing)}; the manifest grants it "
+                            f"{', '.join(sorted(granted)) or 'none'}")
+        wrong = sorted(code_anchors - set(entry["anchors"]))
+        if wrong:
+            problems.append(f"{where}: code {code} calls {helper}, which libxbgp registers only for "
+                            f"{', '.join(entry['anchors'])} pluglets, not {', '.join(wrong)}")
+        if not missing and not wrong:
+            log.append(f"{where}: code {code}: {helper} needs {', '.join(entry['requires']) or 'nothing'}: granted")
+
+
+def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple[str, ...]]]) -> VerifierResult:
     """The xBGP side-effect verdict of `plugin` (`verifier` makes the result)."""
     manifest = plugin.manifest
     codes = manifest.options.get("codes")
@@ -85,25 +108,8 @@ def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple
             calls_of[obj_path] = [(f"{obj_path} #{insn.index} in {fname}", insn.reloc)
                                   for _, fname, insns, _ in ebpf.functions(obj)
                                   for insn in insns if insn.is_call() and insn.reloc is not None]
-        granted = set(spec["permissions"])
-        code_anchors = anchors.get(code, set())
-        for where, helper in calls_of[obj_path]:
-            entry = helpers.get(helper)
-            if entry is None:
-                unjudged.append(f"{where}: code {code} calls {helper}, a helper with no libxbgp attributes in the "
-                                f"config (not registered by libxbgp or its host API)")
-                continue
-            missing = [p for p in entry["requires"] if p not in granted]
-            if missing:
-                problems.append(f"{where}: code {code} calls {helper}, which needs permission "
-                                f"{', '.join(missing)}; the manifest grants it "
-                                f"{', '.join(sorted(granted)) or 'none'}")
-            wrong = sorted(code_anchors - set(entry["anchors"]))
-            if wrong:
-                problems.append(f"{where}: code {code} calls {helper}, which libxbgp registers only for "
-                                f"{', '.join(entry['anchors'])} pluglets, not {', '.join(wrong)}")
-            if not missing and not wrong:
-                log.append(f"{where}: code {code}: {helper} needs {', '.join(entry['requires']) or 'nothing'}: granted")
+        _judge_calls(code, calls_of[obj_path], set(spec["permissions"]), anchors.get(code, set()), helpers,
+                     problems, unjudged, log)
     if problems:
         return verifier.result(FAIL, problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
                                "\n".join(log + problems + unjudged))

@@ -436,7 +436,7 @@ class SideEffects(Verifier):
             return
         for field in writes:
             for point in points:
-                allowed = self.spec.allowed(point)
+                allowed = self.spec.allowed(point) or []
                 if field not in allowed:
                     problems.append(f"{where}: {helper}({field}) is not allowed in protoop {point}"
                                     f" (may write: {', '.join(allowed) or 'nothing'})")

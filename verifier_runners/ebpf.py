@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 # instruction classes
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
@@ -132,6 +133,8 @@ def _read_symbols(elf: ELFFile, by_index: dict[int, Section]) -> set[str]:
     """The undefined symbol names; records each function symbol in its section."""
     symtab = elf.get_section_by_name(".symtab")
     undefined: set[str] = set()
+    if symtab is not None and not isinstance(symtab, SymbolTableSection):
+        raise ELFError(".symtab is not a symbol table")
     if symtab is not None:
         for sym in symtab.iter_symbols():
             if sym["st_shndx"] == "SHN_UNDEF" and sym.name:
@@ -148,6 +151,8 @@ def _read_relocations(elf: ELFFile) -> dict[int, dict[int, tuple[str, int]]]:
         if isinstance(sec, RelocationSection):
             target = sec["sh_info"]
             table = elf.get_section(sec["sh_link"])
+            if not isinstance(table, SymbolTableSection):
+                raise ELFError(f"relocation section {sec.name} links to {table.name}, not a symbol table")
             for rel in sec.iter_relocations():
                 sym = table.get_symbol(rel["r_info_sym"])
                 relocs.setdefault(target, {})[rel["r_offset"] // 8] = (sym.name, rel["r_info_type"])

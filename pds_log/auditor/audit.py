@@ -254,7 +254,7 @@ class Auditor:
         return read_path(self.repo, commit.tree, path)
 
     # ------------------------------------------------------------------ main loop
-    def run(self) -> AuditReport:  # noqa: C901 - over the ceiling; to split (issue 14)
+    def run(self) -> AuditReport:
         import time
 
         t0 = time.perf_counter()
@@ -274,17 +274,7 @@ class Auditor:
             epoch = signed.head.epoch
             parent = commit.parents[0] if commit.parents else None
             changes = self._changes(parent, commit, epoch)
-            for name, binding in {**changes.added, **changes.modified}.items():
-                bindings[name] = binding
-                tree.set(name_key(name), binding.value())
-            for name in changes.deleted:
-                bindings.pop(name, None)
-                tree.delete(name_key(name))
-            if tree.root() != signed.head.root:
-                self.find(epoch, "tree", f"bindings rebuild to root {tree.root().hex()[:16]}..., "
-                                         f"the STR signed {signed.head.root.hex()[:16]}...")
-            if len(tree) != signed.head.size:
-                self.find(epoch, "tree", f"{len(tree)} bindings, the STR says size {signed.head.size}")
+            self._apply_changes(epoch, signed, changes, bindings, tree)
             self._check_policy(commit, signed, epoch)
             for path in changes.epoch_files:
                 if not path.endswith(".note"):  # STRs: the byte-identity check above names them
@@ -306,6 +296,22 @@ class Auditor:
         self._check_state(chain, str_bytes)
         self.report.seconds = time.perf_counter() - t0
         return self.report
+
+    def _apply_changes(self, epoch: int, signed: SignedTreeRoot, changes: Changes,
+                       bindings: dict[str, Binding], tree: PrefixTree) -> None:
+        """Apply an epoch's binding changes to `bindings` and `tree`; the tree must then be the
+        one the STR signed."""
+        for name, binding in {**changes.added, **changes.modified}.items():
+            bindings[name] = binding
+            tree.set(name_key(name), binding.value())
+        for name in changes.deleted:
+            bindings.pop(name, None)
+            tree.delete(name_key(name))
+        if tree.root() != signed.head.root:
+            self.find(epoch, "tree", f"bindings rebuild to root {tree.root().hex()[:16]}..., "
+                                     f"the STR signed {signed.head.root.hex()[:16]}...")
+        if len(tree) != signed.head.size:
+            self.find(epoch, "tree", f"{len(tree)} bindings, the STR says size {signed.head.size}")
 
     # ------------------------------------------------------------------ checks
     def _descriptor(self, commit: pygit2.Commit) -> PvDescriptor:
@@ -440,7 +446,7 @@ class Auditor:
             return None
         return record
 
-    def _check_record(self, commit, epoch, signed, changes: Changes) -> layout.EpochRecord | None:  # noqa: C901 - over the ceiling; to split (issue 14)
+    def _check_record(self, commit, epoch, signed, changes: Changes) -> layout.EpochRecord | None:
         added, modified, deleted = changes.added, changes.modified, changes.deleted
         path = layout.epoch_record_path(epoch)
         data = self.read(commit, path)
@@ -464,31 +470,36 @@ class Auditor:
             if missing:
                 self.find(epoch, "record", f"record says {label} but the tree did not change: "
                                            f"{', '.join(sorted(missing))}")
-        formula, acceptance = self._formula, (self._acceptance or ("", []))[0]
         for name, binding in {**added, **modified}.items():
-            result = self._result(commit, name, epoch)
-            if result is None or result.status != "accepted":
-                self.find(epoch, "results", f"{name} entered the tree without an 'accepted' results record")
-                continue
-            if result.binding_value != binding.value().hex():
-                self.find(epoch, "results", f"{name}: results record is for another binding")
-            verdicts = result.verdicts
-            if formula is not None and not formula.evaluate(verdicts):
-                self.find(epoch, "results", f"{name}: verifier results do not satisfy '{acceptance}'")
-            if sorted(v for v, ok in verdicts.items() if ok) != list(binding.properties):
-                self.find(epoch, "results", f"{name}: properties {list(binding.properties)} are not the passing "
-                                            f"verifiers {sorted(v for v, ok in verdicts.items() if ok)}")
-            for path, digest in ((binding.manifest_path, binding.manifest_sha256), *binding.pluglets.items()):
-                blob = self.read(commit, layout.blob_path("bytecode", digest))
-                if blob is None or hashlib.sha256(blob).hexdigest() != digest:
-                    self.find(epoch, "bytecode", f"{name}: {path} ({digest[:12]}...) missing from bytecode/")
+            self._check_entered(commit, epoch, name, binding)
         for entry in record.rejected:
             result = self._result(commit, entry["name"], epoch) if is_valid_name(entry["name"]) else None
             if result is not None and result.status != "rejected":
                 self.find(epoch, "results", f"{entry['name']}: rejected in the record, '{result.status}' in results")
         return record
 
-    def _check_results(self, commit, epoch, changes: Changes, record: layout.EpochRecord | None,  # noqa: C901 - over the ceiling; to split (issue 14)
+    def _check_entered(self, commit: pygit2.Commit, epoch: int, name: str, binding: Binding) -> None:
+        """A binding the epoch added or changed: accepted by its results record, with the passing
+        verifiers as its properties and its bytecode in the log."""
+        formula, acceptance = self._formula, (self._acceptance or ("", []))[0]
+        result = self._result(commit, name, epoch)
+        if result is None or result.status != "accepted":
+            self.find(epoch, "results", f"{name} entered the tree without an 'accepted' results record")
+            return
+        if result.binding_value != binding.value().hex():
+            self.find(epoch, "results", f"{name}: results record is for another binding")
+        verdicts = result.verdicts
+        if formula is not None and not formula.evaluate(verdicts):
+            self.find(epoch, "results", f"{name}: verifier results do not satisfy '{acceptance}'")
+        if sorted(v for v, ok in verdicts.items() if ok) != list(binding.properties):
+            self.find(epoch, "results", f"{name}: properties {list(binding.properties)} are not the passing "
+                                        f"verifiers {sorted(v for v, ok in verdicts.items() if ok)}")
+        for path, digest in ((binding.manifest_path, binding.manifest_sha256), *binding.pluglets.items()):
+            blob = self.read(commit, layout.blob_path("bytecode", digest))
+            if blob is None or hashlib.sha256(blob).hexdigest() != digest:
+                self.find(epoch, "bytecode", f"{name}: {path} ({digest[:12]}...) missing from bytecode/")
+
+    def _check_results(self, commit, epoch, changes: Changes, record: layout.EpochRecord | None,
                        bindings: dict[str, Binding]) -> dict[str, ResultRecord | None]:
         """Every results/ record written by this commit is of this epoch and agrees with the tree;
         every plugin the epoch added, changed, removed or rejected got a new record. Returns the
@@ -515,22 +526,26 @@ class Auditor:
             if result.epoch != epoch:
                 self.find(epoch, "results", f"{name}: record of epoch {result.epoch} changed in epoch {epoch} "
                                             f"(a record is rewritten only by a re-verification in its own new epoch)")
-            binding = bindings.get(name)
-            if result.status == "accepted":
-                if binding is None or binding.value().hex() != result.binding_value:
-                    self.find(epoch, "results", f"{name}: record says accepted, but the tree "
-                                                f"{'does not hold it' if binding is None else 'holds another binding'}")
-            else:
-                if binding is not None:
-                    self.find(epoch, "results", f"{name}: record says {result.status}, but it is in the tree")
-                if result.status == "rejected":
-                    if record is not None and name not in rejected:
-                        self.find(epoch, "results", f"{name}: record says rejected in epoch {epoch}, "
-                                                    f"the epoch record does not list it")
-                    if result.verdicts and self._formula is not None and self._formula.evaluate(result.verdicts):
-                        self.find(epoch, "results", f"{name}: record says rejected, but its verifier results "
-                                                    f"satisfy '{self._acceptance[0]}'")
+            self._check_result_status(epoch, name, result, bindings.get(name), record, rejected)
         return read
+
+    def _check_result_status(self, epoch: int, name: str, result: ResultRecord, binding: Binding | None,
+                             record: layout.EpochRecord | None, rejected: set[str]) -> None:
+        """A results record this commit wrote agrees with the tree (`binding`) and the epoch record."""
+        if result.status == "accepted":
+            if binding is None or binding.value().hex() != result.binding_value:
+                self.find(epoch, "results", f"{name}: record says accepted, but the tree "
+                                            f"{'does not hold it' if binding is None else 'holds another binding'}")
+        else:
+            if binding is not None:
+                self.find(epoch, "results", f"{name}: record says {result.status}, but it is in the tree")
+            if result.status == "rejected":
+                if record is not None and name not in rejected:
+                    self.find(epoch, "results", f"{name}: record says rejected in epoch {epoch}, "
+                                                f"the epoch record does not list it")
+                if result.verdicts and self._formula is not None and self._formula.evaluate(result.verdicts):
+                    self.find(epoch, "results", f"{name}: record says rejected, but its verifier results "
+                                                f"satisfy '{self._acceptance[0]}'")
 
     def _check_tiles(self, commit, epoch, tree, keys) -> None:
         for tile_hash, tile in tiles_on_paths(tree, keys).items():
@@ -602,27 +617,56 @@ class Auditor:
             out.append((entry["id"], entry["ok"]))
         return out
 
-    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,  # noqa: C901 - over the ceiling; to split (issue 14)
+    def _check_pr_tree(self, commit, epoch, signed, prev, changes: Changes, record: layout.EpochRecord | None,
                        results: dict[str, ResultRecord | None], bindings: dict[str, Binding]) -> None:
         """The tree against the PR at the STR's `pr` commit, as an honest PV decides it."""
         assert self.pr_view is not None
         if not self._pr_usable:
             return
         view = self.pr_view
-        pr_commit = view.commit(signed.head.pr)
+        pr_commit = self._str_pr_commit(epoch, signed)
+        if pr_commit is None:
+            return
+        old = self._pr_commit
+        source_of, tainted = self._walk_new_pr_commits(epoch, signed, record, pr_commit, old)
+        changed = view.changed(old, pr_commit) if old is None or old.id != pr_commit.id else set()
+        present = view.plugins(pr_commit)
+        self._follow_latest(epoch, pr_commit, changed, present, source_of, tainted)
+        self._check_rewritten_results(epoch, signed, prev, old, changes, changed)
+        # Only plugins that changed in the PR or in the log can change verdict this epoch.
+        for name in sorted(changed | set(changes.added) | set(changes.modified) | set(changes.deleted)
+                           | set(changes.results)):
+            if is_valid_name(name):  # else the PV rejects the directory name; it can never be in the tree
+                self._check_pr_plugin(commit, epoch, signed, pr_commit, name, name in present, results,
+                                      bindings.get(name))
+        self._pr_commit = pr_commit
+
+    def _str_pr_commit(self, epoch: int, signed: SignedTreeRoot) -> pygit2.Commit | None:
+        """The PR commit the STR names, if it is in the PR clone and descends from the previous
+        epoch's; else None, and the PR tree checks stop."""
+        assert self.pr_view is not None and self.pr is not None
+        pr_commit = self.pr_view.commit(signed.head.pr)
         if pr_commit is None:
             self.find(epoch, "pr", f"the STR's PR commit {signed.head.pr[:12]} is not in the PR clone "
                                    f"(stale clone or rewritten PR); PR tree checks stop here")
             self._pr_usable = False
-            return
+            return None
         old = self._pr_commit
         if old is not None and old.id != pr_commit.id and not self.pr.descendant_of(pr_commit.id, old.id):
             self.find(epoch, "pr history", f"the STR's PR commit {signed.head.pr[:12]} does not descend from the "
                                            f"previous epoch's {str(old.id)[:12]}; PR tree checks stop here")
             self._pr_usable = False
-            return
-        # Re-check each new PR commit as the PV does: the last commit touching a plugin gives
-        # its source, or taints it when that commit was refused.
+            return None
+        return pr_commit
+
+    def _walk_new_pr_commits(self, epoch: int, signed: SignedTreeRoot, record: layout.EpochRecord | None,
+                             pr_commit: pygit2.Commit, old: pygit2.Commit | None
+                             ) -> tuple[dict[str, str], dict[str, str]]:
+        """Re-check each new PR commit as the PV does, against the epoch record's `commits` and
+        `pr_policy`: the last commit touching a plugin gives its source (name -> commit id), or
+        taints it when that commit was refused (name -> reason)."""
+        assert self.pr_view is not None
+        view = self.pr_view
         source_of: dict[str, str] = {}
         tainted: dict[str, str] = {}
         claimed = self._claimed_verdicts(record, epoch)
@@ -645,8 +689,13 @@ class Auditor:
         if record is not None and record.pr_policy and in_effect and record.pr_policy != in_effect:
             self.find(epoch, "pr policy", f"the epoch record says the PR policy of {record.pr_policy[:12]} is in "
                                           f"effect; walking the PR, it is {in_effect[:12]}'s")
-        changed = view.changed(old, pr_commit) if old is None or old.id != pr_commit.id else set()
-        present = view.plugins(pr_commit)
+        return source_of, tainted
+
+    def _follow_latest(self, epoch: int, pr_commit: pygit2.Commit, changed: set[str], present: dict[str, pygit2.Oid],
+                       source_of: dict[str, str], tainted: dict[str, str]) -> None:
+        """Move the version an honest PV must serve of each plugin the PR changed this epoch."""
+        assert self.pr_view is not None
+        view = self.pr_view
         for name in changed:
             if name not in present:
                 self._latest.pop(name, None)
@@ -660,46 +709,49 @@ class Auditor:
                     self._latest[name] = Latest(None, before.taint, epoch)
                 else:
                     self._latest[name] = Latest(view.last_touching(pr_commit, name), None, epoch)
+
+    def _check_rewritten_results(self, epoch: int, signed: SignedTreeRoot, prev: SignedTreeRoot | None,
+                                 old: pygit2.Commit | None, changes: Changes, changed: set[str]) -> None:
+        """A results record is rewritten only when the PR changed its plugin or the policy changed."""
         policy_changed = prev is not None and prev.head.policy != signed.head.policy
         range_text = f"{str(old.id)[:12] if old is not None else 'the root'}..{signed.head.pr[:12]}"
         for name, code in sorted(changes.results.items()):
             if code != "D" and not policy_changed and name not in changed:
                 self.find(epoch, "results", f"{name}: record rewritten in epoch {epoch} although the PR did not "
                                             f"change the plugin ({range_text}) nor the policy: nothing to re-verify")
-        # Only plugins that changed in the PR or in the log can change verdict this epoch.
-        for name in sorted(changed | set(changes.added) | set(changes.modified) | set(changes.deleted)
-                           | set(changes.results)):
-            if not is_valid_name(name):
-                continue  # the PV rejects the directory name; it can never be in the tree
-            binding = bindings.get(name)
-            if name not in present:
-                if binding is not None:
-                    self.find(epoch, "pr tree", f"{name}: deleted from the PR at {signed.head.pr[:12]} "
-                                                f"but still in the tree (source {binding.source[:12]})")
-                continue
-            latest = self._latest.get(name)
-            if latest is None:  # present but never seen changing: the clone lacks history
-                latest = self._latest[name] = Latest(view.last_touching(pr_commit, name), None, epoch)
+
+    def _check_pr_plugin(self, commit: pygit2.Commit, epoch: int, signed: SignedTreeRoot, pr_commit: pygit2.Commit,
+                         name: str, in_pr: bool, results: dict[str, ResultRecord | None],
+                         binding: Binding | None) -> None:
+        """Plugin `name` is served (`binding`) or rejected as the PR at the STR's commit says."""
+        assert self.pr_view is not None
+        if not in_pr:
             if binding is not None:
-                if latest.taint:
-                    self.find(epoch, "pr tree", f"{name}: in the tree although its latest PR change is refused "
-                                                f"({latest.taint})")
-                elif binding.source != latest.source:
-                    self.find(epoch, "pr tree", f"{name}: the tree serves source {binding.source[:12]}, but the PR "
-                                                f"at {signed.head.pr[:12]} has {latest.source[:12]} (of epoch "
-                                                f"{latest.since}): an update was ignored")
-                continue
-            result = results[name] if name in results else self._result(commit, name, epoch)
-            wanted = f"commit {latest.source[:12]}" if latest.source else "its refused commit"
-            if result is None or result.status != "rejected" or result.epoch < latest.since:
-                state = "no results record" if result is None else f"a '{result.status}' record of epoch {result.epoch}"
-                self.find(epoch, "pr tree", f"{name}: in the PR at {signed.head.pr[:12]} ({wanted}, epoch "
-                                            f"{latest.since}) but absent from the tree with {state}: "
-                                            f"neither served nor rejected")
-            elif latest.source is not None and result.commit != latest.source:
-                self.find(epoch, "pr tree", f"{name}: rejected for commit {str(result.commit)[:12]}, but the PR's "
-                                            f"latest for it is {latest.source[:12]}: the new version was never judged")
-        self._pr_commit = pr_commit
+                self.find(epoch, "pr tree", f"{name}: deleted from the PR at {signed.head.pr[:12]} "
+                                            f"but still in the tree (source {binding.source[:12]})")
+            return
+        latest = self._latest.get(name)
+        if latest is None:  # present but never seen changing: the clone lacks history
+            latest = self._latest[name] = Latest(self.pr_view.last_touching(pr_commit, name), None, epoch)
+        if binding is not None:
+            if latest.taint:
+                self.find(epoch, "pr tree", f"{name}: in the tree although its latest PR change is refused "
+                                            f"({latest.taint})")
+            elif binding.source != latest.source:
+                self.find(epoch, "pr tree", f"{name}: the tree serves source {binding.source[:12]}, but the PR "
+                                            f"at {signed.head.pr[:12]} has {latest.source[:12]} (of epoch "
+                                            f"{latest.since}): an update was ignored")
+            return
+        result = results[name] if name in results else self._result(commit, name, epoch)
+        wanted = f"commit {latest.source[:12]}" if latest.source else "its refused commit"
+        if result is None or result.status != "rejected" or result.epoch < latest.since:
+            state = "no results record" if result is None else f"a '{result.status}' record of epoch {result.epoch}"
+            self.find(epoch, "pr tree", f"{name}: in the PR at {signed.head.pr[:12]} ({wanted}, epoch "
+                                        f"{latest.since}) but absent from the tree with {state}: "
+                                        f"neither served nor rejected")
+        elif latest.source is not None and result.commit != latest.source:
+            self.find(epoch, "pr tree", f"{name}: rejected for commit {str(result.commit)[:12]}, but the PR's "
+                                        f"latest for it is {latest.source[:12]}: the new version was never judged")
 
     def _check_pr_area(self, origin: str, str_bytes: dict[int, bytes], verifier: NoteVerifier) -> None:
         pr = self._pr_repo()

@@ -38,7 +38,16 @@ def _print_summary(summary, as_json: bool) -> None:
         click.echo(f"  push {target}: {status}")
 
 
-def register(group: click.Group) -> None:  # noqa: C901 - over the ceiling; to split (issue 14)
+def register(group: click.Group) -> None:
+    """Add the PV operator's commands to `group`."""
+    _register_init(group)
+    _register_epoch(group)
+    _register_publish(group)
+    _register_check(group)
+
+
+def _register_init(group: click.Group) -> None:
+    """`pv init`: create a PV."""
     @group.command("init")
     @click.argument("directory", type=click.Path(file_okay=False))
     @click.option("--origin", required=True, help="PV name: the STR origin and note key name, e.g. pv1.example.org")
@@ -95,6 +104,9 @@ def register(group: click.Group) -> None:  # noqa: C901 - over the ceiling; to s
             for entry in pinned:
                 click.echo(f"    {entry['host']} {entry['fingerprint']}")
 
+
+def _register_epoch(group: click.Group) -> None:
+    """`pv epoch`, and the fan-out steps of one epoch: `pv plan`, `pv run-one`, `pv seal`."""
     @group.command("epoch")
     @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False))
     @_json_option
@@ -173,6 +185,9 @@ def register(group: click.Group) -> None:  # noqa: C901 - over the ceiling; to s
             raise
         _print_summary(summary, as_json)
 
+
+def _register_publish(group: click.Group) -> None:
+    """`pv publish` and `pv prove`: what a PV's log shows peers."""
     @group.command("publish")
     @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
                   help="PV config (its log repo is published)")
@@ -213,6 +228,9 @@ def register(group: click.Group) -> None:  # noqa: C901 - over the ceiling; to s
         repo = _config(config_path).log_repo if config_path else log_repo
         click.echo(latest_proof(repo, name).to_json().decode())
 
+
+def _register_check(group: click.Group) -> None:
+    """`pv check`: a developer runs a PV's verifiers on a local plugin."""
     @group.command("check")
     @click.argument("plugin_dir", type=click.Path(exists=True, file_okay=False))
     @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),

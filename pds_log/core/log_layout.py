@@ -135,7 +135,7 @@ class EpochRecord:
         return canonical_json(self.to_obj()) + b"\n"
 
     @classmethod
-    def decode(cls, data: bytes, where: str = "epoch record") -> "EpochRecord":  # noqa: C901 - over the ceiling; to split (issue 14)
+    def decode(cls, data: bytes, where: str = "epoch record") -> "EpochRecord":
         obj = jsondoc.loads(data, where)
         if not isinstance(obj, dict) or obj.get("v") != LOG_VERSION or isinstance(obj.get("v"), bool):
             raise FormatError(f"{where}: not a v{LOG_VERSION} epoch record")
@@ -152,23 +152,27 @@ class EpochRecord:
                       pr_policy=str(obj.get("pr_policy") or ""))
         except (KeyError, TypeError) as exc:
             raise FormatError(f"{where}: missing or bad field {exc}") from None
+        rec._check_field_types(where)
+        return rec
+
+    def _check_field_types(self, where: str) -> None:
+        """FormatError unless every field of a just-decoded record has its type."""
         # Types are checked here, once, so that readers (auditor, publisher, pusher) can use the
         # fields without guarding each access against a hostile log.
         for field_name in ("epoch", "time", "size"):
-            value = getattr(rec, field_name)
+            value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise FormatError(f"{where}: {field_name} must be an integer >= 0")
         for field_name in ("origin", "pr_to", "root", "policy"):
-            if not isinstance(getattr(rec, field_name), str):
+            if not isinstance(getattr(self, field_name), str):
                 raise FormatError(f"{where}: {field_name} must be a string")
-        if rec.pr_from is not None and not isinstance(rec.pr_from, str):
+        if self.pr_from is not None and not isinstance(self.pr_from, str):
             raise FormatError(f"{where}: pr.from must be a string or null")
-        if not all(isinstance(n, str) for n in rec.added + rec.updated):
+        if not all(isinstance(n, str) for n in self.added + self.updated):
             raise FormatError(f"{where}: added/updated must list plugin names")
-        for entry in rec.removed + rec.rejected:
+        for entry in self.removed + self.rejected:
             if (not isinstance(entry, dict) or not isinstance(entry.get("name"), str)
                     or not isinstance(entry.get("reason"), str)):
                 raise FormatError(f"{where}: removed/rejected entries need a name and a reason")
-        if not all(isinstance(c, dict) for c in rec.commits):
+        if not all(isinstance(c, dict) for c in self.commits):
             raise FormatError(f"{where}: commits must be a list of objects")
-        return rec

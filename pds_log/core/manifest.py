@@ -147,7 +147,7 @@ def _decode_text(data: bytes, path: str) -> str:
     return text
 
 
-def _parse_pquic_lines(  # noqa: C901 - over the ceiling; to split (issue 14)
+def _parse_pquic_lines(
     files: Mapping[str, bytes],
     path: str,
     top: bool,
@@ -156,14 +156,7 @@ def _parse_pquic_lines(  # noqa: C901 - over the ceiling; to split (issue 14)
     fragments: list[str],
     markers: list[int],
 ) -> tuple[str, tuple[str, ...]]:
-    if path in stack:
-        raise FormatError(f"{stack[-1]}: include cycle through {path}")
-    if len(stack) >= MAX_INCLUDE_DEPTH:
-        raise FormatError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
-    if path not in files:
-        where = stack[-1] if stack else path
-        raise FormatError(f"{where}: included file {path} is missing")
-    text = _decode_text(files[path], path)
+    text = _pquic_file_text(files, path, stack)
     name = ""
     flags: tuple[str, ...] = ()
     expect_name = top
@@ -180,49 +173,78 @@ def _parse_pquic_lines(  # noqa: C901 - over the ceiling; to split (issue 14)
             raise FormatError(f"{where}: tokens must be separated by single spaces")
         if expect_name:
             expect_name = False
-            name = validate_name_at(tokens[0], where)
-            flags = tuple(tokens[1:])
-            for flag in flags:
-                if flag not in PQUIC_FLAGS:
-                    raise FormatError(
-                        f"{where}: unknown flag {flag!r} (allowed: {', '.join(sorted(PQUIC_FLAGS))})"
-                    )
-            if len(set(flags)) != len(flags):
-                raise FormatError(f"{where}: duplicate flag")
+            name, flags = _pquic_header(tokens, where)
             continue
         if len(tokens) == 2 and tokens[1] == "include":
-            target = validate_relative_path(tokens[0], where)
-            if not target.endswith(".plugin"):
-                raise FormatError(f"{where}: included file {target!r} must end in .plugin")
+            target = _pquic_include_target(tokens[0], where)
             if target not in fragments:
                 fragments.append(target)
             _parse_pquic_lines(files, target, False, stack + (path,), hooks, fragments, markers)
             continue
-        if len(tokens) == 3:
-            point, anchor, obj = tokens
-            param = None
-        elif len(tokens) == 5 and tokens[1] == "param":
-            point, _, param_text, anchor, obj = tokens
-            if not _PARAM_RE.fullmatch(param_text):
-                raise FormatError(f"{where}: param {param_text!r} is not hex like 0x1f")
-            param = int(param_text, 16)
-        else:
-            raise FormatError(
-                f"{where}: expected 'protoop [param 0xNN] anchor file.o' or 'file.plugin include'"
-            )
-        if not _IDENT_RE.fullmatch(point):
-            raise FormatError(f"{where}: invalid protoop name {point!r}")
-        if anchor not in PQUIC_ANCHORS:
-            raise FormatError(
-                f"{where}: anchor {anchor!r} not one of {', '.join(sorted(PQUIC_ANCHORS))}"
-            )
-        validate_relative_path(obj, where)
-        if not obj.endswith(".o"):
-            raise FormatError(f"{where}: pluglet {obj!r} must be an object file ending in .o")
-        hooks.append(Hook(point=point, anchor=anchor, pluglet=obj, param=param, source=where))
+        hooks.append(_pquic_hook(tokens, where))
     if top and not name:
         raise FormatError(f"{path}: empty manifest (first line must be '<plugin name> [flags]')")
     return name, flags
+
+
+def _pquic_file_text(files: Mapping[str, bytes], path: str, stack: tuple[str, ...]) -> str:
+    """The text of manifest file `path`, reached through the include chain `stack`."""
+    if path in stack:
+        raise FormatError(f"{stack[-1]}: include cycle through {path}")
+    if len(stack) >= MAX_INCLUDE_DEPTH:
+        raise FormatError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
+    if path not in files:
+        where = stack[-1] if stack else path
+        raise FormatError(f"{where}: included file {path} is missing")
+    return _decode_text(files[path], path)
+
+
+def _pquic_header(tokens: list[str], where: str) -> tuple[str, tuple[str, ...]]:
+    """The (name, flags) of a manifest's first line '<plugin name> [flags]'."""
+    name = validate_name_at(tokens[0], where)
+    flags = tuple(tokens[1:])
+    for flag in flags:
+        if flag not in PQUIC_FLAGS:
+            raise FormatError(
+                f"{where}: unknown flag {flag!r} (allowed: {', '.join(sorted(PQUIC_FLAGS))})"
+            )
+    if len(set(flags)) != len(flags):
+        raise FormatError(f"{where}: duplicate flag")
+    return name, flags
+
+
+def _pquic_include_target(token: str, where: str) -> str:
+    """The file named by a 'file.plugin include' line."""
+    target = validate_relative_path(token, where)
+    if not target.endswith(".plugin"):
+        raise FormatError(f"{where}: included file {target!r} must end in .plugin")
+    return target
+
+
+def _pquic_hook(tokens: list[str], where: str) -> Hook:
+    """The hook of a 'protoop [param 0xNN] anchor file.o' line."""
+    if len(tokens) == 3:
+        point, anchor, obj = tokens
+        param = None
+    elif len(tokens) == 5 and tokens[1] == "param":
+        point, _, param_text, anchor, obj = tokens
+        if not _PARAM_RE.fullmatch(param_text):
+            raise FormatError(f"{where}: param {param_text!r} is not hex like 0x1f")
+        param = int(param_text, 16)
+    else:
+        raise FormatError(
+            f"{where}: expected 'protoop [param 0xNN] anchor file.o' or 'file.plugin include'"
+        )
+    if not _IDENT_RE.fullmatch(point):
+        raise FormatError(f"{where}: invalid protoop name {point!r}")
+    if anchor not in PQUIC_ANCHORS:
+        raise FormatError(
+            f"{where}: anchor {anchor!r} not one of {', '.join(sorted(PQUIC_ANCHORS))}"
+        )
+    validate_relative_path(obj, where)
+    if not obj.endswith(".o"):
+        raise FormatError(f"{where}: pluglet {obj!r} must be an object file ending in .o")
+    return Hook(point=point, anchor=anchor, pluglet=obj, param=param, source=where)
 
 
 def validate_name_at(name: str, where: str) -> str:
@@ -320,7 +342,7 @@ def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict[str, 
             "use_libffi": _xbgp_bool(spec, "use_libffi", where, False)}
 
 
-def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:  # noqa: C901 - over the ceiling; to split (issue 14)
+def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:
     """Parse an xBGP ``<x>.plugin`` JSON manifest as libxbgp's loader reads it
     (static_injection.c: global_opts_parser, obj_code_list_parser, insertion_points_parser,
     job_plugin_parser), strictly: unknown keys and wrong types are refused, naming the key.
@@ -329,6 +351,36 @@ def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MA
     validate_relative_path(path, path)
     if path == XBGP_LEGACY_MANIFEST:
         return parse_xbgp_legacy(files, name, path)
+    doc = _xbgp_document(files, path)
+    jit_all = _xbgp_bool(doc, "jit_all", path, False)
+    options: dict[str, object] = {
+        "xbgp_name": doc["name"], "jit_all": jit_all,
+        "extra_mem": _xbgp_mem(doc, "extra_mem", path, 4096),  # libxbgp's defaults
+        "shared_mem": _xbgp_mem(doc, "shared_mem", path, 0),
+        "memory_mgmt": doc.get("memory_mgmt", "bump"),
+    }
+    codes = _xbgp_codes(doc, path, jit_all)
+    options["codes"] = codes
+    hooks: list[Hook]
+    points, job = doc.get("insertion_points"), doc.get("job_plugin")
+    if points is None and job is None:
+        raise FormatError(f"{path}: needs 'insertion_points' or 'job_plugin' (libxbgp loads a plugin by one)")
+    if points is not None and job is not None:
+        raise FormatError(f"{path}: 'insertion_points' and 'job_plugin' exclude each other (libxbgp)")
+    if job is not None:
+        hooks = _xbgp_job_hooks(job, codes, path, options)
+    else:
+        hooks = _xbgp_point_hooks(points, codes, path)
+    # A code no insertion point uses is not loaded, but libxbgp's loader still resolves its
+    # object's path (obj_code_list_parser: realpath), so its object is one of the plugin's files.
+    used = {h.code for h in hooks}
+    options["unattached"] = tuple(sorted({spec["obj"] for code, spec in codes.items() if code not in used}))
+    return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
+
+
+def _xbgp_document(files: Mapping[str, bytes], path: str) -> dict[str, Any]:
+    """The JSON object of xBGP manifest `path`, its top-level keys, name, obj_dir and
+    memory_mgmt checked."""
     if path not in files:
         raise FormatError(f"{path}: missing")
     doc = jsondoc.loads(_decode_text(files[path], path), path)
@@ -347,71 +399,74 @@ def parse_xbgp(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MA
         raise FormatError(f"{path}: 'obj_dir' is not supported: a PDS plugin's objects sit beside its manifest")
     if "memory_mgmt" in doc and doc["memory_mgmt"] not in XBGP_MEMORY_MGMT:
         raise FormatError(f"{path}: 'memory_mgmt' must be one of {', '.join(XBGP_MEMORY_MGMT)}")
-    jit_all = _xbgp_bool(doc, "jit_all", path, False)
-    options: dict[str, object] = {
-        "xbgp_name": xname, "jit_all": jit_all,
-        "extra_mem": _xbgp_mem(doc, "extra_mem", path, 4096),  # libxbgp's defaults
-        "shared_mem": _xbgp_mem(doc, "shared_mem", path, 0),
-        "memory_mgmt": doc.get("memory_mgmt", "bump"),
-    }
+    return doc
+
+
+def _xbgp_codes(doc: dict[str, Any], path: str, jit_all: bool) -> dict[str, dict[str, Any]]:
+    """The manifest's obj_code_list, each code checked by _xbgp_code."""
     codes_doc = doc.get("obj_code_list")
     if codes_doc is None:
         raise FormatError(f"{path}: 'obj_code_list' missing (libxbgp requires it)")
     if not isinstance(codes_doc, dict) or not codes_doc:
         raise FormatError(f"{path}: 'obj_code_list' must be a non-empty object {{code: {{\"obj\": ..}}}}")
-    codes = {code: _xbgp_code(code, spec, f"{path}: obj_code_list.{code}", jit_all)
-             for code, spec in codes_doc.items()}
-    options["codes"] = codes
+    return {code: _xbgp_code(code, spec, f"{path}: obj_code_list.{code}", jit_all)
+            for code, spec in codes_doc.items()}
+
+
+def _xbgp_job_hooks(job: object, codes: dict[str, dict[str, Any]], path: str,
+                    options: dict[str, object]) -> list[Hook]:
+    """The hooks of a job plugin (its schedule goes into `options`)."""
+    where = f"{path}: job_plugin"
+    if not isinstance(job, dict) or set(job) != {"schedule"}:
+        raise FormatError(f"{where}: must be exactly {{\"schedule\": <seconds>}}")
+    options["schedule"] = _nonneg_int(job["schedule"], f"{where}.schedule")
+    # libxbgp: every code, replace, seq 0, 10, ...
+    return [Hook(point=XBGP_JOB_POINT, anchor="replace", pluglet=spec["obj"], seq=10 * i,
+                 source=f"{where} ({code})", code=code)
+            for i, (code, spec) in enumerate(codes.items())]
+
+
+def _xbgp_point_hooks(points: object, codes: dict[str, dict[str, Any]], path: str) -> list[Hook]:
+    """The hooks of a manifest's insertion_points."""
+    if not isinstance(points, dict) or not points:
+        raise FormatError(f"{path}: 'insertion_points' must be a non-empty object")
     hooks: list[Hook] = []
-    points, job = doc.get("insertion_points"), doc.get("job_plugin")
-    if points is None and job is None:
-        raise FormatError(f"{path}: needs 'insertion_points' or 'job_plugin' (libxbgp loads a plugin by one)")
-    if points is not None and job is not None:
-        raise FormatError(f"{path}: 'insertion_points' and 'job_plugin' exclude each other (libxbgp)")
-    if job is not None:
-        where = f"{path}: job_plugin"
-        if not isinstance(job, dict) or set(job) != {"schedule"}:
-            raise FormatError(f"{where}: must be exactly {{\"schedule\": <seconds>}}")
-        options["schedule"] = _nonneg_int(job["schedule"], f"{where}.schedule")
-        for i, (code, spec) in enumerate(codes.items()):  # libxbgp: every code, replace, seq 0, 10, ...
-            hooks.append(Hook(point=XBGP_JOB_POINT, anchor="replace", pluglet=spec["obj"], seq=10 * i,
-                              source=f"{where} ({code})", code=code))
-    else:
-        if not isinstance(points, dict) or not points:
-            raise FormatError(f"{path}: 'insertion_points' must be a non-empty object")
-        for point, anchors in points.items():
-            where = f"{path}: insertion_points.{point}"
-            if not _IDENT_RE.fullmatch(point) or len(point) > XBGP_MAX_POINT:
-                # libxbgp compares at most 50 characters of a point's name (insertion_points_parser)
-                raise FormatError(f"{where}: insertion point name must be an identifier of at most "
-                                  f"{XBGP_MAX_POINT} characters")
-            if not isinstance(anchors, dict) or not anchors:
-                raise FormatError(f"{where}: must be a non-empty object {{\"replace\"|\"pre\"|\"post\": ..}}")
-            for anchor, seqs in anchors.items():
-                awhere = f"{where}.{anchor}"
-                if anchor not in XBGP_ANCHORS:
-                    raise FormatError(f"{awhere}: anchor must be one of {', '.join(XBGP_ANCHORS)}")
-                if not isinstance(seqs, dict) or not seqs:
-                    raise FormatError(f"{awhere}: must be a non-empty object {{\"<seq>\": \"<code>\"}}")
-                for seq, code in seqs.items():
-                    swhere = f"{awhere}.{seq}"
-                    if not _SEQ_RE.fullmatch(seq) or int(seq) >= 2**31 - 1:
-                        raise FormatError(f"{swhere}: sequence must be a decimal number below 2^31-1")
-                    if not isinstance(code, str):
-                        raise FormatError(f"{swhere}: must name a code of obj_code_list (a string)")
-                    if code not in codes:
-                        raise FormatError(f"{swhere}: code {code[:60]!r} is not in obj_code_list "
-                                          f"(libxbgp: pluglet not found)")
-                    hooks.append(Hook(point=point, anchor=anchor, pluglet=codes[code]["obj"], seq=int(seq),
-                                      source=swhere, code=code))
-    # A code no insertion point uses is not loaded, but libxbgp's loader still resolves its
-    # object's path (obj_code_list_parser: realpath), so its object is one of the plugin's files.
-    used = {h.code for h in hooks}
-    options["unattached"] = tuple(sorted({spec["obj"] for code, spec in codes.items() if code not in used}))
-    return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
+    for point, anchors in points.items():
+        where = f"{path}: insertion_points.{point}"
+        if not _IDENT_RE.fullmatch(point) or len(point) > XBGP_MAX_POINT:
+            # libxbgp compares at most 50 characters of a point's name (insertion_points_parser)
+            raise FormatError(f"{where}: insertion point name must be an identifier of at most "
+                              f"{XBGP_MAX_POINT} characters")
+        if not isinstance(anchors, dict) or not anchors:
+            raise FormatError(f"{where}: must be a non-empty object {{\"replace\"|\"pre\"|\"post\": ..}}")
+        for anchor, seqs in anchors.items():
+            hooks.extend(_xbgp_anchor_hooks(point, anchor, seqs, codes, f"{where}.{anchor}"))
+    return hooks
 
 
-def parse_xbgp_legacy(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:  # noqa: C901 - over the ceiling; to split (issue 14)
+def _xbgp_anchor_hooks(point: str, anchor: str, seqs: object, codes: dict[str, dict[str, Any]],
+                       awhere: str) -> list[Hook]:
+    """The hooks of insertion_points.<point>.<anchor>, {"<seq>": "<code>"}."""
+    if anchor not in XBGP_ANCHORS:
+        raise FormatError(f"{awhere}: anchor must be one of {', '.join(XBGP_ANCHORS)}")
+    if not isinstance(seqs, dict) or not seqs:
+        raise FormatError(f"{awhere}: must be a non-empty object {{\"<seq>\": \"<code>\"}}")
+    hooks: list[Hook] = []
+    for seq, code in seqs.items():
+        swhere = f"{awhere}.{seq}"
+        if not _SEQ_RE.fullmatch(seq) or int(seq) >= 2**31 - 1:
+            raise FormatError(f"{swhere}: sequence must be a decimal number below 2^31-1")
+        if not isinstance(code, str):
+            raise FormatError(f"{swhere}: must name a code of obj_code_list (a string)")
+        if code not in codes:
+            raise FormatError(f"{swhere}: code {code[:60]!r} is not in obj_code_list "
+                              f"(libxbgp: pluglet not found)")
+        hooks.append(Hook(point=point, anchor=anchor, pluglet=codes[code]["obj"], seq=int(seq),
+                          source=swhere, code=code))
+    return hooks
+
+
+def parse_xbgp_legacy(files: Mapping[str, bytes], name: str, path: str = XBGP_LEGACY_MANIFEST) -> Manifest:
     """The pre-v2 ``manifest.json`` schema (invented by an earlier brief; no real xBGP plugin
     uses it), still read so that plugins stored in existing logs keep verifying:
     ``{"jit_all": bool, "plugins": {<point>: {"extra_mem": n, "shared_mem": n,
@@ -434,35 +489,47 @@ def parse_xbgp_legacy(files: Mapping[str, bytes], name: str, path: str = XBGP_LE
     hooks: list[Hook] = []
     options: dict[str, object] = {"jit_all": doc["jit_all"], "legacy": True}
     for point, spec in points.items():
-        where = f"{path}: plugins.{point}"
-        if not _IDENT_RE.fullmatch(point):
-            raise FormatError(f"{where}: invalid insertion point name")
-        if not isinstance(spec, dict):
-            raise FormatError(f"{where}: must be an object")
-        extra = set(spec) - {"extra_mem", "shared_mem", *XBGP_ANCHORS}
-        if extra:
-            raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        for mem in ("extra_mem", "shared_mem"):
-            if mem in spec:
-                options[f"{point}.{mem}"] = _nonneg_int(spec[mem], f"{where}.{mem}")
-        anchors = [a for a in XBGP_ANCHORS if a in spec]
-        if not anchors:
-            raise FormatError(f"{where}: needs at least one of replace, pre, post")
-        for anchor in anchors:
-            seqs = spec[anchor]
-            if not isinstance(seqs, dict) or not seqs:
-                raise FormatError(f"{where}.{anchor}: must be a non-empty object of '<seq>': {{...}}")
-            for seq, entry in seqs.items():
-                ewhere = f"{where}.{anchor}.{seq}"
-                if not _SEQ_RE.fullmatch(seq):
-                    raise FormatError(f"{ewhere}: sequence key must be a decimal number")
-                if not isinstance(entry, dict) or set(entry) != {"path"}:
-                    raise FormatError(f"{ewhere}: must be exactly {{\"path\": \"x.o\"}}")
-                obj = validate_relative_path(entry["path"], ewhere)
-                if not obj.endswith(".o"):
-                    raise FormatError(f"{ewhere}: pluglet {obj!r} must end in .o")
-                hooks.append(Hook(point=point, anchor=anchor, pluglet=obj, seq=int(seq), source=ewhere))
+        hooks.extend(_xbgp_legacy_point_hooks(point, spec, f"{path}: plugins.{point}", options))
     return Manifest(kind="xbgp", path=path, name=name, hooks=tuple(hooks), options=options)
+
+
+def _xbgp_legacy_point_hooks(point: str, spec: object, where: str, options: dict[str, object]) -> list[Hook]:
+    """The hooks of a legacy manifest's plugins.<point> (its memory sizes go into `options`)."""
+    if not _IDENT_RE.fullmatch(point):
+        raise FormatError(f"{where}: invalid insertion point name")
+    if not isinstance(spec, dict):
+        raise FormatError(f"{where}: must be an object")
+    extra = set(spec) - {"extra_mem", "shared_mem", *XBGP_ANCHORS}
+    if extra:
+        raise FormatError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    for mem in ("extra_mem", "shared_mem"):
+        if mem in spec:
+            options[f"{point}.{mem}"] = _nonneg_int(spec[mem], f"{where}.{mem}")
+    anchors = [a for a in XBGP_ANCHORS if a in spec]
+    if not anchors:
+        raise FormatError(f"{where}: needs at least one of replace, pre, post")
+    hooks: list[Hook] = []
+    for anchor in anchors:
+        hooks.extend(_xbgp_legacy_anchor_hooks(point, anchor, spec[anchor], where))
+    return hooks
+
+
+def _xbgp_legacy_anchor_hooks(point: str, anchor: str, seqs: object, where: str) -> list[Hook]:
+    """The hooks of a legacy manifest's plugins.<point>.<anchor>, {"<seq>": {"path": "x.o"}}."""
+    if not isinstance(seqs, dict) or not seqs:
+        raise FormatError(f"{where}.{anchor}: must be a non-empty object of '<seq>': {{...}}")
+    hooks: list[Hook] = []
+    for seq, entry in seqs.items():
+        ewhere = f"{where}.{anchor}.{seq}"
+        if not _SEQ_RE.fullmatch(seq):
+            raise FormatError(f"{ewhere}: sequence key must be a decimal number")
+        if not isinstance(entry, dict) or set(entry) != {"path"}:
+            raise FormatError(f"{ewhere}: must be exactly {{\"path\": \"x.o\"}}")
+        obj = validate_relative_path(entry["path"], ewhere)
+        if not obj.endswith(".o"):
+            raise FormatError(f"{ewhere}: pluglet {obj!r} must end in .o")
+        hooks.append(Hook(point=point, anchor=anchor, pluglet=obj, seq=int(seq), source=ewhere))
+    return hooks
 
 
 def parse_manifest_at(files: Mapping[str, bytes], path: str, name: str) -> Manifest:

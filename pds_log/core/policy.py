@@ -119,7 +119,7 @@ class Policy:
 
     # ------------------------------------------------------------------ parsing
     @classmethod
-    def parse(cls, text: str | bytes, where: str = POLICY_PATH) -> "Policy":  # noqa: C901 - over the ceiling; to split (issue 14)
+    def parse(cls, text: str | bytes, where: str = POLICY_PATH) -> "Policy":
         doc = parse_mapping(text, where, {"version", "branch", "max_blob_bytes", "admins", "developers",
                                           "revoked", "pvs"})
         if doc.get("version") != 1:
@@ -137,37 +137,13 @@ class Policy:
             _only(entry, {"name", "key"}, w)
             policy.admins.append(Principal(_str(entry, "name", w), _key(entry, w), "admin"))
         for i, entry in enumerate(_list(doc, "developers", where)):
-            w = f"{where}: developers[{i}]"
-            _only(entry, {"name", "key", "namespaces", "valid_after", "valid_before"}, w)
-            spaces = entry.get("namespaces")
-            if not isinstance(spaces, list) or not spaces:
-                raise FormatError(f"{w}: namespaces must be a non-empty list like ['be.example.*']")
-            for ns in spaces:
-                try:
-                    validate_namespace(ns)
-                except FormatError as exc:
-                    raise FormatError(f"{w}: {exc}") from None
-            after = _timestamp(entry.get("valid_after"), f"{w}.valid_after")
-            before = _timestamp(entry.get("valid_before"), f"{w}.valid_before")
-            if after is not None and before is not None and after >= before:
-                raise FormatError(f"{w}: valid_after must be before valid_before")
-            policy.developers.append(Principal(_str(entry, "name", w), _key(entry, w), "developer",
-                                               tuple(spaces), after, before))
+            policy.developers.append(_parse_developer(entry, f"{where}: developers[{i}]"))
         for i, entry in enumerate(_list(doc, "revoked", where)):
             w = f"{where}: revoked[{i}]"
             _only(entry, {"key", "reason", "name"}, w)
             policy.revoked[_key(entry, w)] = str(entry.get("reason", "revoked"))
         for i, entry in enumerate(_list(doc, "pvs", where)):
-            w = f"{where}: pvs[{i}]"
-            _only(entry, {"origin", "key"}, w)
-            origin = _str(entry, "origin", w)
-            try:
-                validate_key_name(origin)
-            except FormatError as exc:
-                raise FormatError(f"{w}: {exc}") from None
-            if "/" in origin:
-                raise FormatError(f"{w}: origin {origin!r} must not contain '/' (it names a branch)")
-            policy.pvs.append(Principal(origin, _key(entry, w), "pv", origin=origin))
+            policy.pvs.append(_parse_pv(entry, f"{where}: pvs[{i}]"))
         if not policy.admins:
             raise FormatError(f"{where}: at least one admin is required")
         return policy
@@ -276,6 +252,37 @@ def short_key(kid: str) -> str:
 
 def _iso(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_developer(entry: dict[str, Any], w: str) -> Principal:
+    """One entry of policy.yaml's developers list (`w` names it in errors)."""
+    _only(entry, {"name", "key", "namespaces", "valid_after", "valid_before"}, w)
+    spaces = entry.get("namespaces")
+    if not isinstance(spaces, list) or not spaces:
+        raise FormatError(f"{w}: namespaces must be a non-empty list like ['be.example.*']")
+    for ns in spaces:
+        try:
+            validate_namespace(ns)
+        except FormatError as exc:
+            raise FormatError(f"{w}: {exc}") from None
+    after = _timestamp(entry.get("valid_after"), f"{w}.valid_after")
+    before = _timestamp(entry.get("valid_before"), f"{w}.valid_before")
+    if after is not None and before is not None and after >= before:
+        raise FormatError(f"{w}: valid_after must be before valid_before")
+    return Principal(_str(entry, "name", w), _key(entry, w), "developer", tuple(spaces), after, before)
+
+
+def _parse_pv(entry: dict[str, Any], w: str) -> Principal:
+    """One entry of policy.yaml's pvs list (`w` names it in errors)."""
+    _only(entry, {"origin", "key"}, w)
+    origin = _str(entry, "origin", w)
+    try:
+        validate_key_name(origin)
+    except FormatError as exc:
+        raise FormatError(f"{w}: {exc}") from None
+    if "/" in origin:
+        raise FormatError(f"{w}: origin {origin!r} must not contain '/' (it names a branch)")
+    return Principal(origin, _key(entry, w), "pv", origin=origin)
 
 
 def _list(doc: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:

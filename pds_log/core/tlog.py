@@ -272,25 +272,37 @@ def check_inclusion(proof: Sequence[bytes], tree_size: int, root: bytes, index: 
         raise VerificationError(f"inclusion proof of entry {index} does not match the root of size {tree_size}")
 
 
-def check_consistency(proof: Sequence[bytes], new_size: int, new_root: bytes,  # noqa: C901 - over the ceiling; to split (issue 14)
+def check_consistency(proof: Sequence[bytes], new_size: int, new_root: bytes,
                       old_size: int, old_root: bytes) -> None:
     """Raises VerificationError unless the proof shows the old tree is a prefix of the new one
     (RFC 9162 2.1.4.2; old size 0 is consistent with anything, with an empty proof)."""
     check_proof_hashes(proof, "consistency proof")
     if not 0 <= old_size <= new_size:
         raise VerificationError(f"consistency proof: old size {old_size} is above new size {new_size}")
+    if old_size == 0 or old_size == new_size:
+        _check_trivial_consistency(proof, new_size, new_root, old_size, old_root)
+        return
+    _check_consistency_path(proof, new_size, new_root, old_size, old_root)
+
+
+def _check_trivial_consistency(proof: Sequence[bytes], new_size: int, new_root: bytes,
+                               old_size: int, old_root: bytes) -> None:
+    """check_consistency from size 0 or between equal sizes, where the proof must be empty."""
     if old_size == 0:
         if proof:
             raise VerificationError("consistency proof from size 0 must be empty")
         if old_root != EMPTY_ROOT or (new_size == 0 and new_root != EMPTY_ROOT):
             raise VerificationError("consistency proof: a tree of size 0 has the empty root")
         return
-    if old_size == new_size:
-        if proof:
-            raise VerificationError("consistency proof between equal sizes must be empty")
-        if old_root != new_root:
-            raise VerificationError(f"two different roots for tree size {new_size}")
-        return
+    if proof:
+        raise VerificationError("consistency proof between equal sizes must be empty")
+    if old_root != new_root:
+        raise VerificationError(f"two different roots for tree size {new_size}")
+
+
+def _check_consistency_path(proof: Sequence[bytes], new_size: int, new_root: bytes,
+                            old_size: int, old_root: bytes) -> None:
+    """check_consistency for 0 < old_size < new_size: RFC 9162 2.1.4.2's verification walk."""
     path = list(proof)
     if old_size & (old_size - 1) == 0:
         path.insert(0, old_root)

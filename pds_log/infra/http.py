@@ -223,21 +223,11 @@ class Fetcher:
             return Fetched(data, *validators)
         raise FetchError(original, f"more than {self.max_redirects} redirects")
 
-    def _exchange(self, url: str, limit: int, ends: float, conditions: dict[str, str]  # noqa: C901 - over the ceiling; to split (issue 14)
+    def _exchange(self, url: str, limit: int, ends: float, conditions: dict[str, str]
                   ) -> tuple[int, str | None, bytes, tuple[str | None, str | None]]:
         """One GET of `url`: (status, Location, body, (ETag, Last-Modified)); the body is read
         only for a 200."""
-        parsed = urlparse(url)
-        try:
-            host, port = parsed.hostname, parsed.port
-        except ValueError:
-            raise FetchError(url, "invalid port in URL") from None
-        if not host:
-            raise FetchError(url, "no host in URL")
-        https = parsed.scheme == "https"
-        key = (parsed.scheme, host, port or (443 if https else 80))
-        target = quote(parsed.path or "/", safe="/%:@!$&'()*+,;=~") + (
-            "?" + quote(parsed.query, safe="/%:@!$&'()*+,;=~?") if parsed.query else "")
+        https, host, key, target = _request_target(url)
         conn = self._idle.pop(key, None)
         response: http.client.HTTPResponse | None = None
         reused = conn is not None
@@ -432,6 +422,22 @@ class _DeadlineReader(io.RawIOBase):
     def close(self) -> None:
         self.raw.close()
         super().close()
+
+
+def _request_target(url: str) -> tuple[bool, str, tuple[str, str, int], str]:
+    """(HTTPS?, host, connection pool key, request target) of `url`."""
+    parsed = urlparse(url)
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        raise FetchError(url, "invalid port in URL") from None
+    if not host:
+        raise FetchError(url, "no host in URL")
+    https = parsed.scheme == "https"
+    key = (parsed.scheme, host, port or (443 if https else 80))
+    target = quote(parsed.path or "/", safe="/%:@!$&'()*+,;=~") + (
+        "?" + quote(parsed.query, safe="/%:@!$&'()*+,;=~?") if parsed.query else "")
+    return https, host, key, target
 
 
 def _validators(response: http.client.HTTPResponse) -> tuple[str | None, str | None]:

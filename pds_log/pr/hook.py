@@ -96,7 +96,7 @@ def new_commits(repo: pygit2.Repository, update: RefUpdate) -> list[pygit2.Commi
     return list(walker)
 
 
-def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[str]:  # noqa: C901 - over the ceiling; to split (issue 14)
+def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[str]:
     """Refusal lines for one ref update (empty = accepted)."""
     try:
         branch_policy = _current_policy(repo)
@@ -114,46 +114,59 @@ def check_update(repo: pygit2.Repository, update: RefUpdate, now: int) -> list[s
                     f"{update.new[:12]}); history is append-only"]
     elif update.ref == branch and branch in repo.references:
         return [f"refused {update.ref}: the branch exists"]  # pragma: no cover - git sends the old id
-    lines = []
     commits = new_commits(repo, update)
     if update.ref == branch:
-        # Each commit is judged against the policy in effect before it: the branch's, then the
-        # one each accepted commit of this push sets (the same as "its parent's" when the
-        # branch's history is sound, and still usable when a planted tip's policy is not).
-        policy, budget = branch_policy, MAX_PUSH_FILES
-        for commit in commits:
-            verdict = check_commit(repo, commit, when=now, policy=policy if commit.parents else None,
-                                   max_files=min(budget, MAX_COMMIT_FILES))
-            if verdict.over_limit:
-                lines.append(f"refused {update.ref}: the push changes more than {MAX_PUSH_FILES} files "
-                             f"(commit {str(commit.id)[:12]} and those before it); split it into smaller pushes")
-                break
-            budget -= len(verdict.paths)
-            if not verdict.ok:
-                lines.extend(_lines(verdict))
-            elif POLICY_PATH in verdict.paths or not commit.parents:
-                policy = policy_at(repo, commit)
-    else:
-        origin = update.ref[len(PV_REF_PREFIX):]
-        if branch_policy is None:
-            return [f"refused {update.ref}: no policy yet"]
-        if origin not in {p.origin for p in branch_policy.pvs}:
-            return [f"refused {update.ref}: the policy names no PV {origin!r}; only a PV's own key may "
-                    f"create or move its area"]
-        tip = repo.get(update.new)
-        if not isinstance(tip, pygit2.Commit):
-            return [f"refused {update.ref}: {update.new[:12]} is not a commit"]
-        for commit in commits:
-            verdict = check_pv_area_commit(repo, commit, origin, branch_policy, now)
-            if not verdict.ok:
-                lines.extend(_lines(verdict))
-        if tip.id not in {c.id for c in commits}:
-            # An existing commit (another area's, the plugin branch's, an old one of this area):
-            # the ref may point at it only if it is a commit this PV could have pushed itself.
-            verdict = check_pv_area_commit(repo, tip, origin, branch_policy, now)
-            if not verdict.ok:
-                lines.append(f"refused {update.ref}: existing commit {update.new[:12]} is not a commit of PV "
-                             f"{origin}'s area: {'; '.join(verdict.reasons)}")
+        return _check_branch_commits(repo, update, commits, branch_policy, now)
+    return _check_pv_area_update(repo, update, commits, branch_policy, now)
+
+
+def _check_branch_commits(repo: pygit2.Repository, update: RefUpdate, commits: list[pygit2.Commit],
+                          branch_policy: Policy | None, now: int) -> list[str]:
+    """check_update's refusal lines for the new commits of the plugin branch."""
+    lines: list[str] = []
+    # Each commit is judged against the policy in effect before it: the branch's, then the
+    # one each accepted commit of this push sets (the same as "its parent's" when the
+    # branch's history is sound, and still usable when a planted tip's policy is not).
+    policy, budget = branch_policy, MAX_PUSH_FILES
+    for commit in commits:
+        verdict = check_commit(repo, commit, when=now, policy=policy if commit.parents else None,
+                               max_files=min(budget, MAX_COMMIT_FILES))
+        if verdict.over_limit:
+            lines.append(f"refused {update.ref}: the push changes more than {MAX_PUSH_FILES} files "
+                         f"(commit {str(commit.id)[:12]} and those before it); split it into smaller pushes")
+            break
+        budget -= len(verdict.paths)
+        if not verdict.ok:
+            lines.extend(_lines(verdict))
+        elif POLICY_PATH in verdict.paths or not commit.parents:
+            policy = policy_at(repo, commit)
+    return lines
+
+
+def _check_pv_area_update(repo: pygit2.Repository, update: RefUpdate, commits: list[pygit2.Commit],
+                          branch_policy: Policy | None, now: int) -> list[str]:
+    """check_update's refusal lines for an update of a PV's area, refs/pv/<origin>."""
+    lines: list[str] = []
+    origin = update.ref[len(PV_REF_PREFIX):]
+    if branch_policy is None:
+        return [f"refused {update.ref}: no policy yet"]
+    if origin not in {p.origin for p in branch_policy.pvs}:
+        return [f"refused {update.ref}: the policy names no PV {origin!r}; only a PV's own key may "
+                f"create or move its area"]
+    tip = repo.get(update.new)
+    if not isinstance(tip, pygit2.Commit):
+        return [f"refused {update.ref}: {update.new[:12]} is not a commit"]
+    for commit in commits:
+        verdict = check_pv_area_commit(repo, commit, origin, branch_policy, now)
+        if not verdict.ok:
+            lines.extend(_lines(verdict))
+    if tip.id not in {c.id for c in commits}:
+        # An existing commit (another area's, the plugin branch's, an old one of this area):
+        # the ref may point at it only if it is a commit this PV could have pushed itself.
+        verdict = check_pv_area_commit(repo, tip, origin, branch_policy, now)
+        if not verdict.ok:
+            lines.append(f"refused {update.ref}: existing commit {update.new[:12]} is not a commit of PV "
+                         f"{origin}'s area: {'; '.join(verdict.reasons)}")
     return lines
 
 

@@ -163,7 +163,7 @@ def load_config(path: str | os.PathLike) -> PvConfig:
     return parse_config(data, path)
 
 
-def parse_config(data: str | bytes, path: Path) -> PvConfig:  # noqa: C901 - over the ceiling; to split (issue 14)
+def parse_config(data: str | bytes, path: Path) -> PvConfig:
     """pv.yaml's content as read from `path` (an absolute path: relative paths resolve against
     its directory); every problem is a FormatError naming the file and the field."""
     where = str(path)
@@ -185,13 +185,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:  # noqa: C901 - ove
             raise FormatError(f"{where}: {what}: unusable path {p[:80]!r} ({exc})") from None
 
     verifiers = _require(doc, "verifiers", dict, where)
-    if not verifiers:
-        raise FormatError(f"{where}: 'verifiers' must name at least one verifier")
-    for name, conf in verifiers.items():
-        if not isinstance(name, str) or not name or set(name) - _VERIFIER_NAME_CHARS or name[0].isdigit():
-            raise FormatError(f"{where}: verifier name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
-        if not isinstance(conf, dict) or "runner" not in conf:
-            raise FormatError(f"{where}: verifiers.{name} must be a mapping with a 'runner'")
+    _check_verifiers(verifiers, where)
     pr_url = _require(pr, "url", str, f"{where}: pr")
     if "://" not in pr_url and not pr_url.startswith("/") and ":" not in pr_url:
         pr_url = str(resolve(pr_url, "pr.url"))
@@ -233,6 +227,17 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:  # noqa: C901 - ove
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: verifiers: not plain data ({type(exc).__name__}: {str(exc)[:80]})") from None
     return config
+
+
+def _check_verifiers(verifiers: dict[Any, Any], where: str) -> None:
+    """pv.yaml's verifiers: at least one, each an identifier naming a mapping with a runner."""
+    if not verifiers:
+        raise FormatError(f"{where}: 'verifiers' must name at least one verifier")
+    for name, conf in verifiers.items():
+        if not isinstance(name, str) or not name or set(name) - _VERIFIER_NAME_CHARS or name[0].isdigit():
+            raise FormatError(f"{where}: verifier name {name!r} must be an identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        if not isinstance(conf, dict) or "runner" not in conf:
+            raise FormatError(f"{where}: verifiers.{name} must be a mapping with a 'runner'")
 
 
 def dump_config(doc: dict[str, Any]) -> str:

@@ -543,9 +543,10 @@ class Auditor:
                 if record is not None and name not in rejected:
                     self.find(epoch, "results", f"{name}: record says rejected in epoch {epoch}, "
                                                 f"the epoch record does not list it")
+                acceptance = self._acceptance[0] if self._acceptance else "the acceptance"
                 if result.verdicts and self._formula is not None and self._formula.evaluate(result.verdicts):
                     self.find(epoch, "results", f"{name}: record says rejected, but its verifier results "
-                                                f"satisfy '{self._acceptance[0]}'")
+                                                f"satisfy '{acceptance}'")
 
     def _check_tiles(self, commit, epoch, tree, keys) -> None:
         for tile_hash, tile in tiles_on_paths(tree, keys).items():
@@ -739,7 +740,7 @@ class Auditor:
                                             f"({latest.taint})")
             elif binding.source != latest.source:
                 self.find(epoch, "pr tree", f"{name}: the tree serves source {binding.source[:12]}, but the PR "
-                                            f"at {signed.head.pr[:12]} has {latest.source[:12]} (of epoch "
+                                            f"at {signed.head.pr[:12]} has {str(latest.source)[:12]} (of epoch "
                                             f"{latest.since}): an update was ignored")
             return
         result = results[name] if name in results else self._result(commit, name, epoch)

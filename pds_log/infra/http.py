@@ -237,7 +237,7 @@ class Fetcher:
                 if conn is None:
                     conn = self._connect(https, host, key[2], ends)
                     connected = True
-                conn.sock.ends = ends
+                _deadline_socket(conn).ends = ends
                 try:
                     conn.request("GET", target, headers={"User-Agent": USER_AGENT, "Accept": "*/*", **conditions})
                     response = conn.getresponse()
@@ -338,6 +338,7 @@ class Fetcher:
             raise
         conn = (http.client.HTTPSConnection if https else http.client.HTTPConnection)(host, port)
         conn.sock = _DeadlineSocket(sock, self.timeout[1], ends)
+        conn.auto_open = 0  # http.client must never reconnect by itself: its socket would have no deadline
         return conn
 
     def _read_file(self, url: str, limit: int) -> bytes:
@@ -370,6 +371,14 @@ class _Retry(Exception):
 
 class _DeadlineExceeded(Exception):
     """The file's deadline passed during a socket operation (not an OSError: never retried)."""
+
+
+def _deadline_socket(conn: http.client.HTTPConnection) -> "_DeadlineSocket":
+    """The deadline socket `_connect` gave `conn` (http.client types it as a plain socket)."""
+    sock: object = conn.sock
+    if not isinstance(sock, _DeadlineSocket):
+        raise http.client.NotConnected("connection without its deadline socket")
+    return sock
 
 
 class _DeadlineSocket:

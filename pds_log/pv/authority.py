@@ -40,7 +40,7 @@ from pds_log.core import note as notes
 from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.signed_root import TreeHead
-from pds_log.infra.gitremote import git_env
+from pds_log.infra.gitremote import git_env, pinned_hosts_file
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
 
@@ -179,12 +179,17 @@ class Authority:
         raise NotImplementedError
 
 
-def _push(git_dir: Path | str, url: str, source: str, ref: str, expect: str | None, ssh_key) -> str | None:
+def _ssh_env(config: PvConfig, url: str) -> dict[str, str]:
+    """git's environment for `url`: the PV's key and its pinned host keys (never accept-new)."""
+    return git_env(config.ssh_key, pinned_hosts_file(url, config.known_hosts, "keys.known_hosts in pv.yaml"))
+
+
+def _push(git_dir: Path | str, url: str, source: str, ref: str, expect: str | None, config: PvConfig) -> str | None:
     """Compare-and-swap `ref` at `url` from `expect` (None: absent) to `source`; None or the reason."""
     lease = f"--force-with-lease={ref}:{expect or ''}"
     try:
         result = subprocess.run(["git", "--git-dir", str(git_dir), "push", "--quiet", "--porcelain", lease, url,
-                                 f"{source}:{ref}"], capture_output=True, text=True, env=git_env(ssh_key),
+                                 f"{source}:{ref}"], capture_output=True, text=True, env=_ssh_env(config, url),
                                 timeout=PUSH_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"no answer in {PUSH_TIMEOUT} s"
@@ -222,7 +227,7 @@ class LogMirror(Authority):
                 ["git", "--git-dir", str(self.scratch), "fetch", "--quiet", "--no-tags", "--prune",
                  "--no-write-fetch-head", self.url, "+refs/heads/*:refs/authority/heads/*",
                  "+refs/pds/*:refs/authority/pds/*"],
-                capture_output=True, text=True, env=git_env(self.config.ssh_key), timeout=PUSH_TIMEOUT)
+                capture_output=True, text=True, env=_ssh_env(self.config, self.url), timeout=PUSH_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise SigningRefused(f"cannot reach {self.where}: no answer in {PUSH_TIMEOUT} s; "
                                  f"nothing was signed") from None
@@ -255,7 +260,7 @@ class LogMirror(Authority):
         sig = pygit2.Signature(self.config.origin, f"{self.config.origin}@pds.invalid", 0, 0)
         parents = [pygit2.Oid(hex=self.reservation_tip)] if self.reservation_tip else []
         commit = self.repo.create_commit(None, sig, sig, f"reserve epoch {reservation.epoch}\n", tree, parents)
-        why = _push(self.scratch, self.url, str(commit), RESERVATION_REF, self.reservation_tip, self.config.ssh_key)
+        why = _push(self.scratch, self.url, str(commit), RESERVATION_REF, self.reservation_tip, self.config)
         if why is not None:
             raise SigningRefused(f"could not reserve epoch {reservation.epoch} on {self.where} ({why}): another "
                                  f"signer moved first, or the mirror refuses; nothing was signed")
@@ -301,7 +306,7 @@ class PrArea(Authority):
         commit = signed_commit(self.repo.path, tree, [self.tip] if self.tip else [],
                                f"{self.config.origin}: reserve epoch {reservation.epoch}", self.config.ssh_key,
                                self.config.origin)
-        why = _push(self.repo.path, self.config.pr_url, str(commit), self.ref, self.tip, self.config.ssh_key)
+        why = _push(self.repo.path, self.config.pr_url, str(commit), self.ref, self.tip, self.config)
         if why is not None:
             raise SigningRefused(f"could not reserve epoch {reservation.epoch} on {self.where} ({why}): another "
                                  f"signer moved first, or the PR refuses the PV's key; nothing was signed")

@@ -394,23 +394,7 @@ def consistency_implied_roots(path: Sequence[bytes], old_size: int, new_size: in
     if not 0 < old_size < new_size or not path:
         raise VerificationError("consistency path: needs 0 < old size < new size and a non-empty path")
     tlog.check_proof_hashes(path, "consistency path")
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise VerificationError("consistency path: too long for its tree sizes")
-        if fn & 1 or fn == sn:
-            fr, sr = tlog.node_hash(c, fr), tlog.node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = tlog.node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise VerificationError("consistency path: too short for its tree sizes")
-    return fr, sr
+    return tlog.consistency_path_roots(path, old_size, new_size, "consistency path")
 
 
 def evidence_path(proof: Sequence[bytes], old_size: int, old_subtree_hash: bytes | None = None) -> list[bytes]:

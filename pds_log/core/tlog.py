@@ -308,13 +308,22 @@ def _check_consistency_path(proof: Sequence[bytes], new_size: int, new_root: byt
         path.insert(0, old_root)
     if not path:
         raise VerificationError("consistency proof is empty")
+    fr, sr = consistency_path_roots(path, old_size, new_size, "consistency proof")
+    if fr != old_root or sr != new_root:
+        raise VerificationError(f"consistency proof from size {old_size} to size {new_size} does not verify")
+
+
+def consistency_path_roots(path: Sequence[bytes], old_size: int, new_size: int, what: str) -> tuple[bytes, bytes]:
+    """RFC 9162 2.1.4.2's walk over a non-empty consistency path (the proof with, for an old
+    size that is a power of two, the old root first): the (old root, new root) it implies.
+    Shared by proof checking and by equivocation evidence; `what` names the path in errors."""
     fn, sn = old_size - 1, new_size - 1
     while fn & 1:
         fn, sn = fn >> 1, sn >> 1
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise VerificationError("consistency proof: too long for its tree sizes")
+            raise VerificationError(f"{what}: too long for its tree sizes")
         if fn & 1 or fn == sn:
             fr, sr = node_hash(c, fr), node_hash(c, sr)
             while not fn & 1 and fn != 0:
@@ -322,8 +331,9 @@ def _check_consistency_path(proof: Sequence[bytes], new_size: int, new_root: byt
         else:
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
-    if sn != 0 or fr != old_root or sr != new_root:
-        raise VerificationError(f"consistency proof from size {old_size} to size {new_size} does not verify")
+    if sn != 0:
+        raise VerificationError(f"{what}: too short for its tree sizes")
+    return fr, sr
 
 
 # ---------------------------------------------------------------------------- tiles

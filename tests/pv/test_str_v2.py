@@ -55,6 +55,10 @@ def cosigners(note: bytes, witnesses: list[WitnessProcess]) -> list[str]:
     return got
 
 
+def b64(h: bytes) -> str:
+    return base64.b64encode(h).decode()
+
+
 def witness_size(w: WitnessProcess, origin: str) -> int:
     out = run(*PDS, "witness", "status", w.directory, "--json")
     return {e["origin"]: e["size"] for e in json.loads(out.stdout)["logs"]}.get(origin, 0)
@@ -182,7 +186,6 @@ def test_go_sumdb_note_opens_the_published_checkpoint_with_both_cosignatures(v2,
     (directory / "log.vkey").write_text(v2["vkey"] + "\n")
     (directory / "witnesses.vkey").write_text(f"{w1.verifier}\n{w2.verifier}\n")
     reader = tlog.TileHashReader(7, lambda t: (directory / t.path()).read_bytes())
-    b64 = lambda h: base64.b64encode(h).decode()  # noqa: E731
     entries = tlog.decode_entry_bundle((directory / "tile/entries/000.p/7").read_bytes())
     claims = {"roots": {str(n): b64(tlog.tree_hash(n, reader)) for n in range(1, 8)},
               "inclusion": [{"size": 7, "index": i, "entry": b64(entries[i]),

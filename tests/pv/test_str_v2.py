@@ -265,3 +265,28 @@ def test_a_stalled_witness_is_bounded_by_the_timeout(v2, tmp_path):
     assert summary["witnesses"][w1.name] == summary["witnesses"][w2.name] == "cosigned"
     assert summary["witnesses"][ghost.name].startswith("not cosigned")
     assert took < 30
+
+
+@pytest.mark.slow
+def test_publish_keeps_only_cosignatures_that_verify(v2, tmp_path):
+    """A damaged or planted state/checkpoint cannot put a bad line on the published checkpoint."""
+    config = load_config(v2["config_path"])
+    w1, w2 = v2["w"]
+    state = config.state_dir / "checkpoint"
+    note = state.read_bytes()
+    parsed = notes.parse(note)
+    mine = next(s for s in parsed.signatures if s.name == w1.name)
+    broken = notes.NoteSignature(mine.name, mine.key_id, mine.signature[:-1] + bytes([mine.signature[-1] ^ 1]))
+    stranger = cp.CosignatureSigner.generate("witness.example/stranger").cosign(parsed.text, 1)
+    other_w2 = [s for s in parsed.signatures if s.name != w1.name]
+    state.write_bytes(notes.Note(parsed.text, (*other_w2, broken, stranger)).serialize())
+    out = tmp_path / "site"
+    summary = json.loads(run(*PDS, "pv", "publish", "--config", v2["config_path"], "--out", out, "--no-site",
+                             "--json").stdout)
+    assert summary["checkpoint_cosigners"] == [w2.name]
+    published = notes.parse((out / "checkpoint").read_bytes())
+    assert {s.name for s in published.signatures} == {"pv1.example", w2.name}
+    # and pds pv cosign asks w1 again (it holds this size: same root, so it cosigns again)
+    again = json.loads(run(*PDS, "pv", "cosign", "--config", v2["config_path"], "--out", out, "--json").stdout)
+    assert again["witnesses"][w1.name] == "cosigned"
+    assert again["published"]["checkpoint_cosigners"] == [w1.name, w2.name]

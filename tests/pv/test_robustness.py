@@ -3,7 +3,6 @@ and no epoch ever gets two different STRs."""
 
 import collections
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -14,8 +13,12 @@ import pygit2
 import pytest
 
 from pds_log.auditor.audit import audit
+from pds_log.core.log_layout import LATEST_STR
 from pds_log.pv.config import load_config
+from tests.pv.epoch_stages import NAMES as STAGE_NAMES
 from tests.support import PDS, World, epoch, run
+
+STAGE_HOOK = Path(__file__).with_name("epoch_stages.py")
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 
@@ -37,43 +40,91 @@ def world(tmp_path):
     return world
 
 
-def test_sigkill_at_random_points(world):
+# The branch update is the epoch's single commit point: killed before it, the log is at the
+# previous epoch; killed after it, at the new one. Never anything in between.
+COMMIT_POINT = STAGE_NAMES.index("advanced")
+
+
+def log_epoch(log_path) -> int:
+    """The epoch of the log branch's head (its latest STR), 0 while there is no log yet."""
+    repo = pygit2.Repository(str(log_path))
+    ref = repo.references.get("refs/heads/main")
+    if ref is None:
+        return 0
+    note = repo[repo[ref.target].tree[LATEST_STR].id].data
+    return int(note.split(b"\n")[1])
+
+
+def pr_area_latest(pr_path, origin: str) -> bytes:
+    repo = pygit2.Repository(str(pr_path))
+    tip = repo[repo.references[f"refs/heads/pvs/{origin}"].target]
+    return repo[tip.tree[f"pvs/{origin}/{LATEST_STR}"].id].data
+
+
+def stopped_at(stage: str, config_path, marker: Path, timeout: float = 120) -> subprocess.Popen:
+    """`pds pv epoch` started and stopped at `stage` (its marker file is the handshake)."""
+    errors = marker.with_suffix(".stderr")
+    with errors.open("w") as err:  # a file, not a pipe: a full pipe would stop the job short of the stage
+        proc = subprocess.Popen([sys.executable, str(STAGE_HOOK), "pause", stage, str(marker), "--",
+                                 "pv", "epoch", "--config", str(config_path), "--json"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the epoch ended (exit {proc.returncode}) without reaching stage {stage}: "
+                        f"{errors.read_text()}")
+        assert time.monotonic() < deadline, f"the epoch did not reach stage {stage} in {timeout} s"
+        time.sleep(0.01)  # polling the handshake file, not a barrier
+    return proc
+
+
+def test_sigkill_at_every_stage(world, tmp_path):
+    """Kill the epoch job at each stage it passes (known to be reached: the first epoch traces
+    them) and check, for each, that the log is at the previous or the next epoch -- which one
+    the stage decides -- and that the next run completes an epoch that extends it, with the
+    very STR the killed run had persisted, if any, and one STR per epoch."""
     config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety & side_effects")
     config = load_config(config_path)
-    rnd = random.Random(20261124)
-    examples = ["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total", "org.pds.examples.local_call",
-                "org.pds.examples.state_logger"]
-    kills = completed = 0
-    durations = []
-    for round_ in range(24):
-        if round_ % 4 == 0:
-            world.push_plugins({f"org.pds.k{round_}.p{i}": rnd.choice(examples) for i in range(3)},
-                               message=f"round {round_}")
-        start = time.monotonic()
-        proc = subprocess.Popen([*PDS, "pv", "epoch", "--config", str(config_path), "--json"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        limit = (sum(durations) / len(durations) * 1.3) if durations else 1.5
-        time.sleep(rnd.uniform(0.05, limit))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        else:
-            completed += 1
-            durations.append(time.monotonic() - start)
+    origin = "pv1.example"
+    world.push_plugins({"org.pds.k.p0": "org.pds.examples.rtt_monitor"}, message="first")
+    trace = tmp_path / "trace"
+    run(sys.executable, STAGE_HOOK, "trace", trace, "--", "pv", "epoch", "--config", config_path, "--json")
+    assert trace.read_text().split() == STAGE_NAMES  # every stage below is reached, once, in order
+    examples = ["org.pds.examples.cwin_total", "org.pds.examples.local_call", "org.pds.examples.state_logger"]
+    pending_path = config.state_dir / "pending.json"
+    for i, stage in enumerate(STAGE_NAMES):
+        world.push_plugins({f"org.pds.k.p{i + 1}": examples[i % len(examples)]}, message=f"before {stage}")
+        before = log_epoch(config.log_repo)
+        proc = stopped_at(stage, config_path, tmp_path / f"at-{stage}")
+        proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if completed == 0 and not pygit2.Repository(str(config.log_repo)).references.get("refs/heads/main"):
-            continue  # killed before the first epoch ever completed: no log yet is the right state
-        report = audit(config.log_repo)  # always a complete epoch, whatever the kill point
-        assert report.ok, [str(f) for f in report.findings]
-    final = epoch(config_path)  # re-running completes the next epoch
-    assert final["epoch"] >= 1
+        pending = json.loads(pending_path.read_text()) if pending_path.exists() else None
+        # the log is at the previous epoch before the commit point, at the next one from it on
+        assert log_epoch(config.log_repo) == (before + 1 if i >= COMMIT_POINT else before), stage
+        report = audit(config.log_repo)  # and it is a complete epoch
+        assert report.ok, (stage, [str(f) for f in report.findings])
+
+        summary = epoch(config_path)  # the next run recovers and completes an epoch
+        assert "error" not in summary, (stage, summary)
+        interrupted_commit = pending is not None and pending["commit"] and i < COMMIT_POINT
+        # an epoch committed but not on the branch is moved into place, then the run makes the next
+        assert summary["recovered"] == bool(interrupted_commit), stage
+        assert summary["epoch"] == (before + 2 if i >= COMMIT_POINT or interrupted_commit else before + 1), stage
+        assert log_epoch(config.log_repo) == summary["epoch"], stage
+        notes = strs_in_object_store(config.log_repo, origin)
+        assert {e: len(v) for e, v in notes.items()} == {e: 1 for e in range(1, summary["epoch"] + 1)}, stage
+        if pending is not None and pending["epoch"] == before + 1:
+            # an STR body persisted before the kill is the one published for that epoch, and so
+            # is its signature, if the killed run had persisted it
+            (published,) = notes[before + 1]
+            assert published.startswith(pending["head"].encode()), stage
+            if pending["note"]:
+                assert published == pending["note"].encode(), stage
+        (latest,) = notes[summary["epoch"]]
+        assert pr_area_latest(world.pr, origin) == latest, stage  # and pushed to the PR area
+        assert not pending_path.exists(), stage
     report = audit(config.log_repo, pr_path=world.pr)
     assert report.ok, [str(f) for f in report.findings]
-    notes = strs_in_object_store(config.log_repo, "pv1.example")
-    assert set(notes) == set(range(1, final["epoch"] + 1))
-    duplicates = {e: len(v) for e, v in notes.items() if len(v) > 1}
-    assert not duplicates, f"epochs with more than one STR: {duplicates}"
-    assert kills >= 8, (kills, completed)
 
 
 def test_two_jobs_at_once_make_exactly_one_str(world):

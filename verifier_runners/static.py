@@ -35,6 +35,7 @@ another plugin its clean result; per plugin, a fresh one gains nothing (measured
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from pathlib import Path
 from pds_log.core.errors import FormatError
 from pds_log.core.recipe import BuildRecipe, plugin_defines
 
+from . import static_cache
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
 from .sandbox import tool_version
 
@@ -277,6 +279,22 @@ def enclosing_function(finding: Finding, graphs: list[CallGraph]) -> tuple[str, 
     return owners.pop() if len(owners) == 1 else None
 
 
+def _cppcheck_findings(stderr: str, workdir: Path) -> list[Finding]:
+    findings = []
+    for line in stderr.splitlines():
+        m = _CPPCHECK_LINE.match(line.strip())
+        if not m and line.strip():
+            # with --quiet and our template every line is a finding: one we cannot read is
+            # one we cannot place, so it counts against every pluglet
+            findings.append(Finding("?", 0, "error", "unreadableOutput", line.strip()[:200]))
+            continue
+        if not m or m.group("id") in _IGNORED_IDS:
+            continue
+        findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)), int(m.group("line")),
+                                m.group("sev"), m.group("id"), m.group("msg").strip()))
+    return findings
+
+
 def ir_for_reachability(recipe: BuildRecipe, pluglet: str, output: str, defines: tuple[str, ...]) -> list[str]:
     """The recipe's first stage (its flags, defines, headers) writing -O0 IR with every
     function the translation unit defines."""
@@ -292,9 +310,10 @@ class StaticAnalysis(Verifier):
     fails the plugin when one of its pluglets reaches the code it is in."""
 
     runner = "static_analysis"
-    version = "2"  # findings attributed by reachability; one configuration
+    version = "3"  # findings attributed by reachability; one configuration; cppcheck on each TU alone
     options = {"severity": "warning", "tool": "cppcheck", "extra_args": [], "recipe": None, "max_configs": 1,
-               "jobs": 2, "build_dir": False}
+               "jobs": 2, "build_dir": False, "cache": True, "cache_dir": None}
+    cache_dir: Path | None = None
     default_timeout = 300.0
 
     def setup(self) -> None:
@@ -310,9 +329,26 @@ class StaticAnalysis(Verifier):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 64):
                 raise FormatError(f"verifier {self.name}: {option} must be an integer from {low} to 64"
                                   + (" (0: cppcheck's default)" if option == "max_configs" else ""))
-        if not isinstance(self.config["build_dir"], bool):
-            raise FormatError(f"verifier {self.name}: build_dir must be true or false")
+        for option in ("build_dir", "cache"):
+            if not isinstance(self.config[option], bool):
+                raise FormatError(f"verifier {self.name}: {option} must be true or false")
+        if self.config["cache_dir"] is not None and not isinstance(self.config["cache_dir"], str):
+            raise FormatError(f"verifier {self.name}: cache_dir must be a path")
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+        self.cache_stats: collections.Counter[str] = collections.Counter()
+        if self.config["cache"] and self.config["cache_dir"]:
+            self.use_cache_dir(self.base_dir / self.config["cache_dir"])
+
+    def use_cache_dir(self, directory: Path) -> None:
+        """Keep per-TU cppcheck results under `directory` (a PV gives a directory in its state
+        dir); hidden from every sandboxed tool like the rest of the PV's state."""
+        if self.config["cache"] and self.cache_dir is None:
+            self.cache_dir = Path(directory)
+            self.protected = (*self.protected, str(self.cache_dir))
+
+    def digest_material(self) -> dict:
+        # where (and whether) TU results are cached cannot change a verdict (static_cache)
+        return {k: v for k, v in self.config.items() if k not in ("cache", "cache_dir")}
 
     def _sources(self, plugin: PluginInput, pluglets: list[str]) -> tuple[dict[str, str], str | None]:
         """Each pluglet's source, or why the plugin fails."""
@@ -344,7 +380,8 @@ class StaticAnalysis(Verifier):
             findings, problem, versions = self._clang(sorted(set(sources.values())), defines, workdir, log)
         else:
             tool = "cppcheck"
-            findings, problem, versions = self._cppcheck(sorted(set(sources.values())), defines, workdir, log)
+            findings, problem, versions = self._cppcheck(plugin, sorted(set(sources.values())), defines, workdir,
+                                                         log)
         if problem:
             return self.result(ERROR, problem, "\n".join(log), **versions)
         threshold = _SEVERITY_RANK[self.config["severity"]]
@@ -397,8 +434,8 @@ class StaticAnalysis(Verifier):
 
     # ------------------------------------------------------------------ tools
 
-    def _cppcheck(self, sources: list[str], defines: tuple[str, ...], workdir: Path,
-                  log: list[str]) -> tuple[list[Finding], str | None, dict[str, str]]:
+    def _cppcheck_argv(self, defines: tuple[str, ...]) -> list[str]:
+        """The command line of one TU's run, without the TU."""
         threshold = _SEVERITY_RANK[self.config["severity"]]
         enable = [c for c, rank in _CPPCHECK_CATEGORIES.items() if rank >= threshold]
         recipe_defines = [f for f in self.recipe.flags if f.startswith("-D") and len(f) > 2]
@@ -408,31 +445,63 @@ class StaticAnalysis(Verifier):
                 *recipe_defines, *[f"-D{d}" for d in defines]]
         if self.config["max_configs"]:
             argv.append(f"--max-configs={self.config['max_configs']}")
-        if self.config["jobs"] > 1:
-            argv.append(f"-j{self.config['jobs']}")
         if self.config["build_dir"]:
             # inside this plugin's own fresh workdir: never shared with another plugin (see the
             # module docstring), so it cannot carry one plugin's result to another
-            (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
             argv.append("--cppcheck-build-dir=.pds-cppcheck")
-        argv += [*self.config["extra_args"], *sources]
+        return [*argv, *self.config["extra_args"]]
+
+    def _cache_key(self, plugin: PluginInput, argv: list[str], source: str, workdir: Path) -> str | None:
+        """The TU's cache key, or None when it is not to be cached (no cache, options that read
+        files or time, includes the closure reader cannot follow)."""
+        if self.cache_dir is None or self.config["build_dir"] or self.config["extra_args"]:
+            return None
+        identity = static_cache.tool_identity("cppcheck", tool_version("cppcheck"))
+        if identity is None:
+            return None
+        try:
+            closure = static_cache.include_closure(plugin.files, source, str(workdir))
+        except static_cache.Uncacheable:
+            return None
+        return static_cache.tu_key(identity, argv, closure)
+
+    def _cppcheck_tu(self, plugin: PluginInput, base: list[str], source: str,
+                     workdir: Path) -> tuple[list[str], int | None, str, str, str | None]:
+        """One TU: (argv, returncode, stdout, stderr, why it could not run), from the cache
+        when an entry of the same key is there."""
+        argv = [*base, source]
+        key = self._cache_key(plugin, argv, source, workdir)
+        cache = static_cache.TuCache(self.cache_dir) if key is not None and self.cache_dir else None
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                self.cache_stats["hit"] += 1
+                return argv, *hit, None
         run = self.run_tool(argv, workdir)
-        versions = {"cppcheck": tool_version("cppcheck")}
-        log.append("$ " + " ".join(argv) + "\n" + run.output)
         if not run.ran or run.timed_out or run.returncode not in (0, None):
-            return [], f"cppcheck could not run: {run.describe()}", versions
-        findings = []
-        for line in run.stderr.splitlines():
-            m = _CPPCHECK_LINE.match(line.strip())
-            if not m and line.strip():
-                # with --quiet and our template every line is a finding: one we cannot read is
-                # one we cannot place, so it counts against every pluglet
-                findings.append(Finding("?", 0, "error", "unreadableOutput", line.strip()[:200]))
-                continue
-            if not m or m.group("id") in _IGNORED_IDS:
-                continue
-            findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)), int(m.group("line")),
-                                    m.group("sev"), m.group("id"), m.group("msg").strip()))
+            return argv, run.returncode, run.stdout, run.stderr, f"cppcheck could not run on {source}: {run.describe()}"
+        if cache is not None and key is not None and run.returncode == 0:
+            self.cache_stats["miss"] += 1
+            cache.put(key, 0, run.stdout, run.stderr)
+        else:
+            self.cache_stats["uncached"] += 1
+        return argv, run.returncode, run.stdout, run.stderr, None
+
+    def _cppcheck(self, plugin: PluginInput, sources: list[str], defines: tuple[str, ...], workdir: Path,
+                  log: list[str]) -> tuple[list[Finding], str | None, dict[str, str]]:
+        """cppcheck on each TU alone (`jobs` at a time), each run or cache entry read alike."""
+        base = self._cppcheck_argv(defines)
+        if self.config["build_dir"]:
+            (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
+        versions = {"cppcheck": tool_version("cppcheck")}
+        with ThreadPoolExecutor(max_workers=self.config["jobs"]) as pool:
+            runs = list(pool.map(lambda source: self._cppcheck_tu(plugin, base, source, workdir), sources))
+        findings: list[Finding] = []
+        for argv, _, stdout, stderr, problem in runs:  # in source order: the log does not depend on timing
+            log.append("$ " + " ".join(argv) + "\n" + stdout + ("\n" if stdout and stderr else "") + stderr)
+            if problem is not None:
+                return [], problem, versions
+            findings += _cppcheck_findings(stderr, workdir)
         return findings, None, versions
 
     def _clang(self, sources: list[str], defines: tuple[str, ...], workdir: Path,

@@ -60,6 +60,16 @@ _IGNORED_IDS = {"missingIncludeSystem", "missingInclude", "checkersReport", "too
 _ABORTED_IDS = {"syntaxError", "internalAstError", "cppcheckError", "internalError", "unknownMacro",
                 "preprocessorErrorDirective"}
 MAX_IR_BYTES = 64 << 20  # an IR larger than this is not parsed (error)
+# cppcheck's preprocessor refuses a directive inside a macro's arguments (C11 6.10.3p11 leaves it
+# undefined; clang and gcc apply it: xBGP's PROOF_INSTS(#define ...)). Such a TU is analysed
+# from clang's own preprocessed output instead, the code the recipe really compiles.
+_DIRECTIVE_IN_ARGS = re.compile(r":preprocessorErrorDirective:failed to expand '[^']*', it is invalid to use a "
+                                r"preprocessor directive as macro parameter")
+_LINEMARKER = re.compile(rb'^# (\d+) ("(?:[^"\\\n]|\\.)*")[ \d]*$', re.M)
+MAX_PREPROCESSED_BYTES = 64 << 20
+# Measured: on expanded code cppcheck calls the value of `({ int v; ...; v; })` unused (on the
+# macro itself it does not); such a finding on clang's output is listed apart, not counted.
+_STATEMENT_EXPRESSION_VALUE = re.compile(r":constStatement:Unused variable value '(\w+)'$")
 
 
 @dataclass(frozen=True)
@@ -487,18 +497,82 @@ class StaticAnalysis(Verifier):
             self.cache_stats["uncached"] += 1
         return argv, run.returncode, run.stdout, run.stderr, None
 
+    def _compiler_preprocessed(self, source: str, index: int, defines: tuple[str, ...],
+                               workdir: Path) -> tuple[str | None, str, str | None]:
+        """clang's preprocessed `source` (the recipe's first stage with -E), its line markers
+        turned into `#line` (which cppcheck reads): (file name, log entry, why not)."""
+        flags = [f for f in self.recipe.flags if f not in ("-emit-llvm", "-c")]
+        output = f".pds-pp-{index}.i"
+        argv = [self.recipe.compiler, *[f"-D{d}" for d in defines], *flags, "-E", source, "-o", output]
+        run = self.run_tool(argv, workdir)
+        entry = "$ " + " ".join(argv) + ("\n" + run.output if run.output else "")
+        if not run.ran or run.timed_out or run.returncode != 0:
+            return None, entry, f"{source}: clang cannot preprocess it either: {run.describe()}"
+        path = workdir / output
+        try:
+            if path.stat().st_size > MAX_PREPROCESSED_BYTES:
+                return None, entry, f"{source}: preprocessed output over {MAX_PREPROCESSED_BYTES >> 20} MiB"
+            data = _LINEMARKER.sub(rb"#line \1 \2", path.read_bytes())
+            converted = workdir / f".pds-pp-{index}.c"
+            converted.write_bytes(data)
+            path.unlink()
+        except OSError as exc:
+            return None, entry, f"{source}: preprocessed output unreadable: {exc.strerror}"
+        return converted.name, entry, None
+
+    def _cppcheck_preprocessed(self, base: list[str], source: str, index: int, defines: tuple[str, ...],
+                               workdir: Path) -> tuple[list[str], str, str | None]:
+        """cppcheck on clang's preprocessed TU, for one cppcheck's preprocessor cannot read: (log
+        entries, cppcheck's findings output, why not)."""
+        note = (f"note: cppcheck's preprocessor refuses {source} (a directive inside a macro argument, "
+                f"which C leaves undefined and clang applies); analysing clang's preprocessed output")
+        name, entry, problem = self._compiler_preprocessed(source, index, defines, workdir)
+        if name is None:
+            return [note, entry], "", problem
+        argv = [*base, name]
+        run = self.run_tool(argv, workdir)
+        self.cache_stats["uncached"] += 1
+        entries = [note, entry, "$ " + " ".join(argv) + "\n" + run.output]
+        if not run.ran or run.timed_out or run.returncode not in (0, None):
+            return entries, "", f"cppcheck could not run on {source} preprocessed by clang: {run.describe()}"
+        try:
+            text = (workdir / name).read_bytes()
+        except OSError as exc:
+            return entries, "", f"{source}: preprocessed output unreadable: {exc.strerror}"
+        kept = []
+        for line in run.stderr.splitlines():
+            m = _STATEMENT_EXPRESSION_VALUE.search(line)
+            if m and re.search(rb"\b" + re.escape(m.group(1).encode()) + rb"\s*;\s*\}\s*\)", text):
+                entries.append(f"apart: {line} (the value of a GNU statement expression `({{ ...; "
+                               f"{m.group(1)}; }})`, which cppcheck misreads once clang has expanded the macro)")
+            else:
+                kept.append(line)
+        return entries, "\n".join(kept), None
+
     def _cppcheck(self, plugin: PluginInput, sources: list[str], defines: tuple[str, ...], workdir: Path,
                   log: list[str]) -> tuple[list[Finding], str | None, dict[str, str]]:
-        """cppcheck on each TU alone (`jobs` at a time), each run or cache entry read alike."""
+        """cppcheck on each TU alone (`jobs` at a time), each run or cache entry read alike; a TU
+        cppcheck cannot preprocess is analysed from clang's preprocessed output."""
         base = self._cppcheck_argv(defines)
         if self.config["build_dir"]:
             (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
         versions = {"cppcheck": tool_version("cppcheck")}
+
+        def one(item: tuple[int, str]) -> tuple[list[str], str, str | None]:
+            index, source = item
+            argv, _, stdout, stderr, problem = self._cppcheck_tu(plugin, base, source, workdir)
+            entries = ["$ " + " ".join(argv) + "\n" + stdout + ("\n" if stdout and stderr else "") + stderr]
+            if problem is None and _DIRECTIVE_IN_ARGS.search(stderr):
+                more, stderr, problem = self._cppcheck_preprocessed(base, source, index, defines, workdir)
+                entries += more
+                versions[self.recipe.compiler] = tool_version(self.recipe.compiler)
+            return entries, stderr, problem
+
         with ThreadPoolExecutor(max_workers=self.config["jobs"]) as pool:
-            runs = list(pool.map(lambda source: self._cppcheck_tu(plugin, base, source, workdir), sources))
+            runs = list(pool.map(one, enumerate(sources)))
         findings: list[Finding] = []
-        for argv, _, stdout, stderr, problem in runs:  # in source order: the log does not depend on timing
-            log.append("$ " + " ".join(argv) + "\n" + stdout + ("\n" if stdout and stderr else "") + stderr)
+        for entries, stderr, problem in runs:  # in source order: the log does not depend on timing
+            log.extend(entries)
             if problem is not None:
                 return [], problem, versions
             findings += _cppcheck_findings(stderr, workdir)
@@ -539,7 +613,9 @@ class StaticAnalysis(Verifier):
             run = self.run_tool(argv, workdir)
             entry = "$ " + " ".join(argv) + ("\n" + run.output if run.output else "")
             if not run.ran or run.timed_out or run.returncode != 0:
-                return source, None, f"{pluglet}: cannot produce the IR for reachability: {run.describe()}"
+                first = next((ln.strip() for ln in run.stderr.splitlines() if " error: " in ln), "")
+                return source, None, (f"{pluglet}: cannot produce the IR for reachability: {run.describe()}"
+                                      + (f" ({first[:200]})" if first else ""))
             path = workdir / output
             try:
                 if path.stat().st_size > MAX_IR_BYTES:

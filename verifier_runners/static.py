@@ -26,11 +26,17 @@ stopped analysing a file (syntax errors, internal errors) count against every pl
 
 Speed (measured on the PQUIC corpus, benchmarks/static.py): cppcheck checks one
 configuration (`--max-configs=1` and the defines the recipe compiles with: 10x less CPU than
-its default 12 on PQUIC) and only the categories that can fail (the severity threshold),
-cppcheck and the IR builds run two at a time (`jobs`), and the IR is built only when there is
-a finding to attribute. No cppcheck build directory is shared between plugins: its cache is
-keyed by a CRC32 of the preprocessed code, so one plugin could craft a collision and hand
-another plugin its clean result; per plugin, a fresh one gains nothing (measured).
+its default 12 on PQUIC) and only the categories that can fail (the severity threshold), on
+each TU alone (less CPU than one call over all sources, whose whole-program step relates
+pluglets that are never linked together), `jobs` TUs and IR builds at a time, and the IR is
+built only when there is a finding to attribute. Under a PV each TU's result is cached by
+SHA-256 of the tool, the argv and every file the TU can read (static_cache.py), so variants
+and later versions of a plugin re-run only the TUs that changed. No cppcheck build directory
+is shared between plugins: its cache is keyed by a CRC32 of the preprocessed code, so one
+plugin could craft a collision and hand another plugin its clean result.
+
+A TU cppcheck's preprocessor refuses (a directive inside a macro argument, xBGP's
+PROOF_INSTS) is analysed from clang's preprocessed output instead (see `_DIRECTIVE_IN_ARGS`).
 """
 
 from __future__ import annotations

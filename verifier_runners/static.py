@@ -27,8 +27,9 @@ stopped analysing a file (syntax errors, internal errors) count against every pl
 Speed (measured on the PQUIC corpus, benchmarks/static.py): cppcheck checks one
 configuration (`--max-configs=1` and the defines the recipe compiles with: 10x less CPU than
 its default 12 on PQUIC) and only the categories that can fail (the severity threshold), on
-each TU alone (less CPU than one call over all sources, whose whole-program step relates
-pluglets that are never linked together), `jobs` TUs and IR builds at a time, and the IR is
+each TU alone (about the CPU of one call over all sources, less on large plugins, whose
+whole-program step relates pluglets that are never linked together; and it makes the per-TU
+cache possible), `jobs` TUs and IR builds at a time, and the IR is
 built only when there is a finding to attribute. Under a PV each TU's result is cached by
 SHA-256 of the tool, the argv and every file the TU can read (static_cache.py), so variants
 and later versions of a plugin re-run only the TUs that changed. No cppcheck build directory
@@ -396,6 +397,11 @@ class StaticAnalysis(Verifier):
             findings, problem, versions = self._clang(sorted(set(sources.values())), defines, workdir, log)
         else:
             tool = "cppcheck"
+            if any(path == "std.cfg" or path.startswith("std.cfg/") for path in plugin.files):
+                # measured: cppcheck loads ./std.cfg (its cwd is the plugin's directory) before its
+                # own, so the plugin would configure the tool that judges it
+                return self.result(ERROR, "the plugin has a std.cfg at its top, which cppcheck would load as its "
+                                          "own library configuration: rename it")
             findings, problem, versions = self._cppcheck(plugin, sorted(set(sources.values())), defines, workdir,
                                                          log)
         if problem:

@@ -4,8 +4,9 @@ cppcheck run on one source file with a fixed command line is deterministic in wh
 its own binary and configuration files (cfg/, platforms/), the command line, and the bytes and
 paths of the files its preprocessor opens. The key of an entry is SHA-256 over all of these:
 
-* the tool: `cppcheck --version`, and SHA-256 of its binary and of every file under its data
-  directory (`<prefix>/lib/<arch>/cppcheck` or `<prefix>/share/cppcheck`);
+* the tool: `cppcheck --version`, and SHA-256 of its binary, of a `cppcheck.cfg` beside it and
+  of every file under its data directory (`<prefix>/lib/<arch>/cppcheck`, `<prefix>/share/cppcheck`);
+  (a `std.cfg` in the plugin, which cppcheck would load first, is refused by the verifier);
 * the exact argv (relative paths: the TU's source path is in it);
 * the TU's include closure: every path the preprocessor could open for any `#include` in the
   source or in a file it includes (each candidate of the search: the including file's
@@ -159,6 +160,9 @@ def tool_identity(program: str, version: str) -> str | None:
     real = Path(os.path.realpath(path))
     digest = hashlib.sha256(canonical_json({"program": program, "version": version}))
     digest.update(hashlib.sha256(real.read_bytes()).digest())
+    beside = real.parent / f"{program}.cfg"  # cppcheck reads a cppcheck.cfg beside its binary
+    if beside.is_file():
+        digest.update(hashlib.sha256(beside.read_bytes()).digest())
     prefix = real.parent.parent
     for data_dir in sorted([*prefix.glob(f"lib/*/{program}"), prefix / "lib" / program, prefix / "share" / program]):
         if not data_dir.is_dir():

@@ -194,3 +194,13 @@ def test_a_tu_clang_cannot_preprocess_either_is_an_error():
                         "x.c": PROOF_STYLE.replace("#include \"pquic.h\"\n", "#include \"pquic.h\"\n#include \"gone.h\"\n")})
     result = vr.run_verifier(static(), plugin)
     assert result.status == "error" and "clang cannot preprocess it either" in result.reason, result.reason
+
+
+def test_a_plugin_std_cfg_is_never_loaded_as_cppchecks_own():
+    """Measured: cppcheck reads ./std.cfg before its installed one; a plugin must not configure
+    the tool that judges it."""
+    plugin = plugin_of({"p.plugin": "org.pds.tests.static\nupdate_rtt post x.o\n",
+                        "x.c": '#include "pquic.h"\nprotoop_arg_t entry(picoquic_cnx_t *cnx) { return 0; }\n',
+                        "std.cfg": '<?xml version="1.0"?>\n<def format="2"/>\n'})
+    result = vr.run_verifier(static(), plugin)
+    assert result.status == "error" and "std.cfg" in result.reason, result.reason

@@ -238,7 +238,10 @@ def run_one(verifier: Verifier, plugin: "vr.PluginInput", sampler: CpuSampler) -
             "apart": sum(ln.startswith("apart: ") for ln in lines),
             "hits": stats.get("hit", 0) - hits_before.get("hit", 0),
             "tus": sum(stats.get(k, 0) - hits_before.get(k, 0) for k in ("hit", "miss", "uncached")),
-            "log_sha256": hashlib.sha256(result.log.encode()).hexdigest()}
+            "log_sha256": hashlib.sha256(result.log.encode()).hexdigest(),
+            # the findings themselves, to compare options (the log's command lines differ)
+            "findings_sha256": hashlib.sha256("\n".join(sorted(
+                ln for ln in lines if ln.startswith(("finding ", "apart: ")))).encode()).hexdigest()}
 
 
 def print_table(title: str, options: list[str], rows: dict[str, list[dict]]) -> None:
@@ -321,6 +324,12 @@ def main() -> None:
                        for a, b in zip(by_option["cache-epoch1"], by_option["cache-warm"], strict=True))
             print(f"{corpus}: cache-warm gave the same verdict, reason and log bytes as cache-epoch1 on "
                   f"{same}/{len(by_option['cache-warm'])} plugins")
+        for option in options:
+            if option != "chosen" and "chosen" in by_option and option != "before":
+                same = sum(a["findings_sha256"] == b["findings_sha256"]
+                           for a, b in zip(by_option["chosen"], by_option[option], strict=True))
+                print(f"{corpus}: {option} reported the same findings as chosen on {same}/{len(by_option[option])} "
+                      f"plugins")
         for option in options:
             for row in by_option[option]:
                 if row["status"] != PASS:

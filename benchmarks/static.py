@@ -1,23 +1,34 @@
 """Benchmark: the static-analysis verifier on the real PQUIC corpus, options side by side.
 
-    python benchmarks/static.py PQUIC_TREE [--options a,b,...] [--only SUBSTRING] [--timeout S]
-                                [--work DIR] [--json]
+    python benchmarks/static.py PQUIC_TREE [--xbgp XBGP_TREE --libxbgp LIBXBGP] [--options a,b,...]
+                                [--only SUBSTRING] [--timeout S] [--work DIR] [--json]
 
-PQUIC_TREE is a checkout of p-quic/pquic (not part of this repository). Every top-level
-manifest is imported with `pds dev import` (as benchmarks/corpus.py does; nothing is built:
-the verifier reads sources only), then each plugin goes through every option in turn, so a
-noisy shared machine slows all options alike. Each run is the real verifier
-(`run_verifier`, tools in the sandbox). Prints, per option: median, worst and total wall
-seconds per plugin, the verdicts, and the findings at or above the severity (in code the
-pluglets reach / listed apart as unreached), then the worst plugins.
+PQUIC_TREE is a checkout of p-quic/pquic, XBGP_TREE of pluginized-protocols/xbgp_plugins and
+LIBXBGP of pluginized-protocols/libxbgp (none is part of this repository; PQUIC_TREE may be `-`).
+Every top-level manifest is imported with `pds dev import` (as benchmarks/corpus.py does, with
+libxbgp's include/ for xBGP; nothing is built: the verifier reads sources only), then each
+plugin goes through every option in turn, so a noisy shared machine slows all options alike.
+Each run is the real verifier (`run_verifier`, tools in the sandbox). Prints, per corpus and
+option: median, p90 and worst wall seconds per plugin, the same for CPU seconds (the tools'
+from /proc, plus the verifier's own in-process CPU), the verdicts, the findings at or above the
+severity (in code the pluglets reach / listed apart as unreached), the TU cache's hits, then
+every plugin that does not pass. Load averages are printed: wall times on a loaded machine
+are not the machine's.
 
 Options (names for --options):
   before         the v1 command: every category, every configuration (cppcheck's 12), no
                  defines, every finding fails every plugin
   all-categories one configuration (the plugin's defines, --max-configs=1), every category
-  chosen-j1      one configuration, only the categories that can fail, one tool at a time
-  chosen         the default: the same with cppcheck -j2 and two IR builds at a time
-  build-dir      chosen with a fresh --cppcheck-build-dir in the plugin's workdir
+  one-call       the v2 default: one cppcheck call over all the plugin's sources with -j2
+  chosen         the default: cppcheck on each TU alone, two at a time, no cache
+  chosen-j1      the same, one tool at a time
+  vf-iter1       chosen with --valueflow-max-iterations=1 (cppcheck's default is 4)
+  cache-cold     chosen with a TU cache that is empty for every plugin (the key's cost)
+  cache-epoch1   chosen with one TU cache, empty before the first plugin and shared by all
+                 (a PV's first epoch: variants share their unchanged TUs)
+  cache-warm     chosen with that same cache, run right after cache-epoch1 on each plugin
+                 (a plugin whose TUs the PV has analysed before)
+  build-dir      one-call with a fresh --cppcheck-build-dir in the plugin's workdir
   clang          clang --analyze (default checkers), two at a time
 """
 
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import os
 import re
@@ -47,16 +59,39 @@ from pds_log.core.manifest import parse_plugin_manifest  # noqa: E402
 from pds_log.developer.build import read_plugin_dir  # noqa: E402
 from pds_log.developer.importer import import_plugin  # noqa: E402
 from verifier_runners.base import ERROR, FAIL, PASS, Verifier  # noqa: E402
-from verifier_runners.static import _CPPCHECK_LINE, _SEVERITY_RANK  # noqa: E402
+from verifier_runners.sandbox import tool_version  # noqa: E402
+from verifier_runners.static import _CPPCHECK_LINE, _SEVERITY_RANK, StaticAnalysis, _cppcheck_findings
 
-OPTIONS = {
+OPTIONS: dict[str, dict | None] = {
     "before": None,  # BeforeStatic below
-    "all-categories": {"extra_args": ["--enable=warning,style,performance,portability"]},
-    "chosen-j1": {"jobs": 1},
-    "chosen": {},
-    "build-dir": {"jobs": 2, "build_dir": True},
-    "clang": {"tool": "clang-analyzer", "jobs": 2},
+    "all-categories": {"extra_args": ["--enable=warning,style,performance,portability"], "cache": False},
+    "one-call": {"cache": False},  # OneCallStatic below
+    "chosen": {"cache": False},
+    "chosen-j1": {"jobs": 1, "cache": False},
+    "vf-iter1": {"extra_args": ["--valueflow-max-iterations=1"], "cache": False},
+    "cache-cold": {},
+    "cache-epoch1": {},
+    "cache-warm": {},
+    "build-dir": {"build_dir": True, "cache": False},  # OneCallStatic
+    "clang": {"tool": "clang-analyzer", "cache": False},
 }
+ONE_CALL = ("one-call", "build-dir")
+
+
+class OneCallStatic(StaticAnalysis):
+    """The v2 verifier's cppcheck step, for comparison: one call over every source, -jN."""
+
+    def _cppcheck(self, plugin, sources, defines, workdir, log):
+        argv = self._cppcheck_argv(defines)
+        if self.config["build_dir"]:
+            (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
+        argv = [*argv, *([f"-j{self.config['jobs']}"] if self.config["jobs"] > 1 else []), *sources]
+        run = self.run_tool(argv, workdir)
+        log.append("$ " + " ".join(argv) + "\n" + run.output)
+        versions = {"cppcheck": tool_version("cppcheck")}
+        if not run.ran or run.timed_out or run.returncode not in (0, None):
+            return [], f"cppcheck could not run: {run.describe()}", versions
+        return _cppcheck_findings(run.stderr, workdir), None, versions
 
 
 class BeforeStatic(Verifier):
@@ -93,9 +128,12 @@ class CpuSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    own = 0.0  # this sampler thread's own CPU, to take out of the process's
+
     def _run(self) -> None:
         me = os.getpid()
         while not self._stop.wait(self.interval):
+            self.own = time.thread_time()
             stats = {}
             for entry in os.listdir("/proc"):
                 if not entry.isdigit():
@@ -144,19 +182,99 @@ def import_corpus(tree: Path, work: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def make_verifier(option: str, timeout: float) -> Verifier:
+def import_xbgp(tree: Path, libxbgp: Path | None, work: Path) -> list[tuple[str, Path]]:
+    """(plugin name, imported directory) of every xBGP `.plugin` JSON, as benchmarks/corpus.py
+    imports them (libxbgp's include/ as -I)."""
+    names: collections.Counter = collections.Counter()
+    out = []
+    for manifest in sorted(tree.rglob("*.plugin")):
+        try:
+            original = f"org.xbgp.{json.loads(manifest.read_text())['name']}"
+        except (ValueError, KeyError, TypeError) as exc:
+            print(f"skipped {manifest}: {exc}", file=sys.stderr)
+            continue
+        names[original] += 1
+        name = original if names[original] == 1 else f"{original}.v{names[original]}"
+        dest = work / str(manifest.relative_to(tree)).replace("/", "__")
+        if not dest.exists():
+            try:
+                import_plugin(manifest, dest, name=name, include_dirs=[str(libxbgp / "include")] if libxbgp else None)
+            except PdsError as exc:
+                print(f"skipped {manifest}: {exc}", file=sys.stderr)
+                continue
+        out.append((name, dest))
+    return out
+
+
+def make_verifier(option: str, timeout: float, cache_root: Path) -> Verifier:
     if option == "before":
         return BeforeStatic("static", {"timeout": timeout})
-    return vr.build_verifiers({"static": {"runner": "static_analysis", "timeout": timeout,
-                                          **OPTIONS[option]}})["static"]
+    cls = OneCallStatic if option in ONE_CALL else StaticAnalysis
+    verifier = cls("static", {"runner": "static_analysis", "timeout": timeout, **(OPTIONS[option] or {})})
+    if option.startswith("cache-"):
+        verifier.use_cache_dir(cache_root / ("shared" if option in ("cache-epoch1", "cache-warm") else "cold-0"))
+    return verifier
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def run_one(verifier: Verifier, plugin: "vr.PluginInput", sampler: CpuSampler) -> dict:
+    hits_before = dict(getattr(verifier, "cache_stats", {}))
+    cpu_before, own_before, sampler_before, start = sampler.total(), time.process_time(), sampler.own, \
+        time.perf_counter()
+    result = vr.run_verifier(verifier, plugin)
+    seconds = time.perf_counter() - start
+    own = time.process_time() - own_before
+    time.sleep(sampler.interval * 2)  # not a barrier: lets the last sample land
+    cpu = sampler.total() - cpu_before + max(0.0, own - (sampler.own - sampler_before))
+    lines = result.log.splitlines()
+    stats = getattr(verifier, "cache_stats", {})
+    return {"plugin": plugin.name, "pluglets": len(plugin.manifest.pluglets), "seconds": round(seconds, 2),
+            "cpu": round(cpu, 2), "status": result.status, "reason": result.reason[:300],
+            "against": sum(ln.startswith("finding ") for ln in lines),
+            "apart": sum(ln.startswith("apart: ") for ln in lines),
+            "hits": stats.get("hit", 0) - hits_before.get("hit", 0),
+            "tus": sum(stats.get(k, 0) - hits_before.get(k, 0) for k in ("hit", "miss", "uncached")),
+            "log_sha256": hashlib.sha256(result.log.encode()).hexdigest(),
+            # the findings themselves, to compare options (the log's command lines differ)
+            "findings_sha256": hashlib.sha256("\n".join(sorted(
+                ln for ln in lines if ln.startswith(("finding ", "apart: ")))).encode()).hexdigest()}
+
+
+def print_table(title: str, options: list[str], rows: dict[str, list[dict]]) -> None:
+    print(f"### {title}\n")
+    print("| option | wall s median / p90 / worst | CPU s median / p90 / worst / total | pass / fail / error "
+          "| findings reached / apart | TU cache hits |")
+    print("|---|---|---|---|---|---|")
+    for option in options:
+        if not rows[option]:
+            continue
+        seconds = [r["seconds"] for r in rows[option]]
+        cpu = [r["cpu"] for r in rows[option]]
+        worst = max(rows[option], key=lambda r: r["seconds"])
+        statuses = collections.Counter(r["status"] for r in rows[option])
+        tus = sum(r["tus"] for r in rows[option])
+        hits = f"{sum(r['hits'] for r in rows[option])}/{tus}" if tus else "-"
+        print(f"| {option} | {statistics.median(seconds):.1f} / {percentile(seconds, 0.9):.1f} / "
+              f"{worst['seconds']:.1f} ({worst['dir'][:24]}) | {statistics.median(cpu):.1f} / "
+              f"{percentile(cpu, 0.9):.1f} / {max(cpu):.1f} / {sum(cpu):.0f} | "
+              f"{statuses[PASS]} / {statuses[FAIL]} / {statuses[ERROR]} | "
+              f"{sum(r['against'] for r in rows[option])} / {sum(r['apart'] for r in rows[option])} | "
+              f"{hits} |")
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("pquic", type=Path)
+    parser.add_argument("pquic", help="PQUIC tree, or - for none")
+    parser.add_argument("--xbgp", type=Path, help="xbgp_plugins tree")
+    parser.add_argument("--libxbgp", type=Path, help="libxbgp tree (its include/ is the xBGP plugins' -I)")
     parser.add_argument("--options", default=",".join(OPTIONS), help="comma-separated, from: " + ", ".join(OPTIONS))
     parser.add_argument("--only", action="append", default=[], help="only plugins whose directory contains this")
-    parser.add_argument("--timeout", type=float, default=120.0, help="the verifier's timeout per plugin (s)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="the verifier's timeout per tool run (s)")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -164,60 +282,59 @@ def main() -> None:
     unknown = [o for o in options if o not in OPTIONS]
     if unknown:
         parser.error(f"unknown option(s) {', '.join(unknown)}")
+    if "cache-warm" in options and "cache-epoch1" not in options:
+        parser.error("cache-warm runs right after cache-epoch1: give both")
     work = args.work or Path(tempfile.mkdtemp(prefix="pds-static-"))
-    plugins = [(n, d) for n, d in import_corpus(args.pquic, work / "pquic")
-               if not args.only or any(s in d.name for s in args.only)]
-    verifiers = {o: make_verifier(o, args.timeout) for o in options}
-    rows: dict[str, list[dict]] = {o: [] for o in options}
+    cache_root = Path(tempfile.mkdtemp(prefix="pds-static-cache-"))
+    corpora = {}
+    if args.pquic != "-":
+        corpora["PQUIC"] = import_corpus(Path(args.pquic), work / "pquic")
+    if args.xbgp:
+        corpora["xBGP"] = import_xbgp(args.xbgp, args.libxbgp, work / "xbgp")
+    corpora = {k: [(n, d) for n, d in v if not args.only or any(s in d.name for s in args.only)]
+               for k, v in corpora.items()}
+    verifiers = {o: make_verifier(o, args.timeout, cache_root) for o in options}
+    rows: dict[str, dict[str, list[dict]]] = {c: {o: [] for o in options} for c in corpora}
     load_start = os.getloadavg()
     sampler = CpuSampler()
-    for name, directory in plugins:
-        files = read_plugin_dir(directory)
-        plugin = vr.PluginInput(name, "0" * 40, files, parse_plugin_manifest(files, name))
-        for option, verifier in verifiers.items():
-            cpu_before, start = sampler.total(), time.perf_counter()
-            result = vr.run_verifier(verifier, plugin)
-            seconds = time.perf_counter() - start
-            time.sleep(sampler.interval * 2)  # not a barrier: lets the last sample land
-            cpu = sampler.total() - cpu_before
-            lines = result.log.splitlines()
-            row = {"plugin": name, "dir": directory.name, "pluglets": len(plugin.manifest.pluglets),
-                   "seconds": round(seconds, 2), "cpu": round(cpu, 2), "status": result.status,
-                   "reason": result.reason[:200],
-                   "against": sum(ln.startswith("finding ") for ln in lines),
-                   "apart": sum(ln.startswith("apart: ") for ln in lines)}
-            rows[option].append(row)
-            print(f"{option:15} {directory.name[:60]:60} {row['pluglets']:3} pluglets {seconds:7.1f} s "
-                  f"{cpu:6.1f} cpu-s {result.status:5} {row['against']}/{row['apart']}  {result.reason[:110]}",
-                  file=sys.stderr,
-                  flush=True)
+    for corpus, plugins in corpora.items():
+        for number, (name, directory) in enumerate(plugins):
+            files = read_plugin_dir(directory)
+            plugin = vr.PluginInput(name, "0" * 40, files, parse_plugin_manifest(files, name))
+            if "cache-cold" in verifiers:  # an empty cache for every plugin
+                verifiers["cache-cold"].cache_dir = cache_root / f"cold-{corpus}-{number}"
+            for option, verifier in verifiers.items():
+                row = {**run_one(verifier, plugin, sampler), "dir": directory.name}
+                rows[corpus][option].append(row)
+                print(f"{option:13} {directory.name[:56]:56} {row['pluglets']:3} pluglets {row['seconds']:6.1f} s "
+                      f"{row['cpu']:6.1f} cpu-s {row['status']:5} {row['against']}/{row['apart']} "
+                      f"hits {row['hits']}/{row['tus']}  {row['reason'][:100]}", file=sys.stderr, flush=True)
     load_end = os.getloadavg()
     sampler.stop()
     if args.json:
         print(json.dumps({"load": [load_start, load_end], "rows": rows}, indent=1))
         return
-    print(f"static verifier on {len(plugins)} PQUIC plugins; load average {load_start[0]:.1f} at the start, "
-          f"{load_end[0]:.1f} at the end ({os.cpu_count()} CPUs)\n")
-    print("| option | median s | worst s | total s | CPU s median / worst / total | pass / fail / error "
-          "| findings reached | findings apart |")
-    print("|---|---|---|---|---|---|---|---|")
-    for option in options:
-        seconds = [r["seconds"] for r in rows[option]]
-        if not seconds:
-            continue
-        statuses = collections.Counter(r["status"] for r in rows[option])
-        worst = max(rows[option], key=lambda r: r["seconds"])
-        cpu = [r["cpu"] for r in rows[option]]
-        print(f"| {option} | {statistics.median(seconds):.1f} | {worst['seconds']:.1f} ({worst['dir'][:30]}) | "
-              f"{sum(seconds):.0f} | {statistics.median(cpu):.1f} / {max(cpu):.1f} / {sum(cpu):.0f} | "
-              f"{statuses[PASS]} / {statuses[FAIL]} / {statuses[ERROR]} | "
-              f"{sum(r['against'] for r in rows[option])} | {sum(r['apart'] for r in rows[option])} |")
-    print()
-    for option in options:
-        for row in rows[option]:
-            if row["status"] != PASS:
-                reason = re.sub(r"\s+", " ", row["reason"])
-                print(f"- {option}: {row['dir']}: {row['status']}: {reason}")
+    print(f"static verifier; load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end "
+          f"({os.cpu_count()} CPUs)\n")
+    for corpus, by_option in rows.items():
+        print_table(f"{corpus}: {len(corpora[corpus])} plugins", options, by_option)
+    for corpus, by_option in rows.items():
+        if "cache-epoch1" in by_option and "cache-warm" in by_option:
+            same = sum(a["status"] == b["status"] and a["reason"] == b["reason"] and a["log_sha256"] == b["log_sha256"]
+                       for a, b in zip(by_option["cache-epoch1"], by_option["cache-warm"], strict=True))
+            print(f"{corpus}: cache-warm gave the same verdict, reason and log bytes as cache-epoch1 on "
+                  f"{same}/{len(by_option['cache-warm'])} plugins")
+        for option in options:
+            if option != "chosen" and "chosen" in by_option and option != "before":
+                same = sum(a["findings_sha256"] == b["findings_sha256"]
+                           for a, b in zip(by_option["chosen"], by_option[option], strict=True))
+                print(f"{corpus}: {option} reported the same findings as chosen on {same}/{len(by_option[option])} "
+                      f"plugins")
+        for option in options:
+            for row in by_option[option]:
+                if row["status"] != PASS:
+                    reason = re.sub(r"\s+", " ", row["reason"])
+                    print(f"- {corpus} {option}: {row['dir']}: {row['status']}: {reason}")
 
 
 if __name__ == "__main__":

@@ -26,15 +26,23 @@ stopped analysing a file (syntax errors, internal errors) count against every pl
 
 Speed (measured on the PQUIC corpus, benchmarks/static.py): cppcheck checks one
 configuration (`--max-configs=1` and the defines the recipe compiles with: 10x less CPU than
-its default 12 on PQUIC) and only the categories that can fail (the severity threshold),
-cppcheck and the IR builds run two at a time (`jobs`), and the IR is built only when there is
-a finding to attribute. No cppcheck build directory is shared between plugins: its cache is
-keyed by a CRC32 of the preprocessed code, so one plugin could craft a collision and hand
-another plugin its clean result; per plugin, a fresh one gains nothing (measured).
+its default 12 on PQUIC) and only the categories that can fail (the severity threshold), on
+each TU alone (about the CPU of one call over all sources, less on large plugins, whose
+whole-program step relates pluglets that are never linked together; and it makes the per-TU
+cache possible), `jobs` TUs and IR builds at a time, and the IR is
+built only when there is a finding to attribute. Under a PV each TU's result is cached by
+SHA-256 of the tool, the argv and every file the TU can read (static_cache.py), so variants
+and later versions of a plugin re-run only the TUs that changed. No cppcheck build directory
+is shared between plugins: its cache is keyed by a CRC32 of the preprocessed code, so one
+plugin could craft a collision and hand another plugin its clean result.
+
+A TU cppcheck's preprocessor refuses (a directive inside a macro argument, xBGP's
+PROOF_INSTS) is analysed from clang's preprocessed output instead (see `_DIRECTIVE_IN_ARGS`).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +52,7 @@ from pathlib import Path
 from pds_log.core.errors import FormatError
 from pds_log.core.recipe import BuildRecipe, plugin_defines
 
+from . import static_cache
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
 from .sandbox import tool_version
 
@@ -58,6 +67,16 @@ _IGNORED_IDS = {"missingIncludeSystem", "missingInclude", "checkersReport", "too
 _ABORTED_IDS = {"syntaxError", "internalAstError", "cppcheckError", "internalError", "unknownMacro",
                 "preprocessorErrorDirective"}
 MAX_IR_BYTES = 64 << 20  # an IR larger than this is not parsed (error)
+# cppcheck's preprocessor refuses a directive inside a macro's arguments (C11 6.10.3p11 leaves it
+# undefined; clang and gcc apply it: xBGP's PROOF_INSTS(#define ...)). Such a TU is analysed
+# from clang's own preprocessed output instead, the code the recipe really compiles.
+_DIRECTIVE_IN_ARGS = re.compile(r":preprocessorErrorDirective:failed to expand '[^']*', it is invalid to use a "
+                                r"preprocessor directive as macro parameter")
+_LINEMARKER = re.compile(rb'^# (\d+) ("(?:[^"\\\n]|\\.)*")[ \d]*$', re.M)
+MAX_PREPROCESSED_BYTES = 64 << 20
+# Measured: on expanded code cppcheck calls the value of `({ int v; ...; v; })` unused (on the
+# macro itself it does not); such a finding on clang's output is listed apart, not counted.
+_STATEMENT_EXPRESSION_VALUE = re.compile(r":constStatement:Unused variable value '(\w+)'$")
 
 
 @dataclass(frozen=True)
@@ -277,6 +296,22 @@ def enclosing_function(finding: Finding, graphs: list[CallGraph]) -> tuple[str, 
     return owners.pop() if len(owners) == 1 else None
 
 
+def _cppcheck_findings(stderr: str, workdir: Path) -> list[Finding]:
+    findings = []
+    for line in stderr.splitlines():
+        m = _CPPCHECK_LINE.match(line.strip())
+        if not m and line.strip():
+            # with --quiet and our template every line is a finding: one we cannot read is
+            # one we cannot place, so it counts against every pluglet
+            findings.append(Finding("?", 0, "error", "unreadableOutput", line.strip()[:200]))
+            continue
+        if not m or m.group("id") in _IGNORED_IDS:
+            continue
+        findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)), int(m.group("line")),
+                                m.group("sev"), m.group("id"), m.group("msg").strip()))
+    return findings
+
+
 def ir_for_reachability(recipe: BuildRecipe, pluglet: str, output: str, defines: tuple[str, ...]) -> list[str]:
     """The recipe's first stage (its flags, defines, headers) writing -O0 IR with every
     function the translation unit defines."""
@@ -292,9 +327,10 @@ class StaticAnalysis(Verifier):
     fails the plugin when one of its pluglets reaches the code it is in."""
 
     runner = "static_analysis"
-    version = "2"  # findings attributed by reachability; one configuration
+    version = "3"  # findings attributed by reachability; one configuration; cppcheck on each TU alone
     options = {"severity": "warning", "tool": "cppcheck", "extra_args": [], "recipe": None, "max_configs": 1,
-               "jobs": 2, "build_dir": False}
+               "jobs": 2, "build_dir": False, "cache": True, "cache_dir": None}
+    cache_dir: Path | None = None
     default_timeout = 300.0
 
     def setup(self) -> None:
@@ -310,9 +346,26 @@ class StaticAnalysis(Verifier):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 64):
                 raise FormatError(f"verifier {self.name}: {option} must be an integer from {low} to 64"
                                   + (" (0: cppcheck's default)" if option == "max_configs" else ""))
-        if not isinstance(self.config["build_dir"], bool):
-            raise FormatError(f"verifier {self.name}: build_dir must be true or false")
+        for option in ("build_dir", "cache"):
+            if not isinstance(self.config[option], bool):
+                raise FormatError(f"verifier {self.name}: {option} must be true or false")
+        if self.config["cache_dir"] is not None and not isinstance(self.config["cache_dir"], str):
+            raise FormatError(f"verifier {self.name}: cache_dir must be a path")
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+        self.cache_stats: collections.Counter[str] = collections.Counter()
+        if self.config["cache"] and self.config["cache_dir"]:
+            self.use_cache_dir(self.base_dir / self.config["cache_dir"])
+
+    def use_cache_dir(self, directory: Path) -> None:
+        """Keep per-TU cppcheck results under `directory` (a PV gives a directory in its state
+        dir); hidden from every sandboxed tool like the rest of the PV's state."""
+        if self.config["cache"] and self.cache_dir is None:
+            self.cache_dir = Path(directory)
+            self.protected = (*self.protected, str(self.cache_dir))
+
+    def digest_material(self) -> dict:
+        # where (and whether) TU results are cached cannot change a verdict (static_cache)
+        return {k: v for k, v in self.config.items() if k not in ("cache", "cache_dir")}
 
     def _sources(self, plugin: PluginInput, pluglets: list[str]) -> tuple[dict[str, str], str | None]:
         """Each pluglet's source, or why the plugin fails."""
@@ -344,7 +397,13 @@ class StaticAnalysis(Verifier):
             findings, problem, versions = self._clang(sorted(set(sources.values())), defines, workdir, log)
         else:
             tool = "cppcheck"
-            findings, problem, versions = self._cppcheck(sorted(set(sources.values())), defines, workdir, log)
+            if any(path == "std.cfg" or path.startswith("std.cfg/") for path in plugin.files):
+                # measured: cppcheck loads ./std.cfg (its cwd is the plugin's directory) before its
+                # own, so the plugin would configure the tool that judges it
+                return self.result(ERROR, "the plugin has a std.cfg at its top, which cppcheck would load as its "
+                                          "own library configuration: rename it")
+            findings, problem, versions = self._cppcheck(plugin, sorted(set(sources.values())), defines, workdir,
+                                                         log)
         if problem:
             return self.result(ERROR, problem, "\n".join(log), **versions)
         threshold = _SEVERITY_RANK[self.config["severity"]]
@@ -397,8 +456,8 @@ class StaticAnalysis(Verifier):
 
     # ------------------------------------------------------------------ tools
 
-    def _cppcheck(self, sources: list[str], defines: tuple[str, ...], workdir: Path,
-                  log: list[str]) -> tuple[list[Finding], str | None, dict[str, str]]:
+    def _cppcheck_argv(self, defines: tuple[str, ...]) -> list[str]:
+        """The command line of one TU's run, without the TU."""
         threshold = _SEVERITY_RANK[self.config["severity"]]
         enable = [c for c, rank in _CPPCHECK_CATEGORIES.items() if rank >= threshold]
         recipe_defines = [f for f in self.recipe.flags if f.startswith("-D") and len(f) > 2]
@@ -408,31 +467,127 @@ class StaticAnalysis(Verifier):
                 *recipe_defines, *[f"-D{d}" for d in defines]]
         if self.config["max_configs"]:
             argv.append(f"--max-configs={self.config['max_configs']}")
-        if self.config["jobs"] > 1:
-            argv.append(f"-j{self.config['jobs']}")
         if self.config["build_dir"]:
             # inside this plugin's own fresh workdir: never shared with another plugin (see the
             # module docstring), so it cannot carry one plugin's result to another
-            (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
             argv.append("--cppcheck-build-dir=.pds-cppcheck")
-        argv += [*self.config["extra_args"], *sources]
+        return [*argv, *self.config["extra_args"]]
+
+    def _cache_key(self, plugin: PluginInput, argv: list[str], source: str, workdir: Path) -> str | None:
+        """The TU's cache key, or None when it is not to be cached (no cache, options that read
+        files or time, includes the closure reader cannot follow)."""
+        if self.cache_dir is None or self.config["build_dir"] or self.config["extra_args"]:
+            return None
+        identity = static_cache.tool_identity("cppcheck", tool_version("cppcheck"))
+        if identity is None:
+            return None
+        try:
+            closure = static_cache.include_closure(plugin.files, source, str(workdir))
+        except static_cache.Uncacheable:
+            return None
+        return static_cache.tu_key(identity, argv, closure)
+
+    def _cppcheck_tu(self, plugin: PluginInput, base: list[str], source: str,
+                     workdir: Path) -> tuple[list[str], int | None, str, str, str | None]:
+        """One TU: (argv, returncode, stdout, stderr, why it could not run), from the cache
+        when an entry of the same key is there."""
+        argv = [*base, source]
+        key = self._cache_key(plugin, argv, source, workdir)
+        cache = static_cache.TuCache(self.cache_dir) if key is not None and self.cache_dir else None
+        if cache is not None and key is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                self.cache_stats["hit"] += 1
+                return argv, *hit, None
         run = self.run_tool(argv, workdir)
-        versions = {"cppcheck": tool_version("cppcheck")}
-        log.append("$ " + " ".join(argv) + "\n" + run.output)
         if not run.ran or run.timed_out or run.returncode not in (0, None):
-            return [], f"cppcheck could not run: {run.describe()}", versions
-        findings = []
+            return argv, run.returncode, run.stdout, run.stderr, f"cppcheck could not run on {source}: {run.describe()}"
+        if cache is not None and key is not None and run.returncode == 0:
+            self.cache_stats["miss"] += 1
+            cache.put(key, 0, run.stdout, run.stderr)
+        else:
+            self.cache_stats["uncached"] += 1
+        return argv, run.returncode, run.stdout, run.stderr, None
+
+    def _compiler_preprocessed(self, source: str, index: int, defines: tuple[str, ...],
+                               workdir: Path) -> tuple[str | None, str, str | None]:
+        """clang's preprocessed `source` (the recipe's first stage with -E), its line markers
+        turned into `#line` (which cppcheck reads): (file name, log entry, why not)."""
+        flags = [f for f in self.recipe.flags if f not in ("-emit-llvm", "-c")]
+        output = f".pds-pp-{index}.i"
+        argv = [self.recipe.compiler, *[f"-D{d}" for d in defines], *flags, "-E", source, "-o", output]
+        run = self.run_tool(argv, workdir)
+        entry = "$ " + " ".join(argv) + ("\n" + run.output if run.output else "")
+        if not run.ran or run.timed_out or run.returncode != 0:
+            return None, entry, f"{source}: clang cannot preprocess it either: {run.describe()}"
+        path = workdir / output
+        try:
+            if path.stat().st_size > MAX_PREPROCESSED_BYTES:
+                return None, entry, f"{source}: preprocessed output over {MAX_PREPROCESSED_BYTES >> 20} MiB"
+            data = _LINEMARKER.sub(rb"#line \1 \2", path.read_bytes())
+            converted = workdir / f".pds-pp-{index}.c"
+            converted.write_bytes(data)
+            path.unlink()
+        except OSError as exc:
+            return None, entry, f"{source}: preprocessed output unreadable: {exc.strerror}"
+        return converted.name, entry, None
+
+    def _cppcheck_preprocessed(self, base: list[str], source: str, index: int, defines: tuple[str, ...],
+                               workdir: Path) -> tuple[list[str], str, str | None]:
+        """cppcheck on clang's preprocessed TU, for one cppcheck's preprocessor cannot read: (log
+        entries, cppcheck's findings output, why not)."""
+        note = (f"note: cppcheck's preprocessor refuses {source} (a directive inside a macro argument, "
+                f"which C leaves undefined and clang applies); analysing clang's preprocessed output")
+        name, entry, problem = self._compiler_preprocessed(source, index, defines, workdir)
+        if name is None:
+            return [note, entry], "", problem
+        argv = [*base, name]
+        run = self.run_tool(argv, workdir)
+        self.cache_stats["uncached"] += 1
+        entries = [note, entry, "$ " + " ".join(argv) + "\n" + run.output]
+        if not run.ran or run.timed_out or run.returncode not in (0, None):
+            return entries, "", f"cppcheck could not run on {source} preprocessed by clang: {run.describe()}"
+        try:
+            text = (workdir / name).read_bytes()
+        except OSError as exc:
+            return entries, "", f"{source}: preprocessed output unreadable: {exc.strerror}"
+        kept = []
         for line in run.stderr.splitlines():
-            m = _CPPCHECK_LINE.match(line.strip())
-            if not m and line.strip():
-                # with --quiet and our template every line is a finding: one we cannot read is
-                # one we cannot place, so it counts against every pluglet
-                findings.append(Finding("?", 0, "error", "unreadableOutput", line.strip()[:200]))
-                continue
-            if not m or m.group("id") in _IGNORED_IDS:
-                continue
-            findings.append(Finding(normalize_path(m.group("file"), str(workdir), str(workdir)), int(m.group("line")),
-                                    m.group("sev"), m.group("id"), m.group("msg").strip()))
+            m = _STATEMENT_EXPRESSION_VALUE.search(line)
+            if m and re.search(rb"\b" + re.escape(m.group(1).encode()) + rb"\s*;\s*\}\s*\)", text):
+                entries.append(f"apart: {line} (the value of a GNU statement expression `({{ ...; "
+                               f"{m.group(1)}; }})`, which cppcheck misreads once clang has expanded the macro)")
+            else:
+                kept.append(line)
+        return entries, "\n".join(kept), None
+
+    def _cppcheck(self, plugin: PluginInput, sources: list[str], defines: tuple[str, ...], workdir: Path,
+                  log: list[str]) -> tuple[list[Finding], str | None, dict[str, str]]:
+        """cppcheck on each TU alone (`jobs` at a time), each run or cache entry read alike; a TU
+        cppcheck cannot preprocess is analysed from clang's preprocessed output."""
+        base = self._cppcheck_argv(defines)
+        if self.config["build_dir"]:
+            (workdir / ".pds-cppcheck").mkdir(exist_ok=True)
+        versions = {"cppcheck": tool_version("cppcheck")}
+
+        def one(item: tuple[int, str]) -> tuple[list[str], str, str | None]:
+            index, source = item
+            argv, _, stdout, stderr, problem = self._cppcheck_tu(plugin, base, source, workdir)
+            entries = ["$ " + " ".join(argv) + "\n" + stdout + ("\n" if stdout and stderr else "") + stderr]
+            if problem is None and _DIRECTIVE_IN_ARGS.search(stderr):
+                more, stderr, problem = self._cppcheck_preprocessed(base, source, index, defines, workdir)
+                entries += more
+                versions[self.recipe.compiler] = tool_version(self.recipe.compiler)
+            return entries, stderr, problem
+
+        with ThreadPoolExecutor(max_workers=self.config["jobs"]) as pool:
+            runs = list(pool.map(one, enumerate(sources)))
+        findings: list[Finding] = []
+        for entries, stderr, problem in runs:  # in source order: the log does not depend on timing
+            log.extend(entries)
+            if problem is not None:
+                return [], problem, versions
+            findings += _cppcheck_findings(stderr, workdir)
         return findings, None, versions
 
     def _clang(self, sources: list[str], defines: tuple[str, ...], workdir: Path,
@@ -470,7 +625,9 @@ class StaticAnalysis(Verifier):
             run = self.run_tool(argv, workdir)
             entry = "$ " + " ".join(argv) + ("\n" + run.output if run.output else "")
             if not run.ran or run.timed_out or run.returncode != 0:
-                return source, None, f"{pluglet}: cannot produce the IR for reachability: {run.describe()}"
+                first = next((ln.strip() for ln in run.stderr.splitlines() if " error: " in ln), "")
+                return source, None, (f"{pluglet}: cannot produce the IR for reachability: {run.describe()}"
+                                      + (f" ({first[:200]})" if first else ""))
             path = workdir / output
             try:
                 if path.stat().st_size > MAX_IR_BYTES:

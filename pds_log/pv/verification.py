@@ -17,6 +17,7 @@ import verifier_runners as vr
 from pds_log.core.binding import plugin_files_digest
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import Manifest
+from verifier_runners.static import StaticAnalysis
 
 from .config import PvConfig
 from .prsource import PluginSnapshot
@@ -37,7 +38,11 @@ def protected_paths(config: PvConfig) -> list[str]:
 
 
 def build(config: PvConfig) -> dict:
-    return vr.build_verifiers(config.verifiers, base_dir=config.base, protected=protected_paths(config))
+    verifiers = vr.build_verifiers(config.verifiers, base_dir=config.base, protected=protected_paths(config))
+    for verifier in verifiers.values():
+        if isinstance(verifier, StaticAnalysis):  # per-TU cppcheck results, in the PV's state
+            verifier.use_cache_dir(config.state_dir / "static-cache")
+    return verifiers
 
 
 def cache_for(config: PvConfig) -> "vr.ResultCache":

@@ -26,6 +26,7 @@ import argparse
 import collections
 import functools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -180,8 +181,10 @@ def main() -> None:
         counts["peer ACCEPT" if verdict.get("accepted") else "peer REJECT"] += 1
     timings["peer verify (all)"] = time.perf_counter() - started
     server.shutdown()
+    breakdown = {k: round(v, 2) for k, v in (epoch.get("seconds") or {}).items()}
     result = {"work": str(work), "counts": dict(counts), "seconds": {k: round(v, 2) for k, v in timings.items()},
-              "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size")}, "peer": peer,
+              "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size"), "seconds": breakdown},
+              "jobs": os.cpu_count(), "peer": peer,
               "refusals": refusals}
     if args.json:
         print(json.dumps(result, indent=1))
@@ -193,6 +196,11 @@ def main() -> None:
     print("\n| phase | seconds |\n|---|---|")
     for key, value in result["seconds"].items():
         print(f"| {key} | {value} |")
+    print(f"\n| epoch phase (`pds pv epoch` wall time {result['seconds']['epoch']} s) | seconds |\n|---|---|")
+    for key, value in breakdown.items():
+        print(f"| {key} | {value} |")
+    print("(verifier rows are the sums of each verifier's runs over the parallel jobs of the verify phase; "
+          "the reproducible verifier is the PV's build)")
     print("\npeer verify:")
     for name, verdict in peer.items():
         print(f"  {verdict:18} {name}")

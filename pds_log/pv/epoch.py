@@ -417,11 +417,15 @@ class EpochJob:
             pr_policy=checks.policy_source or "")
         old_keys = [name_key(n) for n in plan.changed if is_valid_name(n)]
         old_tiles = tiles_on_paths(ctx.state.tree, old_keys)
-        PluginOutcomes(ctx, self.options).apply(plan)
+        spent: dict[str, float] = {}
+        PluginOutcomes(ctx, self.options).apply(plan, spent)
         t = self._tick("verify", t)
+        for vname, seconds in sorted(spent.items()):  # summed over parallel jobs: may exceed "verify"
+            self.timings[f"verifier {vname} (sum)"] = round(seconds, 4)
         head_str = self._update_tree(ctx, old_keys, old_tiles)
         t = self._tick("tree", t)
         signed = self._sign(ctx, standing, replay, head_str)
+        t = self._tick("reserve and sign", t)
         self._commit(ctx, signed)
         self._tick("commit", t)
         return self._summary(ctx, signed, bool(recovered))
@@ -536,7 +540,7 @@ class PluginOutcomes:
         assert ctx.record is not None and ctx.pr_head is not None
         self.record = ctx.record
 
-    def apply(self, plan: EpochPlan) -> None:
+    def apply(self, plan: EpochPlan, spent: dict[str, float] | None = None) -> None:
         to_verify: list[tuple[PluginSnapshot, Any, str]] = []
         for d in plan.decisions:
             if d.kind == "rejected" and d.snap is None:  # an invalid name: no result record
@@ -552,7 +556,7 @@ class PluginOutcomes:
                 to_verify.append((d.snap, d.manifest, self._source(d)))
         results = verification.run_all(self.ctx.config, [(s, m) for s, m, _ in to_verify],
                                        require_cached=self.options.require_cached, progress=self.ctx.say,
-                                       steps=self.options.steps)
+                                       steps=self.options.steps, spent=spent)
         formula = self.ctx.config.acceptance_formula()
         for snap, manifest, source in to_verify:
             outcome = results[snap.name]

@@ -131,6 +131,10 @@ def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
 
 # ---------------------------------------------------------------------- bytecode safety
 PROTOCOL_HELPERS = {"pquic": "pquic_helpers.yaml", "xbgp": "xbgp_helpers.yaml"}
+# C library functions clang calls by itself at -O2, from code that never names them: a
+# memcmp/strncmp compared with 0 becomes bcmp, a copy or fill loop memcpy/memset, ... (on a
+# target whose C library has them, which the host-target IR of PQUIC's and xBGP's pipelines is).
+COMPILER_LIBCALLS = frozenset({"bcmp", "memcmp", "memcpy", "memmove", "memset", "strlen", "strcmp", "strncmp"})
 
 
 def load_helpers(spec: Any, base_dir: Path, kind: str = "pquic") -> dict[str, dict]:
@@ -245,7 +249,13 @@ class BytecodeSafety(Verifier):
                 return (f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
                         f"helper id {insn.imm})")
             if insn.reloc not in helpers:
-                return f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list"
+                why = f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list"
+                if insn.reloc in COMPILER_LIBCALLS:
+                    why += (f" (a C library function clang emits by itself, e.g. bcmp for a memcmp or strncmp "
+                            f"compared with 0, memset/memcpy for a fill or copy loop; the host registers no "
+                            f"{insn.reloc}, so the pluglet as built would not load: build it with -fno-builtin "
+                            f"or call the host's own helper)")
+                return why
         return None
 
     @staticmethod

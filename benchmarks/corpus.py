@@ -323,6 +323,13 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
             if why is not None:
                 if first:
                     counts["distinct not built"] += 1
+                    ref = work / "ref-failed" / (str(source.relative_to(tree)).replace("/", "__") + ".o")
+                    ref.parent.mkdir(parents=True, exist_ok=True)
+                    theirs = makefile_reference(source, ref)
+                    counts["distinct not built that PQUIC's own Makefile pipeline builds"] += theirs
+                    why += (" (PQUIC's own Makefile pipeline builds it: a difference of our recipe)" if theirs else
+                            " (PQUIC's own Makefile pipeline fails on it too, with the same compiler: a property "
+                            "of the plugin)")
                 failures.append(f"{rel}: {pluglet}: {why}")
                 continue
             if first:

@@ -430,17 +430,20 @@ def xbgp_directories(tree: Path) -> dict[str, str]:
     """Every top-level directory of xbgp_plugins, and what it is for PDS: the manifests it holds
     (each a plugin libxbgp loads), or why it holds none."""
     out: dict[str, str] = {}
+    top_makefile = (tree / "Makefile").read_text(errors="replace") if (tree / "Makefile").is_file() else ""
     for d in sorted(p for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")):
         manifests = sorted(str(m.relative_to(d)) for m in d.rglob("*.plugin"))
         sources = list(d.rglob("*.c"))
         if manifests:
             out[d.name] = f"{len(manifests)} manifest(s): {', '.join(manifests)}"
-        elif any(re.search(r"^\s*int\s+main\s*\(", f.read_text(errors="replace"), re.M) for f in sources):
-            out[d.name] = (f"not a plugin: {len(sources)} C file(s), host programs with main() (proof or test "
+        elif any(re.search(r"^int\s+main\s*\(", f.read_text(errors="replace"), re.M) for f in sources):
+            out[d.name] = (f"not a plugin: {len(sources)} C file(s), host programs with a main() (proof or test "
                            f"harnesses), no .plugin manifest")
         elif sources:
+            built = "in" if re.search(rf"\b{re.escape(d.name)}\b", top_makefile) else "not in"
             out[d.name] = (f"not a plugin: {len(sources)} C file(s) but no .plugin manifest, so libxbgp cannot "
-                           f"load it (nothing names its codes, insertion points or permissions)")
+                           f"load it (nothing names its codes, insertion points or permissions); {built} the "
+                           f"top-level Makefile's PLUGIN_DIR")
         else:
             kinds = sorted({f.suffix or f.name for f in d.rglob("*") if f.is_file()})
             out[d.name] = f"not a plugin: no C sources, no manifest ({', '.join(kinds[:8])})"
@@ -548,7 +551,7 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
             f" (xbgp_plugins' own Makefile pipeline emits the same call, in {', '.join(own)}: a property of the "
             f"plugin as its developers build it, which libxbgp would not load)" if own else
             " (the Makefile pipeline's objects do not call it: a difference of our recipe)"))
-    counts["distinct plugin names"] = len(names)
+    counts["distinct plugin names (of the manifests read)"] = len(names)
     return {"kind": "xbgp", "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
             "directories": xbgp_directories(tree),
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,

@@ -389,7 +389,9 @@ class EpochJob:
         with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
             summary = self._run_locked()
             if self.options.push:
+                started = time.perf_counter()
                 summary.pushes = publish_pushes(config, summary)
+                self._tick("push", started)  # summary.seconds is this very dict
         failed = {target: status for target, status in summary.pushes.items() if status != "ok"}
         if failed:
             raise EpochNotPublished(summary, failed)

@@ -323,6 +323,13 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
             if why is not None:
                 if first:
                     counts["distinct not built"] += 1
+                    ref = work / "ref-failed" / (str(source.relative_to(tree)).replace("/", "__") + ".o")
+                    ref.parent.mkdir(parents=True, exist_ok=True)
+                    theirs = makefile_reference(source, ref)
+                    counts["distinct not built that PQUIC's own Makefile pipeline builds"] += theirs
+                    why += (" (PQUIC's own Makefile pipeline builds it: a difference of our recipe)" if theirs else
+                            " (PQUIC's own Makefile pipeline fails on it too, with the same compiler: a property "
+                            "of the plugin)")
                 failures.append(f"{rel}: {pluglet}: {why}")
                 continue
             if first:
@@ -419,6 +426,30 @@ def xbgp_makefile_reference(source: Path, out: Path) -> bool:
     return second.returncode == 0 and out.stat().st_size > 0
 
 
+def xbgp_directories(tree: Path) -> dict[str, str]:
+    """Every top-level directory of xbgp_plugins, and what it is for PDS: the manifests it holds
+    (each a plugin libxbgp loads), or why it holds none."""
+    out: dict[str, str] = {}
+    top_makefile = (tree / "Makefile").read_text(errors="replace") if (tree / "Makefile").is_file() else ""
+    for d in sorted(p for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        manifests = sorted(str(m.relative_to(d)) for m in d.rglob("*.plugin"))
+        sources = list(d.rglob("*.c"))
+        if manifests:
+            out[d.name] = f"{len(manifests)} manifest(s): {', '.join(manifests)}"
+        elif any(re.search(r"^int\s+main\s*\(", f.read_text(errors="replace"), re.M) for f in sources):
+            out[d.name] = (f"not a plugin: {len(sources)} C file(s), host programs with a main() (proof or test "
+                           f"harnesses), no .plugin manifest")
+        elif sources:
+            built = "in" if re.search(rf"\b{re.escape(d.name)}\b", top_makefile) else "not in"
+            out[d.name] = (f"not a plugin: {len(sources)} C file(s) but no .plugin manifest, so libxbgp cannot "
+                           f"load it (nothing names its codes, insertion points or permissions); {built} the "
+                           f"top-level Makefile's PLUGIN_DIR")
+        else:
+            kinds = sorted({f.suffix or f.name for f in d.rglob("*") if f.is_file()})
+            out[d.name] = f"not a plugin: no C sources, no manifest ({', '.join(kinds[:8])})"
+    return out
+
+
 def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = None) -> dict:
     """Every `.plugin` JSON of xbgp_plugins: read (strictly), imported, built with the default
     recipe, compared with the Makefile's objects, the helpers its objects call against what
@@ -435,6 +466,7 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
     names: collections.Counter = collections.Counter()
     seen: set[Path] = set()
     called: set[str] = set()
+    ref_callers: dict[str, set[str]] = {}  # helper -> sources whose Makefile-built object calls it
     check_seconds: list[float] = []
     if libxbgp is not None:
         problems = check_xbgp_helpers(libxbgp, tree)
@@ -483,6 +515,10 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
             ref.parent.mkdir(parents=True, exist_ok=True)
             if xbgp_makefile_reference(source, ref):
                 counts["reference objects (Makefile pipeline)"] += 1
+                ref_obj = ebpf.load_object(ref.read_bytes())
+                for helper in {i.reloc for _, _, insns, _ in ebpf.functions(ref_obj) for i in insns
+                               if i.is_call() and i.reloc is not None}:
+                    ref_callers.setdefault(helper, set()).add(str(source.relative_to(tree)))
                 if ref.read_bytes() == (dest / pluglet).read_bytes():
                     counts["reproduced byte for byte"] += 1
                 else:
@@ -509,8 +545,15 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
                 failures.append(f"{rel}: {r['verifier']}: {r['status']}: {r['reason'][:300]}")
     counts["distinct helpers called"] = len(called)
     counts["distinct helpers called that xbgp_helpers.yaml lists"] = len(called & set(listed))
-    failures += [f"helper {h} is called but libxbgp does not register it" for h in sorted(called - set(listed))]
+    for helper in sorted(called - set(listed)):
+        own = sorted(ref_callers.get(helper, ()))
+        failures.append(f"helper {helper} is called but libxbgp does not register it" + (
+            f" (xbgp_plugins' own Makefile pipeline emits the same call, in {', '.join(own)}: a property of the "
+            f"plugin as its developers build it, which libxbgp would not load)" if own else
+            " (the Makefile pipeline's objects do not call it: a difference of our recipe)"))
+    counts["distinct plugin names (of the manifests read)"] = len(names)
     return {"kind": "xbgp", "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
+            "directories": xbgp_directories(tree),
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
                               "max": max(check_seconds) if check_seconds else None},
             "failures": failures}
@@ -550,6 +593,10 @@ def main() -> None:
                   f"{result['check_seconds']['max']:.1f} |")
         if "termination" in result:
             print_termination(result["termination"])
+        if "directories" in result:
+            print("\n| directory | what it is |\n|---|---|")
+            for directory, what in result["directories"].items():
+                print(f"| {directory}/ | {what} |")
         print(f"\n{len(result['failures'])} failure line(s):")
         for line in result["failures"]:
             print(f"- {line}")

@@ -1,7 +1,9 @@
 """End to end on the real corpora: every plugin pushed to a PR, one PV epoch, publish, peer.
 
-    python benchmarks/corpus_e2e.py PQUIC_TREE [XBGP_TREE] [--work DIR] [--json]
+    python benchmarks/corpus_e2e.py PQUIC_TREE [XBGP_TREE] [--libxbgp DIR] [--work DIR] [--json]
         [--acceptance EXPR] [--limit N]
+
+PQUIC_TREE may be `-` to run the xBGP corpus alone.
 
 Everything goes through the `pds` command line (`sys.executable -m pds_log`), as a PQUIC or
 xBGP developer and a PV operator would run it:
@@ -26,6 +28,7 @@ import argparse
 import collections
 import functools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -63,8 +66,8 @@ def plugin_name(manifest: Path, kind: str) -> str:
     return f"org.xbgp.{doc.get('name', manifest.stem)}"
 
 
-def manifests_of(pquic: Path, xbgp: Path | None) -> list[tuple[str, Path]]:
-    out = [("pquic", m) for m in top_level_pquic_manifests(pquic)]
+def manifests_of(pquic: Path | None, xbgp: Path | None) -> list[tuple[str, Path]]:
+    out = [("pquic", m) for m in top_level_pquic_manifests(pquic)] if pquic is not None else []
     if xbgp is not None:
         out += [("xbgp", m) for m in sorted(xbgp.rglob("*.plugin"))]
     return out
@@ -102,6 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pquic", type=Path)
     parser.add_argument("xbgp", type=Path, nargs="?")
+    parser.add_argument("--libxbgp", type=Path, help="a libxbgp checkout: its include/ is given to `pds dev "
+                        "import -I` for the xBGP plugins (as xbgp_plugins' COMPILING.md asks)")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
     parser.add_argument("--acceptance", help="the PV's acceptance expression (default: pds pv init's)")
     parser.add_argument("--limit", type=int, help="only the first N manifests (a quick look)")
@@ -109,7 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     work = (args.work or Path(tempfile.mkdtemp(prefix="pds-corpus-e2e-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    manifests = manifests_of(args.pquic.resolve(), args.xbgp.resolve() if args.xbgp else None)
+    manifests = manifests_of(None if args.pquic == Path("-") else args.pquic.resolve(),
+                             args.xbgp.resolve() if args.xbgp else None)
     if args.limit:
         manifests = manifests[:args.limit]
     names: collections.Counter = collections.Counter()
@@ -125,11 +131,12 @@ def main() -> None:
     refusals: list[str] = []
     dirs: dict[str, Path] = {}
     timings: dict[str, float] = collections.defaultdict(float)
-    for _kind, name, manifest in plugins:
+    for kind, name, manifest in plugins:
         counts["manifests"] += 1
         dest = work / "dev" / name
         started = time.perf_counter()
-        run = pds("dev", "import", manifest, "--out", dest, "--name", name, check=False)
+        include = ["-I", args.libxbgp.resolve() / "include"] if kind == "xbgp" and args.libxbgp else []
+        run = pds("dev", "import", manifest, "--out", dest, "--name", name, *include, check=False)
         timings["import"] += time.perf_counter() - started
         if run.returncode != 0:
             refusals.append(f"{name}: import: {first_lines(run.stderr)}")
@@ -180,8 +187,10 @@ def main() -> None:
         counts["peer ACCEPT" if verdict.get("accepted") else "peer REJECT"] += 1
     timings["peer verify (all)"] = time.perf_counter() - started
     server.shutdown()
+    breakdown = {k: round(v, 2) for k, v in (epoch.get("seconds") or {}).items()}
     result = {"work": str(work), "counts": dict(counts), "seconds": {k: round(v, 2) for k, v in timings.items()},
-              "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size")}, "peer": peer,
+              "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size"), "seconds": breakdown},
+              "jobs": os.cpu_count(), "peer": peer,
               "refusals": refusals}
     if args.json:
         print(json.dumps(result, indent=1))
@@ -193,6 +202,11 @@ def main() -> None:
     print("\n| phase | seconds |\n|---|---|")
     for key, value in result["seconds"].items():
         print(f"| {key} | {value} |")
+    print(f"\n| epoch phase (`pds pv epoch` wall time {result['seconds']['epoch']} s) | seconds |\n|---|---|")
+    for key, value in breakdown.items():
+        print(f"| {key} | {value} |")
+    print("(verifier rows are the sums of each verifier's runs over the parallel jobs of the verify phase; "
+          "the reproducible verifier is the PV's build)")
     print("\npeer verify:")
     for name, verdict in peer.items():
         print(f"  {verdict:18} {name}")

@@ -131,6 +131,10 @@ def describe_difference(submitted: bytes, rebuilt: bytes) -> str:
 
 # ---------------------------------------------------------------------- bytecode safety
 PROTOCOL_HELPERS = {"pquic": "pquic_helpers.yaml", "xbgp": "xbgp_helpers.yaml"}
+# C library functions clang calls by itself at -O2, from code that never names them: a
+# memcmp/strncmp compared with 0 becomes bcmp, a copy or fill loop memcpy/memset, ... (on a
+# target whose C library has them, which the host-target IR of PQUIC's and xBGP's pipelines is).
+COMPILER_LIBCALLS = frozenset({"bcmp", "memcmp", "memcpy", "memmove", "memset", "strlen", "strcmp", "strncmp"})
 
 
 def load_helpers(spec: Any, base_dir: Path, kind: str = "pquic") -> dict[str, dict]:
@@ -245,7 +249,13 @@ class BytecodeSafety(Verifier):
                 return (f"#{insn.index}: {kind} without a relocation (the VM would misread it as a "
                         f"helper id {insn.imm})")
             if insn.reloc not in helpers:
-                return f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list"
+                why = f"#{insn.index}: call to {insn.reloc}, which is not on the helper allow-list"
+                if insn.reloc in COMPILER_LIBCALLS:
+                    why += (f" (a C library function clang emits by itself, e.g. bcmp for a memcmp or strncmp "
+                            f"compared with 0, memset/memcpy for a fill or copy loop; the host registers no "
+                            f"{insn.reloc}, so the pluglet as built would not load: build it with -fno-builtin "
+                            f"or call the host's own helper)")
+                return why
         return None
 
     @staticmethod
@@ -374,7 +384,7 @@ class SideEffects(Verifier):
     what their effect class says. What the spec cannot judge is an `error`, never a pass."""
 
     runner = "side_effects"
-    version = "3"  # 2: PQUIC's getset.h keys, every helper judged; 3: xBGP per-code permissions
+    version = "4"  # 2: PQUIC's getset.h keys, every helper judged; 3: xBGP per-code permissions; 4: key sets
     needs_files = False
     options = {"specs": "default"}
 
@@ -449,25 +459,33 @@ class SideEffects(Verifier):
         a call the spec cannot judge goes to `unjudged`, an unknown key to `problems`."""
         if helper in self.spec.keys:
             register, fields = self.spec.keys[helper]
-            key = regs.get(register)
-            if not isinstance(key, int):
+            keys = ebpf.constants_of(regs.get(register))
+            if keys is None:
                 unjudged.append(f"{where}: {helper} with a non-constant key (r{register}): which field it writes "
                                 f"is decided at run time")
                 return [], ""
-            key &= 0xFFFF  # the helper's key parameter is a 16-bit access_key_t
-            field = fields.get(key)
-            if field is None:
-                problems.append(f"{where}: {helper} with unknown key {key:#x} (r{register})")
-                return [], ""
-            return [field], ""
+            # the helper's key parameter is a 16-bit access_key_t; a call reached with one of
+            # several constant keys (clang merged the calls' tails) writes any of their fields
+            found: list[str] = []
+            for key in sorted({k & 0xFFFF for k in keys}):
+                field = fields.get(key)
+                if field is None:
+                    problems.append(f"{where}: {helper} with unknown key {key:#x} (r{register})")
+                elif field not in found:
+                    found.append(field)
+            note = (f"{helper} key r{register} is one of {', '.join(f'{k:#x}' for k in sorted(keys))} "
+                    f"(merged call paths)") if len(keys) > 1 else ""
+            return found, note
         if helper in self.spec.private:
             register = self.spec.private[helper]
             index = regs.get(register)
-            shown = f"{index}" if isinstance(index, int) else "a computed index"
+            indexes = ebpf.constants_of(index)
+            shown = (f"{index}" if isinstance(index, int) else f"one of {', '.join(map(str, sorted(indexes)))}"
+                     if indexes is not None else "a computed index")
             return [], f"{helper} writes the plugin's private metadata (index r{register} = {shown})"
         if helper in self.spec.classes:
             cls, writes, when = self.spec.classes[helper]
-            if when is not None and regs.get(when) == 0:
+            if when is not None and ebpf.constants_of(regs.get(when)) == frozenset({0}):
                 return [], f"{helper} with r{when} = 0 writes nothing"
             return list(writes), ""
         unjudged.append(f"{where}: the spec has no effect class for helper {helper}")

@@ -381,12 +381,17 @@ def functions(obj: EbpfObject) -> Iterator[Function]:
 
 
 def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int | tuple]]:
-    """For each slot, the registers known before it: int constants or ("fp", offset) for
-    pointers into the frame. A forward dataflow to a fixed point; values that disagree at a
-    join are dropped (so only facts true on every path survive).
+    """For each slot, the registers known before it: int constants, ("oneof", frozenset of
+    ints) for a register that holds one of a few constants (at most MAX_ONEOF: clang merges the
+    tails of calls that differ only in a constant argument, so a helper's key may be one of
+    several constants loaded on the paths into the call), or ("fp", offset) for pointers into
+    the frame. A forward dataflow to a fixed point; at a join, values that agree are kept,
+    constants that differ become their set, anything else is dropped (so only facts true on
+    every path survive).
 
-    Bounded: a block's entry state only ever shrinks after its first visit, and it holds at
-    most 11 registers, so each block is re-queued at most 12 times per incoming edge."""
+    Bounded: after its first visit a register of a block's entry state only moves up the chain
+    constant -> sets of 2..MAX_ONEOF constants -> unknown, at most MAX_ONEOF changes, and there
+    are 11 registers, so each block is re-queued at most 11 * MAX_ONEOF + 1 times per edge."""
     by_slot = {i.index: i for i in insns}
     order = [i.index for i in insns]
     position = {slot: k for k, slot in enumerate(order)}
@@ -399,7 +404,7 @@ def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int |
     before: dict[int, dict[int, int | tuple]] = {}
     work = [first]
     queued = {first}
-    budget = 13 * (sum(len(t) for t in cfg.succ.values()) + len(cfg.leaders)) + 1
+    budget = (11 * MAX_ONEOF + 2) * (sum(len(t) for t in cfg.succ.values()) + len(cfg.leaders)) + 1
     while work:
         budget -= 1
         if budget < 0:  # cannot happen (see above); fail closed rather than return partial facts
@@ -420,13 +425,38 @@ def constant_registers(insns: list[Insn], cfg: Cfg) -> dict[int, dict[int, int |
             if target not in position:
                 continue  # a jump out of the function: reported by the safety check
             old = entry_state.get(target)
-            merged = dict(regs) if old is None else {r: v for r, v in old.items() if regs.get(r) == v}
+            merged = dict(regs) if old is None else _join(old, regs)
             if old is None or merged != old:
                 entry_state[target] = merged
                 if target not in queued:
                     work.append(target)
                     queued.add(target)
     return before
+
+
+MAX_ONEOF = 8  # the most constants a register is tracked as being one of
+
+
+def constants_of(value: int | tuple | None) -> frozenset[int] | None:
+    """The constants a register value may be (one, or the members of a "oneof"), else None."""
+    if isinstance(value, int):
+        return frozenset({value})
+    if isinstance(value, tuple) and value[0] == "oneof":
+        return value[1]
+    return None
+
+
+def _join(old: dict[int, int | tuple], new: dict[int, int | tuple]) -> dict[int, int | tuple]:
+    out: dict[int, int | tuple] = {}
+    for r, v in old.items():
+        w = new.get(r)
+        if w == v:
+            out[r] = v
+            continue
+        a, b = constants_of(v), constants_of(w)
+        if a is not None and b is not None and len(a | b) <= MAX_ONEOF:
+            out[r] = ("oneof", a | b)
+    return out
 
 
 def _transfer(insn: Insn, regs: dict[int, int | tuple]) -> None:

@@ -23,6 +23,7 @@ the plugin's files as a mapping of relative POSIX path -> bytes.
 
 from __future__ import annotations
 
+import difflib
 import re
 import struct
 from dataclasses import dataclass, field
@@ -308,6 +309,17 @@ def _xbgp_mem(doc: dict[str, Any], key: str, where: str, default: int) -> int:
     return value
 
 
+def _unknown_keys(extra: set[str], allowed: frozenset[str] | set[str]) -> str:
+    """Unknown keys, each with the allowed key it may be a typo of. libxbgp ignores a key it does
+    not know, so a misspelt one silently loses its meaning there; PDS refuses it instead."""
+    named = []
+    for key in sorted(extra):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.75)
+        named.append(f"{key[:60]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (f"{', '.join(named)} (allowed: {', '.join(sorted(allowed))}; libxbgp ignores a key it does not "
+            f"know, PDS refuses it)")
+
+
 def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict[str, Any]:
     if not _IDENT_RE.fullmatch(code) or len(code) > XBGP_MAX_NAME:
         raise FormatError(f"{where}: code name must be an identifier of at most {XBGP_MAX_NAME} characters")
@@ -315,15 +327,15 @@ def _xbgp_code(code: str, spec: object, where: str, jit_all: bool) -> dict[str, 
         raise FormatError(f"{where}: must be an object {{\"obj\": \"x.o\", \"permissions\": [...]}}")
     extra = set(spec) - XBGP_CODE_KEYS
     if extra:
-        raise FormatError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(extra)))} "
-                          f"(allowed: {', '.join(sorted(XBGP_CODE_KEYS))})")
+        raise FormatError(f"{where}: unknown key(s) {_unknown_keys(extra, XBGP_CODE_KEYS)}")
     if "obj" not in spec:
         raise FormatError(f"{where}: 'obj' missing (the pluglet's object file; libxbgp requires it)")
     if not isinstance(spec["obj"], str):
         raise FormatError(f"{where}.obj: must be a string")
     obj = validate_relative_path(spec["obj"], f"{where}.obj")
     if not obj.endswith(".o"):
-        raise FormatError(f"{where}.obj: pluglet {obj!r} must be an object file ending in .o")
+        raise FormatError(f"{where}.obj: pluglet {obj!r} must be an object file ending in .o (libxbgp loads "
+                          f"'obj' as the pluglet's eBPF ELF object)")
     perms = spec.get("permissions", [])
     if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
         raise FormatError(f"{where}.permissions: must be a list of strings")
@@ -388,8 +400,10 @@ def _xbgp_document(files: Mapping[str, bytes], path: str) -> dict[str, Any]:
         raise FormatError(f"{path}: top level must be a JSON object")
     extra = set(doc) - XBGP_TOP_KEYS
     if extra:
-        raise FormatError(f"{path}: unknown top-level key(s) {', '.join(map(repr, sorted(extra)))} "
-                          f"(allowed: {', '.join(sorted(XBGP_TOP_KEYS))})")
+        outcome = ""
+        if "insertion_points" not in doc and "job_plugin" not in doc:
+            outcome = "; so libxbgp finds neither 'insertion_points' nor 'job_plugin' and does not load this plugin"
+        raise FormatError(f"{path}: unknown top-level key(s) {_unknown_keys(extra, XBGP_TOP_KEYS)}{outcome}")
     if "name" not in doc:
         raise FormatError(f"{path}: 'name' missing (libxbgp requires the plugin's name)")
     xname = doc["name"]

@@ -392,7 +392,9 @@ class EpochJob:
         with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
             summary = self._run_locked()
             if self.options.push:
+                started = time.perf_counter()
                 summary.pushes = publish_pushes(config, summary)
+                self._tick("push", started)  # summary.seconds is this very dict
             if config.witnesses and summary.str_version == 2:
                 summary.witnesses = collect_cosignatures(config, self.say)
         failed = {target: status for target, status in summary.pushes.items() if status != "ok"}
@@ -422,11 +424,15 @@ class EpochJob:
             pr_policy=checks.policy_source or "")
         old_keys = [name_key(n) for n in plan.changed if is_valid_name(n)]
         old_tiles = tiles_on_paths(ctx.state.tree, old_keys)
-        PluginOutcomes(ctx, self.options).apply(plan)
+        spent: dict[str, float] = {}
+        PluginOutcomes(ctx, self.options).apply(plan, spent)
         t = self._tick("verify", t)
+        for vname, seconds in sorted(spent.items()):  # summed over parallel jobs: may exceed "verify"
+            self.timings[f"verifier {vname} (sum)"] = round(seconds, 4)
         head_str = self._update_tree(ctx, old_keys, old_tiles)
         t = self._tick("tree", t)
         signed = self._sign(ctx, standing, replay, head_str)
+        t = self._tick("reserve and sign", t)
         self._commit(ctx, signed)
         self._tick("commit", t)
         return self._summary(ctx, signed, bool(recovered))
@@ -562,7 +568,7 @@ class PluginOutcomes:
         assert ctx.record is not None and ctx.pr_head is not None
         self.record = ctx.record
 
-    def apply(self, plan: EpochPlan) -> None:
+    def apply(self, plan: EpochPlan, spent: dict[str, float] | None = None) -> None:
         to_verify: list[tuple[PluginSnapshot, Any, str]] = []
         for d in plan.decisions:
             if d.kind == "rejected" and d.snap is None:  # an invalid name: no result record
@@ -578,7 +584,7 @@ class PluginOutcomes:
                 to_verify.append((d.snap, d.manifest, self._source(d)))
         results = verification.run_all(self.ctx.config, [(s, m) for s, m, _ in to_verify],
                                        require_cached=self.options.require_cached, progress=self.ctx.say,
-                                       steps=self.options.steps)
+                                       steps=self.options.steps, spent=spent)
         formula = self.ctx.config.acceptance_formula()
         for snap, manifest, source in to_verify:
             outcome = results[snap.name]

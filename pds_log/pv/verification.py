@@ -55,10 +55,13 @@ def plugin_input(snap: PluginSnapshot, manifest: Manifest) -> "vr.PluginInput":
 
 def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]], *, require_cached: bool = False,
             progress: Callable[[str], None] | None = None,
-            steps: Callable[[int, int], None] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
+            steps: Callable[[int, int], None] | None = None,
+            spent: dict[str, float] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
     """name -> verifier name -> result, for every plugin and every configured verifier.
 
-    progress gets one line per finished run; steps gets (runs done, runs to do), cache hits excluded."""
+    progress gets one line per finished run; steps gets (runs done, runs to do), cache hits excluded;
+    spent, if given, gets each verifier's seconds summed over the runs done (cache hits excluded;
+    runs in parallel jobs add up, so the sum may exceed the wall time)."""
     verifiers = build(config)
     cache = cache_for(config)
     out: dict[str, dict[str, vr.VerifierResult]] = {}
@@ -86,6 +89,8 @@ def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]]
             result = future.result()
             cache.put(verifier, digest, result)
             out[name][vname] = result
+            if spent is not None:
+                spent[vname] = spent.get(vname, 0.0) + result.duration_s
             if progress:
                 progress(f"    {name} x {vname}: {result.status} {result.reason}")
             if steps:

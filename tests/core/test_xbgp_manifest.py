@@ -82,7 +82,8 @@ def _set(path, value):
     (_set(["obj_code_list", "decode", "obj"], KeyError), r"obj_code_list\.decode: 'obj' missing"),
     (_set(["obj_code_list", "decode", "obj"], "decode.c"), r"obj_code_list\.decode\.obj: .*must be an object file"),
     (_set(["obj_code_list", "decode", "obj"], "../decode.o"), r"obj_code_list\.decode\.obj: unsafe path"),
-    (_set(["obj_code_list", "decode", "permission"], ["read"]), r"obj_code_list\.decode: unknown key\(s\) 'permission'"),
+    (_set(["obj_code_list", "decode", "permission"], ["read"]),
+     r"obj_code_list\.decode: unknown key\(s\) 'permission' \(did you mean 'permissions'\?\)"),
     (_set(["obj_code_list", "decode", "permissions"], ["read", "root"]),
      r"obj_code_list\.decode\.permissions\[1\]: unknown permission 'root'"),
     (_set(["obj_code_list", "decode", "permissions"], "read"), r"obj_code_list\.decode\.permissions: must be a list"),
@@ -170,3 +171,14 @@ def test_mutated_manifests_parse_or_raise_format_error_only():
             assert str(exc).startswith("tools.plugin"), exc
             outcomes["refused"] += 1
     assert outcomes["ok"] and outcomes["refused"]
+
+
+def test_a_misspelt_job_plugin_says_what_libxbgp_would_do():
+    # xbgp_plugins' rib_walk.plugin writes 'jobs_plugins' for 'job_plugin': libxbgp ignores the
+    # key, then finds neither insertion_points nor job_plugin and refuses the plugin.
+    doc = copy.deepcopy(DOC)
+    doc["jobs_plugins"] = doc.pop("insertion_points")
+    with pytest.raises(FormatError, match=r"'jobs_plugins' \(did you mean 'job_plugin'\?\).*libxbgp ignores a key "
+                                          r"it does not know.*finds neither 'insertion_points' nor 'job_plugin' and "
+                                          r"does not load this plugin"):
+        parse(doc)

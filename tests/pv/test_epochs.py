@@ -72,6 +72,19 @@ def test_second_epoch_updates_removes_adds(scenario):
     assert e2["size"] == 16 - 2 + 3
 
 
+def test_epoch_reports_its_time_per_phase_and_per_verifier(scenario):
+    e1, _e2, e3 = scenario["epochs"]
+    seconds = e1["seconds"]
+    for phase in ("load", "fetch", "commit_checks", "verify", "tree", "reserve and sign", "commit", "push"):
+        assert seconds[phase] >= 0, phase
+    # every configured verifier ran in epoch 1, and its runs' time is reported apart
+    assert {k for k in seconds if k.startswith("verifier ")} == {
+        f"verifier {v} (sum)" for v in ("reproducible", "safety", "termination", "side_effects", "static")}
+    assert all(seconds[f"verifier {v} (sum)"] > 0 for v in ("reproducible", "termination"))
+    # nothing changed in epoch 3: every result is a cache hit, no verifier time
+    assert not any(k.startswith("verifier ") for k in e3["seconds"])
+
+
 def test_empty_epoch_still_signs(scenario):
     e2, e3 = scenario["epochs"][1:]
     assert e3["epoch"] == 3 and e3["root"] == e2["root"] and e3["added"] == e3["updated"] == []

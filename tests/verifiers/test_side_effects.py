@@ -69,6 +69,12 @@ def _sources() -> dict[str, str]:
     out["create_stream"] = _pluglet("create_stream", "picoquic_find_stream(cnx, 4, 1)", find)
     out["my_memset_call"] = _pluglet("my_memset_call", "my_memset(my_malloc(cnx, 16), 0, 16)")
     out["host_io"] = _pluglet("host_io", "close(3)", "extern int close(int fd);")
+    # clang merges two calls that differ only in their constant key into one call reached with
+    # either key (basic/schedule_frames_on_path.c in PQUIC's plugins does this)
+    out["set_pkt_merged"] = _pluglet("set_pkt_merged", "picoquic_packet_t *p = (picoquic_packet_t *) get_cnx(cnx, "
+                                     "AK_CNX_INPUT, 0);\n    if (get_cnx(cnx, AK_CNX_INPUT, 1)) {\n"
+                                     "        get_cnx(cnx, AK_CNX_INPUT, 2); set_pkt(p, AK_PKT_LENGTH, 0);\n    } else {\n"
+                                     "        get_cnx(cnx, AK_CNX_INPUT, 3); set_pkt(p, AK_PKT_IS_PURE_ACK, 0);\n    }")
     return out
 
 
@@ -147,6 +153,17 @@ def test_non_constant_key_is_an_error(objects, helper):
     result = judge(objects, f"{helper}_dynamic", "update_rtt")
     assert result.status == "error", result.reason
     assert f"{helper} with a non-constant key (r2)" in result.reason
+
+
+def test_a_call_reached_with_one_of_several_constant_keys_is_judged_for_each(objects):
+    # the pinned recipe really merges the two set_pkt calls: one call, r2 = 5 on one path, 0xb on the other
+    result = judge(objects, "set_pkt_merged", "schedule_frames_on_path")
+    assert result.status == "pass", result.reason
+    assert "set_pkt key r2 is one of 0x5, 0xb (merged call paths)" in result.log
+    assert "set_pkt(pkt.length) allowed" in result.log and "set_pkt(pkt.is_pure_ack) allowed" in result.log
+    result = judge(objects, "set_pkt_merged", "update_rtt")
+    assert result.status == "fail" and "set_pkt(pkt.is_pure_ack) is not allowed in protoop update_rtt" in result.log
+    assert "set_pkt(pkt.length) is not allowed in protoop update_rtt" in result.log
 
 
 @pytest.mark.parametrize("helper", sorted(METADATA))

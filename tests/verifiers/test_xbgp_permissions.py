@@ -120,3 +120,38 @@ def test_config_is_what_libxbgp_registers():
     assert helpers["next"]["anchors"] == ("replace",) and helpers["ebpf_memcpy"]["requires"] == ()
     safety = set(vr.builtin.load_helpers("default", Path("."), "xbgp"))
     assert safety == set(helpers)
+
+
+def test_a_strncmp_of_the_plugins_own_becomes_bcmp_and_safety_says_why(tmp_path):
+    # The construct of xbgp_plugins' decision_process/alternate_old_new.c: the plugin defines its
+    # own strncmp; clang at -O2 (host-target IR, as the default recipe and xBGP's Makefiles build)
+    # still treats the name as the C library's and lowers a comparison with 0 to bcmp, a call
+    # libxbgp does not register. The reason says the compiler emitted it.
+    root = tmp_path / "cmp"
+    root.mkdir()
+    (root / "cmp.c").write_text(
+        "typedef unsigned long size_t;\n"
+        "inline __attribute__((always_inline)) int strncmp(const char *s1, const char *s2, size_t n) {\n"
+        "    unsigned char u1, u2;\n"
+        "    while (n > 0) {\n"
+        "        u1 = (unsigned char) *s1++; u2 = (unsigned char) *s2++;\n"
+        "        if (u1 != u2) return u1 - u2;\n"
+        "        if (u1 == 0) return 0;\n"
+        "        n -= 1;\n"
+        "    }\n"
+        "    return 0;\n}\n"
+        "struct vrf_info { int vrf_id; char name[8]; };\n"
+        "extern int get_vrf(struct vrf_info *info);\n"
+        "unsigned long cmp(void) {\n"
+        "    struct vrf_info info = {0};\n"
+        "    if (get_vrf(&info) != 0) return 2;\n"
+        "    return strncmp(info.name, \"red\", 3) != 0;\n}\n")
+    (root / "cmp.plugin").write_text(json.dumps({"name": "cmp", "obj_code_list": {
+        "c": {"obj": "cmp.o", "permissions": ["read"]}}, "insertion_points": replace("c")}))
+    build_plugin(root, name="org.example.cmp")
+    safety = vr.build_verifiers({"safety": {"runner": "bytecode_safety"}})["safety"]
+    result = vr.run_verifier(safety, plugin_input(root, "org.example.cmp"))
+    assert result.status == "fail", result.reason
+    assert "call to bcmp, which is not on the helper allow-list (a C library function clang emits by itself" \
+        in result.reason
+    assert "-fno-builtin" in result.reason

@@ -165,6 +165,8 @@ class _Worker:
     job: _Job | None = None
     deadline: float = 0.0
     started: float = 0.0
+    served: int = 0  # results received from it
+    last_words: str = ""  # the end of its stderr, read when it is stopped
 
 
 class WorkerPool:
@@ -255,15 +257,13 @@ class WorkerPool:
         self._selector.unregister(worker.rfd)
         os.close(worker.rfd)
         os.close(worker.wfd)
-        worker.stderr.close()
-        self._workers.remove(worker)
-        return code
-
-    def _last_words(self, worker: _Worker) -> str:
         worker.stderr.seek(0, os.SEEK_END)
         worker.stderr.seek(max(0, worker.stderr.tell() - 400))
         lines = [line for line in worker.stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        return f"; last words: {lines[-1].strip()[:200]}" if lines else ""
+        worker.last_words = lines[-1].strip()[:200] if lines else ""
+        worker.stderr.close()
+        self._workers.remove(worker)
+        return code
 
     # -- jobs
     def _assign(self, worker: _Worker, job: _Job, queue: collections.deque[_Job]
@@ -273,7 +273,11 @@ class WorkerPool:
         try:
             _write_frame(worker.wfd, pickle.dumps((job.task.plugin, list(job.todo))))
         except OSError:
-            yield from self._fail(worker, queue, None)
+            if worker.served:  # it died while idle: nothing of this job ran, so it goes to another
+                self._stop(worker)
+                queue.appendleft(job)
+            else:  # a worker that cannot even start: the run is an error that says why
+                yield from self._fail(worker, queue, None)
 
     def _arm(self, worker: _Worker) -> None:
         assert worker.job is not None
@@ -335,6 +339,7 @@ class WorkerPool:
         result.verifier = name
         result.duration_s = time.perf_counter() - worker.started
         job.task.cpu_s += cpu_s
+        worker.served += 1
         if exiting:  # the worker ran out of memory or recursion and ends: the rest goes to a new one
             self._stop(worker)
             if job.todo:
@@ -362,8 +367,9 @@ class WorkerPool:
             reason = f"{verifier.runner} worker sent a malformed or oversized message on {plugin.name} (killed)"
         else:
             how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            reason = (f"{verifier.runner} worker died on {plugin.name} ({how}; memory limit {self.memory >> 20} MiB"
-                      f"{self._last_words(worker) if code is not None and code > 0 else ''})")
+            words = f"; last words: {worker.last_words}" if worker.last_words and code and code > 0 else ""
+            reason = (f"{verifier.runner} worker died on {plugin.name} ({how}; "
+                      f"memory limit {self.memory >> 20} MiB{words})")
         result = verifier.result(ERROR, reason)
         result.duration_s = elapsed
         if job.todo:

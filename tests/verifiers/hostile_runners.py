@@ -102,3 +102,18 @@ class Peek(vr.Verifier):
 
         fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
         return self.result(vr.PASS, f"env={','.join(sorted(os.environ))} fds={fds}")
+
+
+class Quitter(vr.Verifier):
+    """Says something on stderr and exits its worker with status 3, on plugins ending in `.quit`."""
+
+    runner = "test_quitter"
+    needs_files = False
+
+    def check(self, plugin, workdir):
+        import sys
+
+        if plugin.name.endswith(".quit"):
+            print("giving up on", plugin.name, file=sys.stderr, flush=True)
+            raise SystemExit(3)
+        return self.result(vr.PASS, "stayed")

@@ -17,7 +17,7 @@ from pds_log.pv.prsource import PluginSnapshot
 from pds_log.pv.setup import DEFAULT_VERIFIERS, init_pv
 from tests.hostile_objects import compressed_bomb, self_jumps
 from tests.support import World, build_example
-from tests.verifiers.hostile_runners import HangOn, HogOn, KillSelf, Liar, Peek, Quick
+from tests.verifiers.hostile_runners import HangOn, HogOn, KillSelf, Liar, Peek, Quick, Quitter
 
 
 def tiny(name: str) -> vr.PluginInput:
@@ -73,6 +73,15 @@ def test_a_worker_that_garbles_its_message_fails_that_run_alone():
     bad = out["org.x.lie", "liar"]
     assert bad.status == "error" and "malformed or oversized message on org.x.lie" in bad.reason, bad.reason
     assert [k for k, s in statuses(out).items() if s != "pass"] == [("org.x.lie", "liar")]
+
+
+def test_a_worker_that_exits_is_error_with_its_last_words_and_the_rest_goes_on():
+    verifiers = {"quit": Quitter("quit", {"runner": "test_quitter"}), "quick": Quick("quick", {"runner": "test_quick"})}
+    out, _ = run_pool(verifiers, ["org.x.a", "org.x.quit", "org.x.b"])
+    bad = out["org.x.quit", "quit"]
+    assert bad.status == "error" and "worker died on org.x.quit (exit code 3" in bad.reason, bad.reason
+    assert "last words: giving up on org.x.quit" in bad.reason, bad.reason
+    assert [k for k, s in statuses(out).items() if s != "pass"] == [("org.x.quit", "quit")]
 
 
 def test_a_worker_inherits_no_secret_environment_variable_and_no_open_file(monkeypatch, tmp_path):

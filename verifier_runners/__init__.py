@@ -5,6 +5,7 @@
     verifiers = build_verifiers({"safety": {"runner": "bytecode_safety"}}, base_dir=Path("."))
     result = run_verifier(verifiers["safety"], PluginInput(name, commit, files, manifest))
     result = run_verifier_bounded(...)   # the same in a worker process, wall-clock and memory limits
+    with WorkerPool(verifiers, jobs) as pool: pool.run(tasks)   # many plugins on `jobs` workers
     result.status in ("pass", "fail", "error"); result.reason; result.log; result.tool_versions
 
 Each configured instance has a name (the property a PV attests, e.g. `termination`) and a
@@ -24,7 +25,7 @@ from .base import ERROR, FAIL, PASS, PluginInput, ResultCache, Verifier, Verifie
 from .builtin import AlwaysFail, AlwaysPass, BytecodeSafety, Reproducible, SideEffects, StaticAnalysis, Termination
 from .external import External
 from .termination import Bounded
-from .worker import run_verifier_bounded
+from .worker import Task, WorkerPool, run_plugin_bounded, run_verifier_bounded
 
 RUNNERS: dict[str, type[Verifier]] = {
     cls.runner: cls
@@ -33,7 +34,7 @@ RUNNERS: dict[str, type[Verifier]] = {
 }
 
 __all__ = ["ERROR", "FAIL", "PASS", "PluginInput", "ResultCache", "RUNNERS", "Verifier", "VerifierResult",
-           "build_verifiers", "run_verifier", "run_verifier_bounded"]
+           "Task", "WorkerPool", "build_verifiers", "run_plugin_bounded", "run_verifier", "run_verifier_bounded"]
 
 
 def build_verifiers(config: Mapping[str, Mapping[str, Any]], base_dir: Path | None = None,

@@ -133,10 +133,18 @@ def materialize(files: Mapping[str, bytes], root: Path) -> None:
 
 def run_verifier(verifier: Verifier, plugin: PluginInput, *, memory_limit: int | None = None) -> VerifierResult:
     """Run one verifier (in its own temp dir when it reads files from disk); any failure to
-    run is an `error` result. (`verifier_runners.worker.run_verifier_bounded` runs this in a
-    worker process under wall-clock and memory limits; `memory_limit` names the limit in the
-    message when the worker runs out.)"""
+    run is an `error` result. (`verifier_runners.worker` runs this in worker processes under
+    wall-clock and memory limits; `memory_limit` names the limit in the message when the worker
+    runs out.)"""
+    return run_verifier_checked(verifier, plugin, memory_limit=memory_limit)[0]
+
+
+def run_verifier_checked(verifier: Verifier, plugin: PluginInput, *,
+                         memory_limit: int | None = None) -> tuple[VerifierResult, bool]:
+    """`run_verifier`, and whether the run exhausted the process (memory, recursion): a worker
+    that saw that is replaced before it verifies another plugin."""
     start = time.perf_counter()
+    exhausted = False
     workdir = Path(tempfile.mkdtemp(prefix=f"pds-{verifier.name}-")) if verifier.needs_files else None
     try:
         if workdir is not None:
@@ -146,11 +154,13 @@ def run_verifier(verifier: Verifier, plugin: PluginInput, *, memory_limit: int |
         if not isinstance(result, VerifierResult):  # pragma: no cover - programming error
             result = verifier.result(ERROR, f"{verifier.runner} returned no result")
     except MemoryError:
+        exhausted = True
         limit = f" of {memory_limit >> 20} MiB" if memory_limit else ""
         result = verifier.result(ERROR, f"{verifier.runner} exceeded the memory limit{limit} on {plugin.name}")
     except RecursionError:
+        exhausted = True
         result = verifier.result(ERROR, f"{verifier.runner} exceeded the recursion limit on {plugin.name}")
-    except Exception as exc:  # noqa: BLE001 - the verdict of a crashed verifier is `error`
+    except Exception as exc:  # the verdict of a crashed verifier is `error`
         result = verifier.result(ERROR, f"{verifier.runner} crashed: {type(exc).__name__}: {exc}",
                                  traceback.format_exc())
     finally:
@@ -158,7 +168,7 @@ def run_verifier(verifier: Verifier, plugin: PluginInput, *, memory_limit: int |
             shutil.rmtree(workdir, ignore_errors=True)
     result.verifier = verifier.name
     result.duration_s = time.perf_counter() - start
-    return result
+    return result, exhausted
 
 
 class ResultCache:

@@ -17,7 +17,7 @@
       reproducible: {runner: reproducible}
     acceptance: reproducible          # formula over verifier names: & | ( )
     epoch_interval: 600               # seconds; peers should allow a few intervals of age
-    jobs: 0                           # parallel verifier runs; 0 = number of CPUs
+    jobs: 0                           # plugins verified at once (worker processes); 0 = one per core
     mirrors: []                       # git URLs the log repo is pushed to after each epoch
     report_to_pr: true                # push STRs and failure reports to pvs/<origin> on the PR
     published:                        # optional; named in pv.json so auditors can find the log

@@ -2,7 +2,8 @@
 
 The verifier set comes from the PV's own pv.yaml or from the pv.json it publishes (so anyone
 can run exactly the set a PV runs, with the same runners and options), or is the default set.
-Verifiers run as in an epoch: each in its sandbox, bounded (verifier_runners.run_verifier_bounded).
+Verifiers run as in an epoch: in a worker process, each bounded, its tools sandboxed
+(verifier_runners.run_plugin_bounded).
 """
 
 from __future__ import annotations
@@ -54,4 +55,4 @@ def check_plugin_dir(directory: str | Path, verifiers: dict[str, vr.Verifier],
     if problems:
         raise PdsError(f"{name}: " + "; ".join(problems) + " (run `pds dev build` first?)")
     plugin = vr.PluginInput(name, NO_COMMIT, files, manifest)
-    return name, [vr.run_verifier_bounded(v, plugin) for v in verifiers.values()]
+    return name, vr.run_plugin_bounded(verifiers, plugin)

@@ -3,14 +3,13 @@
 Results are cached by (verifier config digest, content hash of the plugin's files): unchanged
 bytes are never verified twice, and a CI fan-out (`pds pv run-one`) fills the same cache that
 `pds pv seal` then reads. A verifier that raises is an `error` result, never a crash of the
-epoch and never a pass. Each verifier runs on each plugin in its own worker process under a
-wall-clock and a memory limit (verifier_runners.worker), its external tools in the sandbox.
+epoch and never a pass. The plugins are verified `jobs` at a time, each in a worker process
+(verifier_runners.worker) where every verifier runs under a wall-clock and a memory limit, its
+external tools in the sandbox.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
 from typing import Callable, Iterable
 
 import verifier_runners as vr
@@ -54,48 +53,63 @@ def plugin_input(snap: PluginSnapshot, manifest: Manifest) -> "vr.PluginInput":
 
 
 def run_all(config: PvConfig, plugins: Iterable[tuple[PluginSnapshot, Manifest]], *, require_cached: bool = False,
-            progress: Callable[[str], None] | None = None,
-            steps: Callable[[int, int], None] | None = None,
+            progress: Callable[[str], None] | None = None, steps: Callable[[int, int], None] | None = None,
+            usage: dict[str, float] | None = None,
             spent: dict[str, float] | None = None) -> dict[str, dict[str, "vr.VerifierResult"]]:
-    """name -> verifier name -> result, for every plugin and every configured verifier.
+    """name -> verifier name -> result, for every plugin and every configured verifier, in the
+    order of `plugins` and of the configuration whatever `jobs` is (the workers finish in any order).
 
-    progress gets one line per finished run; steps gets (runs done, runs to do), cache hits excluded;
-    spent, if given, gets each verifier's seconds summed over the runs done (cache hits excluded;
+    Each plugin's missing results are one task of a worker pool of `config.jobs` processes (0:
+    one per core): the build and every verifier run in the worker; this process only hands out
+    the plugins, stores each result in the cache as it comes and puts them in order.
+    progress gets one line per finished run; steps gets (runs done, runs to do), cache hits
+    excluded; usage (if given) gets name -> CPU seconds the workers and their tools spent on it;
+    spent (if given) gets each verifier's seconds summed over the runs done (cache hits excluded;
     runs in parallel jobs add up, so the sum may exceed the wall time)."""
     verifiers = build(config)
     cache = cache_for(config)
-    out: dict[str, dict[str, vr.VerifierResult]] = {}
-    work = []
+    plugins = list(plugins)
+    found: dict[tuple[str, str], vr.VerifierResult] = {}
+    tasks = _missing_runs(plugins, verifiers, cache, found, require_cached)
+    runs = sum(len(t.verifiers) for t in tasks)
+    if steps and runs:
+        steps(0, runs)
+    with vr.WorkerPool(verifiers, config.jobs) as pool:
+        for done, (task, result) in enumerate(pool.run(tasks), start=1):
+            name, digest = task.key
+            cache.put(verifiers[result.verifier], digest, result)
+            found[name, result.verifier] = result
+            if spent is not None:
+                spent[result.verifier] = spent.get(result.verifier, 0.0) + result.duration_s
+            if progress:
+                progress(f"    {name} x {result.verifier}: {result.status} {result.reason}")
+            if steps:
+                steps(done, runs)
+    if usage is not None:
+        for task in tasks:
+            usage[task.key[0]] = usage.get(task.key[0], 0.0) + task.cpu_s
+    return {snap.name: {vname: found[snap.name, vname] for vname in verifiers} for snap, _ in plugins}
+
+
+def _missing_runs(plugins: list[tuple[PluginSnapshot, Manifest]], verifiers: dict, cache: "vr.ResultCache",
+                  found: dict[tuple[str, str], "vr.VerifierResult"], require_cached: bool) -> list["vr.Task"]:
+    """One task per plugin with the verifiers the cache has no result for; hits go into `found`."""
+    tasks: list[vr.Task] = []
     for snap, manifest in plugins:
         digest = plugin_files_digest(snap.files)
-        out[snap.name] = {}
+        todo = []
         for vname, verifier in verifiers.items():
             hit = cache.get(verifier, digest)
             if hit is not None:
-                out[snap.name][vname] = hit
+                found[snap.name, vname] = hit
             elif require_cached:
                 raise MissingResult(f"no result for {snap.name} x {vname} (files {digest[:12]}): "
                                     f"run `pds pv run-one` for it before sealing")
             else:
-                work.append((snap, manifest, vname, verifier, digest))
-    jobs = config.jobs or os.cpu_count() or 1
-    if steps and work:
-        steps(0, len(work))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(vr.run_verifier_bounded, verifier, plugin_input(snap, manifest)):
-                   (snap.name, vname, verifier, digest) for snap, manifest, vname, verifier, digest in work}
-        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-            name, vname, verifier, digest = futures[future]
-            result = future.result()
-            cache.put(verifier, digest, result)
-            out[name][vname] = result
-            if spent is not None:
-                spent[vname] = spent.get(vname, 0.0) + result.duration_s
-            if progress:
-                progress(f"    {name} x {vname}: {result.status} {result.reason}")
-            if steps:
-                steps(done, len(work))
-    return out
+                todo.append(vname)
+        if todo:
+            tasks.append(vr.Task((snap.name, digest), plugin_input(snap, manifest), todo))
+    return tasks
 
 
 def run_one(verifier, snap: PluginSnapshot, manifest: Manifest) -> "vr.VerifierResult":

@@ -105,6 +105,26 @@ def revoke(repo, admin_key, pubkey, reason, as_json):
     _edit(repo, admin_key, lambda policy: policy.revoke(kid, reason), as_json)
 
 
+@pr.command("migrate-layout")
+@click.option("--repo", required=True, help="PR URL or path")
+@click.option("--admin-key", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--layout", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="The PR layout to move to (1: plugins/<name>/, 2: plugins/<label>/.../+/)")
+@click.option("--json", "as_json", is_flag=True, help="Print the commit and the count as JSON.")
+def migrate_layout_cmd(repo, admin_key, layout, as_json):
+    """Move every plugin to another PR layout: one commit signed by an admin, same files.
+
+    The hook accepts it only if every plugin keeps its files; the PVs' next epoch then sees no
+    plugin changed (same bytes, same bindings)."""
+    from pds_log.pr.repo import migrate_layout
+
+    commit, moved = migrate_layout(repo, admin_key, layout)
+    if as_json:
+        click.echo(json.dumps({"repo": repo, "layout": layout, "commit": commit, "plugins": moved}, indent=1))
+    else:
+        click.echo(f"moved {moved} plugin(s) to layout {layout} in commit {commit[:12]}")
+
+
 @pr.command("install-hooks")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 def install_hooks_cmd(path):

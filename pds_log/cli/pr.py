@@ -21,12 +21,15 @@ def pr() -> None:
 @click.option("--admin-name", default="admin", show_default=True)
 @click.option("--branch", default="main", show_default=True)
 @click.option("--max-blob-bytes", type=click.IntRange(min=1), default=None)
+@click.option("--layout", type=click.IntRange(1, 2), default=None,
+              help="PR layout: 1 = plugins/<name>/ (the default), 2 = plugins/<label>/.../+/ (cost per push "
+                   "independent of the number of plugins; see formats.md)")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes, as_json):
+def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes, layout, as_json):
     """Create a bare PR repository with the PDS hooks and an admin-signed initial policy."""
     from pds_log.pr.repo import init_pr
 
-    root = init_pr(path, admin_key, admin_name, branch, max_blob_bytes)
+    root = init_pr(path, admin_key, admin_name, branch, max_blob_bytes, layout)
     if as_json:
         click.echo(json.dumps({"path": path, "branch": branch, "root_commit": str(root)}, indent=1))
         return

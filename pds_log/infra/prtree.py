@@ -95,6 +95,8 @@ def changed_plugins(repo: pygit2.Repository, old: pygit2.Tree | None, old_layout
         return {n: (before.get(n), after.get(n)) for n in before.keys() | after.keys()
                 if before.get(n) != after.get(n)}
     out: Changes = {}
+    if old is not None and new is not None and old.id == new.id:
+        return out
     if new_layout == LAYOUT_LABELS:
         _diff_labels(repo, old, new, (), out)
         return out

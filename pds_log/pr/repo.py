@@ -52,8 +52,8 @@ def install_hooks(repo_path: str | Path, python: str | None = None) -> list[Path
 
 
 def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", branch: str = "main",
-            max_blob_bytes: int | None = None) -> str:
-    """Create the PR; returns the root commit id."""
+            max_blob_bytes: int | None = None, layout: int | None = None) -> str:
+    """Create the PR (in PR layout `layout`, default 1); returns the root commit id."""
     path = Path(path).resolve()
     if path.exists() and any(path.iterdir()):
         raise PdsError(f"{path} exists and is not empty")
@@ -62,6 +62,10 @@ def init_pr(path: str | Path, admin_key: str | Path, admin_name: str = "admin", 
     policy = Policy(branch=branch, admins=[Principal(admin_name, key_id(public), "admin")])
     if max_blob_bytes:
         policy.max_blob_bytes = max_blob_bytes
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise PdsError(f"unknown PR layout {layout} (known: {', '.join(map(str, LAYOUTS))})")
+        policy.layout = layout
     readme = template("pr", "README.md").read_bytes()  # before creating anything: a broken install leaves no half PR
     for name in ("pre-receive", "post-receive"):
         template("pr", "hooks", f"{name}.in")

@@ -67,7 +67,8 @@ class PrMirror:
         self.known_hosts = known_hosts
         self.key_setting = key_setting
         if not (path / "HEAD").exists():
-            pygit2.init_repository(str(path), bare=True)
+            created = pygit2.init_repository(str(path), bare=True)
+            created.config["fetch.unpackLimit"] = 1  # keep each fetch one pack, never loose objects
         self.repo = pygit2.Repository(str(path))
 
     def fetch(self) -> pygit2.Commit:

@@ -63,3 +63,20 @@ def test_deleting_a_prefix_name_keeps_the_longer_one(pr):
     with pytest.raises(KeyError):
         tree["plugins/be/example/hello/+"]
     assert tree["plugins/be/example/hello/x/+/x.plugin"].type_str == "blob"
+
+
+def count_objects(path) -> dict[str, int]:
+    out = run("git", "--git-dir", path, "count-objects", "-v").stdout
+    return {k: int(v) for k, v in (line.split(": ") for line in out.splitlines()) if v.isdigit()}
+
+
+@pytest.mark.slow
+def test_pushes_are_stored_packed(pr, tmp_path):
+    """`pds pr init` sets receive.unpackLimit 1: a small push adds a pack, no loose objects."""
+    before = count_objects(pr["path"])
+    run(*PDS, "dev", "new", "be.example.packed", "--dir", tmp_path)
+    run(*PDS, "dev", "build", tmp_path / "be.example.packed")
+    run(*PDS, "dev", "submit", tmp_path / "be.example.packed", "--repo", pr["path"], "--key", pr["keys"]["alice"])
+    after = count_objects(pr["path"])
+    assert after["count"] == before["count"]  # loose objects
+    assert after["packs"] == before["packs"] + 1 and after["in-pack"] > before["in-pack"]

@@ -174,7 +174,7 @@ def fetch_both(config, work: Path) -> dict:
 
 
 def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: str = "L2p",
-            fanout: int = 1000) -> dict:
+            fanout: int = 1000, fetch_only: bool = False) -> dict:
     layout, packed = VARIANTS[variant]
     t = time.perf_counter()
     world = World(work, developers={"alice": ["org.bench.*"]})
@@ -193,11 +193,16 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
                   acceptance="always")
     config = load_config(cfg)
     config.report_to_pr = False  # the PR then grows by the pushes alone
-    prefill_results(config, names)
+    if not fetch_only:
+        prefill_results(config, names)
     for repo in (world.pr, config.state_dir / "pr.git"):  # no auto-gc repacking between the counts
         subprocess.run(["git", "--git-dir", str(repo), "config", "gc.auto", "0"], check=True)
     git_config(config.state_dir / "pr.git", "fetch.unpackLimit", "1" if packed else None)
     setup_s = time.perf_counter() - t
+    if fetch_only:
+        return measure_fetch(world, config, names, changed, layout, work) | {
+            "variant": variant, "layout": layout, "fanout": fanout, "setup_s": round(setup_s, 1),
+            "migrate_s": migrate_s}
     t = time.perf_counter()
     first = run_epoch(config, EpochOptions(push=False))
     first_s = time.perf_counter() - t
@@ -248,9 +253,43 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
     return row
 
 
+def measure_fetch(world: World, config, names: list[str], changed: int, layout: int, work: Path) -> dict:
+    """--fetch-only: the PR side without epochs: the PV's mirror fetched as the first epoch
+    fetches it, `changed` pushes through the hook, then the next epoch's fetch (git CLI, as
+    PrMirror.fetch) and its change detection (PrMirror.changed_plugins), timed."""
+    from pds_log.pv.prsource import PrMirror
+
+    mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch)
+    old = mirror.fetch()
+    targets = names[:: max(1, len(names) // changed)][:changed]
+    dev = Developer(world, work / "alice.git", layout)
+    pr_before = store_stats(world.pr)
+    t = time.perf_counter()
+    for name in targets:
+        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
+    push_s = (time.perf_counter() - t) / max(1, len(targets))
+    pr_after = store_stats(world.pr)
+    fetches = fetch_both(config, work)
+    before = store_stats(mirror.path)
+    t = time.perf_counter()
+    new = mirror.fetch()
+    fetch_s = time.perf_counter() - t
+    after = store_stats(mirror.path)
+    t = time.perf_counter()
+    found = mirror.changed_plugins(old, new)
+    detect_s = time.perf_counter() - t
+    assert found == set(targets), (sorted(found)[:5], targets[:5])
+    return {"n": len(names), "changed": len(targets), "fetch_s": round(fetch_s, 3), "detect_s": round(detect_s, 4),
+            "fetch_bytes": after[1] - before[1], "fetch_objects": after[0] - before[0],
+            "pr_bytes_per_push": (pr_after[1] - pr_before[1]) // max(1, len(targets)),
+            "pr_objects_per_push": (pr_after[0] - pr_before[0]) / max(1, len(targets)),
+            "push_s": round(push_s, 3), **fetches}
+
+
 TABLE = [("n", "N", "{:>9,}"), ("variant", "PR", "{:>4}"), ("changed", "chg", "{:>4}"),
          ("epoch_s", "epoch s", "{:>8.2f}"),
-         ("fetch_s", "fetch s", "{:>8.2f}"), ("commit_checks_s", "checks s", "{:>9.2f}"),
+         ("fetch_s", "fetch s", "{:>8.2f}"), ("detect_s", "detect s", "{:>9.4f}"),
+         ("commit_checks_s", "checks s", "{:>9.2f}"),
          ("fetch_bytes", "fetch KiB", "{:>10,.0f}", 1024), ("fetch_objects", "objs", "{:>6}"),
          ("pr_bytes_per_push", "PR KiB/push", "{:>12,.1f}", 1024),
          ("log_bytes_per_change", "log KiB/chg", "{:>12,.1f}", 1024),
@@ -347,6 +386,8 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=10, help="plugins pushed (one push each) before the epoch")
     parser.add_argument("--variants", default="L2p", help=f"comma-separated PR variants ({', '.join(VARIANTS)})")
     parser.add_argument("--fanout", type=int, default=1000, help="plugins per namespace (0: one namespace)")
+    parser.add_argument("--fetch-only", action="store_true",
+                        help="the PR side only (pushes, the PV's fetch and change detection), no epochs")
     parser.add_argument("--json", action="store_true", help="one JSON object per size (or for --jobs-check)")
     parser.add_argument("--no-tree-load", action="store_true", help="skip the two extra epochs (idle, no cache)")
     parser.add_argument("--jobs-check", action="store_true", help="verification speed-up, jobs 1 vs 2, instead")
@@ -374,7 +415,7 @@ def main() -> None:
             work = Path(tempfile.mkdtemp(prefix=f"pds-bench-scale-{n}-{variant}-"))
             try:
                 row = measure(n, args.changed, work, tree_load=not args.no_tree_load, variant=variant,
-                              fanout=args.fanout)
+                              fanout=args.fanout, fetch_only=args.fetch_only)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             rows.append(row)

@@ -4,11 +4,18 @@
     python benchmarks/scale.py --sizes 1000,100000 --changed 10 --json    # one JSON object per size
     python benchmarks/scale.py --sizes 1000000                            # 1M: several minutes, GBs
     python benchmarks/scale.py --jobs-check                               # verification, jobs 1 vs 2
+    python benchmarks/scale.py --sizes 1000,10000 --variants L1,L2p       # PR layout before / after
 
-Per size, on real repositories made by `pds` (not timed as the result):
-- a PR (`pds pr init`, developer alice for org.bench.*) whose main branch gets one commit signed
+Per size and PR variant (`--variants`, measured side by side in one run: L1 = PR layout 1, the
+flat plugins/<name>/, with git's default unpack limits, i.e. before issue 15; L2 = layout 2,
+plugins/<label>/.../+/; L2p = layout 2 and the PR and the PV's mirror keep what they receive
+packed, receive.unpackLimit / fetch.unpackLimit 1, as `pds pr init` and the PV now set them),
+on real repositories made by `pds` (not timed as the result):
+- a PR (`pds pr init`, developer alice for org.bench.*) whose main branch gets commits signed
   by alice adding N plugins, written straight into the bare repository with pygit2
-  (benchmarks/epoch.py's generator; the PV re-checks every commit anyway);
+  (benchmarks/epoch.py's generator; the PV re-checks every commit anyway); names are
+  org.bench.g<i // fanout>.p<i> (`--fanout`, 0: all in org.bench); for layout 2 the PR is then
+  moved with `pds pr migrate-layout`'s function, one admin commit through the real hook;
 - a PV (`pds pv init`) with one `always_pass` verifier, so that verification cost does not hide
   the O(N) costs, and a first epoch accepting all N;
 - `changed` pushes through the PR's real hook, one plugin each, made the way `pds dev submit`
@@ -22,6 +29,9 @@ zlib'd, packs as received, i.e. about what git transferred):
   pr_bytes_per_push      growth of the PR repository's object store per push
   log_bytes_per_change   growth of the log repository in that epoch, per changed plugin
   tree_load_s            the epoch with its tree cache deleted (tree rebuilt from the log)
+  fetch_cli_s / fetch_pygit2_s / fetch_pygit2_bytes
+                         the same fetch (the pushes) into two copies of the PV's mirror, by the
+                         git CLI (what the PV runs) and by pygit2 (libgit2), side by side
 
 --jobs-check: `pds_log.pv.verification.run_all` over 100 plugins (example rtt_monitor, renamed)
 with a CPU-bound verifier set (bytecode_safety + termination, no external tools), cache
@@ -48,9 +58,11 @@ import pygit2  # noqa: E402
 from epoch import ELF, commit_plugins  # noqa: E402
 
 from pds_log.core.binding import plugin_files_digest  # noqa: E402
+from pds_log.core.pr_layout import plugin_dir  # noqa: E402
 from pds_log.infra.gitremote import fetch_branch, push  # noqa: E402
 from pds_log.infra.gitsign import signed_commit  # noqa: E402
 from pds_log.infra.gittree import update_tree  # noqa: E402
+from pds_log.pr.repo import migrate_layout  # noqa: E402
 from pds_log.pv import verification  # noqa: E402
 from pds_log.pv.config import load_config  # noqa: E402
 from pds_log.pv.epoch import EpochOptions, run_epoch  # noqa: E402
@@ -77,24 +89,26 @@ class Developer:
     """alice's repository for pushes: it borrows the PR's objects (alternates), so it starts
     with the N plugins without copying them, and pushes what `pds dev submit` would push."""
 
-    def __init__(self, world: World, path: Path) -> None:
+    def __init__(self, world: World, path: Path, layout: int) -> None:
         self.world = world
         self.path = path
+        self.layout = layout
         pygit2.init_repository(str(path), bare=True)
         (path / "objects" / "info" / "alternates").write_text(str(world.pr / "objects") + "\n")
 
     def submit(self, name: str, files: dict[str, bytes], message: str) -> str:
         repo, tip = fetch_branch(str(self.world.pr), self.path, "main")
-        tree = update_tree(repo, tip.tree, {f"plugins/{name}/{p}": d for p, d in files.items()})
+        base = plugin_dir(name, self.layout)
+        tree = update_tree(repo, tip.tree, {f"{base}/{p}": d for p, d in files.items()})
         commit = signed_commit(self.path, tree, [str(tip.id)], message, self.world.key("alice"), "alice")
         push(self.path, str(self.world.pr), str(commit), "refs/heads/main")
         return str(commit)
 
 
-def plugin_files(world: World, name: str, tag: bytes) -> dict[str, bytes]:
+def plugin_files(world: World, name: str, tag: bytes, layout: int) -> dict[str, bytes]:
     """The files of `name` as the bulk generator wrote them, with `tag` appended to the manifest."""
     repo = pygit2.Repository(str(world.pr))
-    entry = repo.revparse_single("main").tree["plugins"] / name
+    entry = repo.revparse_single("main").tree[plugin_dir(name, layout)]
     files = {e.name: repo[e.id].data for e in repo[entry.id]}
     files["p.plugin"] += tag
     return files
@@ -120,34 +134,89 @@ def prefill_results(config, names: list[str]) -> None:
     db.execute("COMMIT")
 
 
-def measure(n: int, changed: int, work: Path, tree_load: bool = True) -> dict:
+VARIANTS = {"L1": (1, False), "L2": (2, False), "L2p": (2, True)}  # name -> (PR layout, packed)
+
+
+def bench_names(n: int, fanout: int) -> list[str]:
+    if fanout <= 0:
+        return [f"org.bench.p{i:07d}" for i in range(n)]
+    return [f"org.bench.g{i // fanout:04d}.p{i:07d}" for i in range(n)]
+
+
+def git_config(repo: Path, key: str, value: str | None) -> None:
+    args = [key, value] if value is not None else ["--unset-all", key]
+    subprocess.run(["git", "--git-dir", str(repo), "config", *args], check=value is not None,
+                   capture_output=True)
+
+
+def fetch_both(config, work: Path) -> dict:
+    """The epoch's fetch (everything pushed since the last epoch), done into two copies of the
+    PV's mirror: by the git CLI, as PrMirror.fetch runs it, and by pygit2 (libgit2)."""
+    mirror = config.state_dir / "pr.git"
+    refspecs = [f"+refs/heads/{config.pr_branch}:refs/remotes/pr/{config.pr_branch}",
+                "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
+    out: dict = {}
+    for tool in ("cli", "pygit2"):
+        copy = work / f"mirror-{tool}.git"
+        shutil.copytree(mirror, copy, symlinks=True)
+        before = store_stats(copy)
+        t = time.perf_counter()
+        if tool == "cli":
+            subprocess.run(["git", "--git-dir", str(copy), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                            config.pr_url, *refspecs], check=True, capture_output=True)
+        else:
+            pygit2.Repository(str(copy)).remotes.create_anonymous(config.pr_url).fetch(refspecs)
+        out[f"fetch_{tool}_s"] = round(time.perf_counter() - t, 3)
+        after = store_stats(copy)
+        out[f"fetch_{tool}_bytes"], out[f"fetch_{tool}_objects"] = after[1] - before[1], after[0] - before[0]
+        shutil.rmtree(copy, ignore_errors=True)
+    return out
+
+
+def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: str = "L2p",
+            fanout: int = 1000, fetch_only: bool = False) -> dict:
+    layout, packed = VARIANTS[variant]
     t = time.perf_counter()
     world = World(work, developers={"alice": ["org.bench.*"]})
-    names = [f"org.bench.p{i:07d}" for i in range(n)]
+    if not packed:  # git's defaults: a push of < 100 objects is stored as loose objects
+        git_config(world.pr, "receive.unpackLimit", None)
+    names = bench_names(n, fanout)
     for start in range(0, n, BULK_PLUGINS_PER_COMMIT):  # a commit changes <= MAX_COMMIT_FILES files
         chunk = names[start:start + BULK_PLUGINS_PER_COMMIT]
         commit_plugins(world, chunk, b"", f"{len(chunk)} plugins")
+    migrate_s = None
+    if layout != 1:  # the real migration: one admin commit through the hook
+        t_m = time.perf_counter()
+        migrate_layout(str(world.pr), world.admin, layout)
+        migrate_s = round(time.perf_counter() - t_m, 2)
     cfg = init_pv(work / "pv", "bench.pv", str(world.pr), verifiers={"always": {"runner": "always_pass"}},
                   acceptance="always")
     config = load_config(cfg)
     config.report_to_pr = False  # the PR then grows by the pushes alone
-    prefill_results(config, names)
+    if not fetch_only:
+        prefill_results(config, names)
     for repo in (world.pr, config.state_dir / "pr.git"):  # no auto-gc repacking between the counts
         subprocess.run(["git", "--git-dir", str(repo), "config", "gc.auto", "0"], check=True)
+    git_config(config.state_dir / "pr.git", "fetch.unpackLimit", "1" if packed else None)
     setup_s = time.perf_counter() - t
+    if fetch_only:
+        return measure_fetch(world, config, names, changed, layout, work) | {
+            "variant": variant, "layout": layout, "fanout": fanout, "setup_s": round(setup_s, 1),
+            "migrate_s": migrate_s}
     t = time.perf_counter()
     first = run_epoch(config, EpochOptions(push=False))
     first_s = time.perf_counter() - t
     assert len(first.added) == n, f"first epoch accepted {len(first.added)} of {n}"
 
     targets = names[:: max(1, n // changed)][:changed]
-    dev = Developer(world, work / "alice.git")
+    dev = Developer(world, work / "alice.git", layout)
     pr_before = store_stats(world.pr)
     t = time.perf_counter()
     for name in targets:
-        dev.submit(name, plugin_files(world, name, b"\n"), f"update {name}")
+        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
     push_s = (time.perf_counter() - t) / max(1, len(targets))
     pr_after = store_stats(world.pr)
+    fetches = fetch_both(config, work)
 
     mirror = config.state_dir / "pr.git"
     mirror_before, log_before = store_stats(mirror), store_stats(config.log_repo)
@@ -158,7 +227,7 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True) -> dict:
     assert len(second.updated) == len(targets), f"second epoch updated {len(second.updated)} of {len(targets)}"
 
     row = {
-        "n": n, "changed": len(targets),
+        "n": n, "changed": len(targets), "variant": variant, "layout": layout, "fanout": fanout,
         "epoch_s": round(epoch_s, 3),
         "fetch_bytes": mirror_after[1] - mirror_before[1],
         "pr_bytes_per_push": (pr_after[1] - pr_before[1]) // max(1, len(targets)),
@@ -170,7 +239,8 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True) -> dict:
         "phases": second.seconds,
         "fetch_s": second.seconds.get("fetch"), "commit_checks_s": second.seconds.get("commit_checks"),
         "push_s": round(push_s, 3),
-        "setup_s": round(setup_s, 1), "first_epoch_s": round(first_s, 2),
+        "setup_s": round(setup_s, 1), "first_epoch_s": round(first_s, 2), "migrate_s": migrate_s,
+        **fetches,
     }
     if tree_load:
         t = time.perf_counter()
@@ -183,13 +253,50 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True) -> dict:
     return row
 
 
-TABLE = [("n", "N", "{:>9,}"), ("changed", "chg", "{:>4}"), ("epoch_s", "epoch s", "{:>8.2f}"),
-         ("fetch_s", "fetch s", "{:>8.2f}"), ("commit_checks_s", "checks s", "{:>9.2f}"),
+def measure_fetch(world: World, config, names: list[str], changed: int, layout: int, work: Path) -> dict:
+    """--fetch-only: the PR side without epochs: the PV's mirror fetched as the first epoch
+    fetches it, `changed` pushes through the hook, then the next epoch's fetch (git CLI, as
+    PrMirror.fetch) and its change detection (PrMirror.changed_plugins), timed."""
+    from pds_log.pv.prsource import PrMirror
+
+    mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch)
+    old = mirror.fetch()
+    targets = names[:: max(1, len(names) // changed)][:changed]
+    dev = Developer(world, work / "alice.git", layout)
+    pr_before = store_stats(world.pr)
+    t = time.perf_counter()
+    for name in targets:
+        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
+    push_s = (time.perf_counter() - t) / max(1, len(targets))
+    pr_after = store_stats(world.pr)
+    fetches = fetch_both(config, work)
+    before = store_stats(mirror.path)
+    t = time.perf_counter()
+    new = mirror.fetch()
+    fetch_s = time.perf_counter() - t
+    after = store_stats(mirror.path)
+    t = time.perf_counter()
+    found = mirror.changed_plugins(old, new)
+    detect_s = time.perf_counter() - t
+    assert found == set(targets), (sorted(found)[:5], targets[:5])
+    return {"n": len(names), "changed": len(targets), "fetch_s": round(fetch_s, 3), "detect_s": round(detect_s, 4),
+            "fetch_bytes": after[1] - before[1], "fetch_objects": after[0] - before[0],
+            "pr_bytes_per_push": (pr_after[1] - pr_before[1]) // max(1, len(targets)),
+            "pr_objects_per_push": (pr_after[0] - pr_before[0]) / max(1, len(targets)),
+            "push_s": round(push_s, 3), **fetches}
+
+
+TABLE = [("n", "N", "{:>9,}"), ("variant", "PR", "{:>4}"), ("changed", "chg", "{:>4}"),
+         ("epoch_s", "epoch s", "{:>8.2f}"),
+         ("fetch_s", "fetch s", "{:>8.2f}"), ("detect_s", "detect s", "{:>9.4f}"),
+         ("commit_checks_s", "checks s", "{:>9.2f}"),
          ("fetch_bytes", "fetch KiB", "{:>10,.0f}", 1024), ("fetch_objects", "objs", "{:>6}"),
          ("pr_bytes_per_push", "PR KiB/push", "{:>12,.1f}", 1024),
          ("log_bytes_per_change", "log KiB/chg", "{:>12,.1f}", 1024),
          ("log_kib_per_epoch", "log KiB/ep", "{:>11,.1f}"), ("idle_epoch_s", "idle s", "{:>7.2f}"),
-         ("tree_load_s", "no-cache s", "{:>11.2f}"), ("push_s", "push s", "{:>7.2f}")]
+         ("tree_load_s", "no-cache s", "{:>11.2f}"), ("push_s", "push s", "{:>7.2f}"),
+         ("fetch_cli_s", "cli s", "{:>6.2f}"), ("fetch_pygit2_s", "pygit2 s", "{:>9.2f}"),
+         ("fetch_pygit2_bytes", "pygit2 KiB", "{:>11,.0f}", 1024)]
 
 
 def print_table(rows: list[dict]) -> None:
@@ -277,6 +384,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated plugin counts")
     parser.add_argument("--changed", type=int, default=10, help="plugins pushed (one push each) before the epoch")
+    parser.add_argument("--variants", default="L2p", help=f"comma-separated PR variants ({', '.join(VARIANTS)})")
+    parser.add_argument("--fanout", type=int, default=1000, help="plugins per namespace (0: one namespace)")
+    parser.add_argument("--fetch-only", action="store_true",
+                        help="the PR side only (pushes, the PV's fetch and change detection), no epochs")
     parser.add_argument("--json", action="store_true", help="one JSON object per size (or for --jobs-check)")
     parser.add_argument("--no-tree-load", action="store_true", help="skip the two extra epochs (idle, no cache)")
     parser.add_argument("--jobs-check", action="store_true", help="verification speed-up, jobs 1 vs 2, instead")
@@ -295,15 +406,21 @@ def main() -> None:
                 print(f"{key:24} {value}")
         return
     rows = []
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
     for n in [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]:
-        work = Path(tempfile.mkdtemp(prefix=f"pds-bench-scale-{n}-"))
-        try:
-            row = measure(n, args.changed, work, tree_load=not args.no_tree_load)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
+        for variant in variants:
+            work = Path(tempfile.mkdtemp(prefix=f"pds-bench-scale-{n}-{variant}-"))
+            try:
+                row = measure(n, args.changed, work, tree_load=not args.no_tree_load, variant=variant,
+                              fanout=args.fanout, fetch_only=args.fetch_only)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
     if not args.json:
         print_table(rows)
 

@@ -75,9 +75,10 @@ def make_key(directory: Path, name: str) -> Path:
 class Workspace:
     """A git clone of the PR where tests make (signed or unsigned) commits and push them."""
 
-    def __init__(self, pr_url: str | Path, path: Path, name: str = "tester") -> None:
+    def __init__(self, pr_url: str | Path, path: Path, name: str = "tester", layout: int = 1) -> None:
         self.url = str(pr_url)
         self.path = path
+        self.layout = layout  # where add_plugin puts a plugin (pds_log.core.pr_layout)
         run("git", "clone", "-q", self.url, path)
         if run("git", "-C", path, "rev-parse", "--verify", "-q", "origin/main", check=False).returncode == 0:
             run("git", "-C", path, "checkout", "-q", "-B", "main", "origin/main")  # whatever the remote HEAD
@@ -90,8 +91,13 @@ class Workspace:
         target.write_bytes(data.encode() if isinstance(data, str) else data)
         return target
 
+    def plugin_path(self, name: str) -> str:
+        from pds_log.core.pr_layout import plugin_dir
+
+        return plugin_dir(name, self.layout)
+
     def add_plugin(self, plugin_dir: Path, name: str | None = None) -> None:
-        dest = self.path / "plugins" / (name or plugin_dir.name)
+        dest = self.path / self.plugin_path(name or plugin_dir.name)
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(plugin_dir, dest, ignore=shutil.ignore_patterns("expect.yaml"))
@@ -128,12 +134,12 @@ class World:
     """A real PR (admin + developers), PVs created with `pds pv init`, and example plugins
     built by clang and pushed with signed commits. Used by the PV, audit, peer and demo tests."""
 
-    def __init__(self, root: Path, developers: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, root: Path, developers: dict[str, list[str]] | None = None, layout: int | None = None) -> None:
         self.root = root
         self.keys: dict[str, Path] = {}
         self.pr = root / "pr.git"
         self.admin = self.key("admin")
-        run(*PDS, "pr", "init", self.pr, "--admin-key", self.admin)
+        run(*PDS, "pr", "init", self.pr, "--admin-key", self.admin, *(["--layout", str(layout)] if layout else []))
         for name, spaces in (developers or {"alice": ["org.pds.*"]}).items():
             args = ["--namespace"] * len(spaces)
             ns_args = [x for pair in zip(args, spaces, strict=True) for x in pair]
@@ -141,7 +147,7 @@ class World:
                 "--key", f"{self.key(name)}.pub", *ns_args)
         self.built = root / "built"
         self.built.mkdir()
-        self.ws = Workspace(self.pr, root / "ws")
+        self.ws = Workspace(self.pr, root / "ws", layout=layout or 1)
 
     def key(self, name: str) -> Path:
         if name not in self.keys:
@@ -164,7 +170,7 @@ class World:
         for name, example in plugins.items():
             self.ws.add_plugin(self.example(example, name), name)
         for name in delete:
-            self.ws.remove(f"plugins/{name}")
+            self.ws.remove(self.ws.plugin_path(name))
         commit = self.ws.commit(message, self.key(dev))
         result = self.ws.push()
         assert result.returncode == 0, result.stderr

@@ -61,6 +61,7 @@ from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.formula import Formula
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
+from pds_log.core.pr_layout import plugin_dir
 from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.signed_root import SignedTreeRoot, check_chain
 from pds_log.core.strs import SignedStr, TreeHeadV2, open_any, record_of
@@ -69,7 +70,7 @@ from pds_log.core.tree import PrefixTree
 from pds_log.infra import commit_check
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gittree import blob_at, commit_at, entry_name, read_path, tree_at, walk_blobs
-from pds_log.pv.prsource import PLUGINS_DIR, changed_plugin_names
+from pds_log.infra.prtree import changed_plugins, plugin_entry, plugins_tree
 
 # A log record is small; anything bigger is hostile and is refused before it is parsed.
 MAX_RECORD_BYTES = 4 << 20
@@ -149,13 +150,23 @@ class Latest:
     since: int
 
 
+@dataclass(frozen=True)
+class PluginsAt:
+    """`name in plugins`: whether a PR commit has a directory for plugin `name`."""
+
+    commit: pygit2.Commit
+    layout: int
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and plugin_entry(self.commit.tree, name, self.layout) is not None
+
+
 class PrView:
     """The PR clone as the PV sees it (pds_log.pv.prsource): plugin directories by tree id, the
     plugins a commit touches against its first parent, commit verdicts at an epoch's time."""
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
-        self._entries: dict[str, dict[str, pygit2.Oid]] = {}
 
     def commit(self, oid: str) -> pygit2.Commit | None:
         try:
@@ -164,33 +175,22 @@ class PrView:
             return None
         return obj if isinstance(obj, pygit2.Commit) else None
 
-    def plugins(self, commit: pygit2.Commit) -> dict[str, pygit2.Oid]:
-        """name -> object id of plugins/<name> (memoised for the last few commits only)."""
-        key = str(commit.id)
-        if key not in self._entries:
-            if len(self._entries) > 8:
-                self._entries.pop(next(iter(self._entries)))
-            try:
-                entry = commit.tree[PLUGINS_DIR]
-                tree = tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
-            except KeyError:
-                tree = None
-            self._entries[key] = {entry_name(e): e.id for e in tree} if tree is not None else {}
-        return self._entries[key]
+    def layout(self, commit: pygit2.Commit) -> int:
+        return commit_check.layout_at(self.repo, commit)
 
-    def _tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
-        try:
-            entry = commit.tree[PLUGINS_DIR]
-        except KeyError:
-            return None
-        return tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
+    def plugins(self, commit: pygit2.Commit) -> "PluginsAt":
+        """The plugins at `commit`, looked up one name at a time (O(depth) each)."""
+        return PluginsAt(commit, self.layout(commit))
 
     def touched(self, commit: pygit2.Commit) -> set[str]:
-        old = self._tree(commit.parents[0]) if commit.parents else None
-        return changed_plugin_names(old, self._tree(commit))
+        return self.changed(commit.parents[0] if commit.parents else None, commit)
 
     def changed(self, old: pygit2.Commit | None, new: pygit2.Commit) -> set[str]:
-        return changed_plugin_names(self._tree(old) if old is not None else None, self._tree(new))
+        """As pds_log.pv.prsource.changed_plugin_names: each commit read in its own layout."""
+        old_tree = plugins_tree(self.repo, old.tree) if old is not None else None
+        old_layout = self.layout(old) if old is not None else self.layout(new)
+        return set(changed_plugins(self.repo, old_tree, old_layout, plugins_tree(self.repo, new.tree),
+                                   self.layout(new)))
 
     def new_commits(self, new: pygit2.Commit, old: pygit2.Commit | None) -> list[pygit2.Commit]:
         walker = self.repo.walk(new.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
@@ -638,7 +638,7 @@ class Auditor:
         except PdsError as exc:  # the PR has the object, but it is not a commit
             self.find(epoch, "pr", f"{binding.name}: source {binding.source[:12]}: {exc}")
             return
-        base = f"plugins/{binding.name}/"
+        base = plugin_dir(binding.name, commit_check.layout_at(pr, commit)) + "/"
         for path, digest in ((binding.manifest_path, binding.manifest_sha256), *binding.pluglets.items()):
             data = read_path(pr, commit.tree, base + path)
             if data is None:
@@ -759,7 +759,7 @@ class Auditor:
                                           f"effect; walking the PR, it is {in_effect[:12]}'s")
         return source_of, tainted
 
-    def _follow_latest(self, epoch: int, pr_commit: pygit2.Commit, changed: set[str], present: dict[str, pygit2.Oid],
+    def _follow_latest(self, epoch: int, pr_commit: pygit2.Commit, changed: set[str], present: PluginsAt,
                        source_of: dict[str, str], tainted: dict[str, str]) -> None:
         """Move the version an honest PV must serve of each plugin the PR changed this epoch."""
         assert self.pr_view is not None

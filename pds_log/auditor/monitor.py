@@ -20,8 +20,9 @@ from pds_log.core.commit_signature import SignatureProblem, signer_key
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import parse_plugin_manifest
 from pds_log.core.policy import key_id
+from pds_log.infra.commit_check import layout_at
 from pds_log.infra.gitremote import fetch_branch
-from pds_log.infra.gittree import entry_name, tree_at
+from pds_log.infra.prtree import changed_plugins, plugins_tree
 from pds_log.infra.sshkeys import read_public_key
 from pds_log.peer.trust import Trust
 from pds_log.peer.verify import ABSENT, INCLUDED, verify_plugin
@@ -69,18 +70,16 @@ def pushed_versions(repo: pygit2.Repository, head: pygit2.Commit, key: str) -> d
                 continue
         except SignatureProblem:
             continue
-        parent = commit.parents[0].tree if commit.parents else None
-        try:
-            plugins = tree_at(repo, commit.tree["plugins"].id)
-        except KeyError:
-            continue
-        old = ({e.name: e.id for e in tree_at(repo, parent["plugins"].id)}
-               if parent is not None and "plugins" in parent else {})
-        for entry in plugins:
-            name = entry_name(entry)
-            if old.get(name) == entry.id:
+        parent = commit.parents[0] if commit.parents else None
+        layout = layout_at(repo, commit)
+        changed = changed_plugins(repo, plugins_tree(repo, parent.tree) if parent is not None else None,
+                                  layout_at(repo, parent) if parent is not None else layout,
+                                  plugins_tree(repo, commit.tree), layout)
+        for name, (_, new_id) in sorted(changed.items()):
+            entry = repo[new_id] if new_id is not None else None
+            if not isinstance(entry, pygit2.Tree):
                 continue
-            files = _files(repo, repo[entry.id])
+            files = _files(repo, entry)
             try:
                 manifest = parse_plugin_manifest(files, name)
             except Exception:  # noqa: BLE001 - a malformed version is simply not a version

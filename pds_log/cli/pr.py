@@ -21,12 +21,15 @@ def pr() -> None:
 @click.option("--admin-name", default="admin", show_default=True)
 @click.option("--branch", default="main", show_default=True)
 @click.option("--max-blob-bytes", type=click.IntRange(min=1), default=None)
+@click.option("--layout", type=click.IntRange(1, 2), default=None,
+              help="PR layout: 1 = plugins/<name>/ (the default), 2 = plugins/<label>/.../+/ (cost per push "
+                   "independent of the number of plugins; see formats.md)")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes, as_json):
+def init_cmd(path, admin_key, admin_name, branch, max_blob_bytes, layout, as_json):
     """Create a bare PR repository with the PDS hooks and an admin-signed initial policy."""
     from pds_log.pr.repo import init_pr
 
-    root = init_pr(path, admin_key, admin_name, branch, max_blob_bytes)
+    root = init_pr(path, admin_key, admin_name, branch, max_blob_bytes, layout)
     if as_json:
         click.echo(json.dumps({"path": path, "branch": branch, "root_commit": str(root)}, indent=1))
         return
@@ -103,6 +106,26 @@ def revoke(repo, admin_key, pubkey, reason, as_json):
         kid = key_id(read_public_key(pubkey))
 
     _edit(repo, admin_key, lambda policy: policy.revoke(kid, reason), as_json)
+
+
+@pr.command("migrate-layout")
+@click.option("--repo", required=True, help="PR URL or path")
+@click.option("--admin-key", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--layout", type=click.IntRange(1, 2), default=2, show_default=True,
+              help="The PR layout to move to (1: plugins/<name>/, 2: plugins/<label>/.../+/)")
+@click.option("--json", "as_json", is_flag=True, help="Print the commit and the count as JSON.")
+def migrate_layout_cmd(repo, admin_key, layout, as_json):
+    """Move every plugin to another PR layout: one commit signed by an admin, same files.
+
+    The hook accepts it only if every plugin keeps its files; the PVs' next epoch then sees no
+    plugin changed (same bytes, same bindings)."""
+    from pds_log.pr.repo import migrate_layout
+
+    commit, moved = migrate_layout(repo, admin_key, layout)
+    if as_json:
+        click.echo(json.dumps({"repo": repo, "layout": layout, "commit": commit, "plugins": moved}, indent=1))
+    else:
+        click.echo(f"moved {moved} plugin(s) to layout {layout} in commit {commit[:12]}")
 
 
 @pr.command("install-hooks")

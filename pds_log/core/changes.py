@@ -10,9 +10,14 @@ The rules (the module docstring of pds_log.infra.commit_check says why each exis
 
 * the signer's key must be in the policy, unrevoked and valid at `when` (`usable_signer`);
 * a root commit must be signed by an admin of its own policy;
-* every changed path is safe; ``plugins/<name>/...`` needs a developer key whose namespaces
-  cover <name>; ``pds/...`` and anything else outside ``plugins/`` needs an admin;
-  ``pvs/...`` never belongs on the plugin branch;
+* every changed path is safe; a plugin's files (``plugins/<name>/...`` in layout 1,
+  ``plugins/<label>/.../+/...`` in layout 2: pds_log.core.pr_layout) need a developer key
+  whose namespaces cover <name>; any other path under ``plugins/`` is refused; ``pds/...``
+  and anything else outside ``plugins/`` needs an admin; ``pvs/...`` never belongs on the
+  plugin branch;
+* a commit that changes the layout (``layout:`` in the policy, so an admin's) moves every
+  plugin unchanged: the same names with the same directory tree ids before and after
+  (`Relayout`), and touches no plugin;
 * every changed entry is a regular file of at most the policy's ``max_blob_bytes``
   (`file_problem`, the one rule shared with the PV areas);
 * a changed ``pds/policy.yaml`` must parse;
@@ -31,8 +36,8 @@ from dataclasses import dataclass, field
 from .commit_signature import SignatureProblem, signer_key
 from .errors import FormatError
 from .manifest import check_pluglets, parse_plugin_manifest, validate_relative_path
-from .names import is_valid_name
-from .policy import PLUGINS_DIR, POLICY_PATH, PV_AREA_DIR, Policy, short_key
+from .policy import POLICY_PATH, PV_AREA_DIR, Policy, short_key
+from .pr_layout import plugin_dir, plugin_of
 
 # git tree entry modes (the values libgit2 reports)
 MODE_TREE = 0o040000
@@ -103,6 +108,20 @@ class PluginContent:
 
 
 @dataclass(frozen=True)
+class Relayout:
+    """For a commit that changes the PR layout: every plugin before it (read in the old
+    layout) and after it (in the new one), name -> the object id of its directory's tree.
+    `stray` lists paths under ``plugins/`` after it that are no plugin's files."""
+
+    before: Mapping[str, str]
+    after: Mapping[str, str]
+    stray: Sequence[str] = ()
+
+
+MAX_NAMED = 5  # plugins named in one refusal
+
+
+@dataclass(frozen=True)
 class ChangeSet:
     """What one commit changes. `plugins` maps each touched plugin name to its content after
     the commit; the git side passes a lazy mapping, read only for the names asked for.
@@ -114,6 +133,18 @@ class ChangeSet:
     root: bool = False
     policy_text: bytes | None = None
     policy_problem: str | None = None
+    relayout: Relayout | None = None  # given when the commit changes the layout
+
+
+def new_layout(changes: ChangeSet, policy: Policy) -> int:
+    """The layout of the commit's tree: its new policy's when it changes one that parses,
+    else that of the policy judging it."""
+    if changes.policy_text is not None and changes.policy_problem is None:
+        try:
+            return Policy.parse(changes.policy_text).layout
+        except FormatError:
+            pass  # refused by _judge_policy_file; the tree is read as the judging policy says
+    return policy.layout
 
 
 def file_problem(change: FileChange, max_bytes: int) -> str | None:
@@ -158,31 +189,49 @@ def judge_changes(changes: ChangeSet, signer: str, policy: Policy, when: int,
     verdict = verdict if verdict is not None else CommitVerdict("")
     if changes.root and not policy.is_admin(signer):
         verdict.refuse(f"root commit must be signed by an admin of its own policy, not {verdict.signer}")
+    layouts = (policy.layout, new_layout(changes, policy))
     touched: set[str] = set()
     namespace_refusals: dict[tuple[str, str], list[str]] = {}
     for change in changes.files:
-        _judge_path(change, signer, policy, when, verdict, touched, namespace_refusals)
+        _judge_path(change, signer, policy, when, verdict, touched, namespace_refusals, layouts)
     for (name, reason), paths in namespace_refusals.items():
-        where = paths[0] if len(paths) == 1 else f"plugins/{name}/ ({len(paths)} files)"
+        where = paths[0] if len(paths) == 1 else f"{plugin_dir(name, layouts[1])}/ ({len(paths)} files)"
         verdict.refuse(f"{where}: {reason}", plugin=name)
+    if layouts[0] != layouts[1]:
+        _judge_relayout(changes, layouts, verdict)
     if any(c.path == POLICY_PATH for c in changes.files):
         _judge_policy_file(changes, verdict)
     verdict.plugins = sorted(touched)
     for name in verdict.plugins:
-        _judge_plugin(name, changes.plugins[name], verdict)
+        _judge_plugin(name, changes.plugins[name], verdict, layouts[1])
     return verdict
 
 
-def _plugin_of(path: str) -> str | None:
-    parts = path.split("/")
-    return parts[1] if parts[0] == PLUGINS_DIR and len(parts) >= 3 and is_valid_name(parts[1]) else None
+def _judge_relayout(changes: ChangeSet, layouts: tuple[int, int], verdict: CommitVerdict) -> None:
+    """A layout change moves every plugin, unchanged, and nothing else under plugins/."""
+    moved = changes.relayout
+    if moved is None:
+        verdict.refuse(f"the commit changes the PR layout from {layouts[0]} to {layouts[1]} but its plugins "
+                       f"were not compared")
+        return
+    differ = sorted(n for n in moved.before.keys() | moved.after.keys() if moved.before.get(n) != moved.after.get(n))
+    for name in differ[:MAX_NAMED]:
+        what = ("gone" if name not in moved.after else "new" if name not in moved.before else "files differ")
+        verdict.refuse(f"{plugin_dir(name, layouts[1])}: a commit changing the PR layout (from {layouts[0]} to "
+                       f"{layouts[1]}) must move every plugin unchanged ({what}); change plugins in another commit")
+    if len(differ) > MAX_NAMED:
+        verdict.refuse(f"... and {len(differ) - MAX_NAMED} more plugins differ across the layout change")
+    for path in moved.stray[:MAX_NAMED]:
+        verdict.refuse(plugin_of(path, layouts[1])[1] or f"{path}: not a plugin's file in layout {layouts[1]}")
 
 
 def _judge_path(change: FileChange, signer: str, policy: Policy, when: int, verdict: CommitVerdict,
-                touched: set[str], namespace_refusals: dict[tuple[str, str], list[str]]) -> None:
+                touched: set[str], namespace_refusals: dict[tuple[str, str], list[str]],
+                layouts: tuple[int, int]) -> None:
     path = change.path
     parts = path.split("/")
-    plugin = _plugin_of(path)
+    # a deletion is read in the layout before the commit, anything else in the one after it
+    plugin, misplaced = plugin_of(path, layouts[0] if change.mode is None else layouts[1])
     try:
         validate_relative_path(path, path)
     except FormatError as exc:
@@ -191,16 +240,13 @@ def _judge_path(change: FileChange, signer: str, policy: Policy, when: int, verd
     problem = file_problem(change, policy.max_blob_bytes)
     if problem:
         verdict.refuse(problem, plugin=plugin)
-    if parts[0] == PLUGINS_DIR and len(parts) >= 3:
-        if plugin is None:
-            verdict.refuse(f"{path}: invalid plugin name {parts[1]!r}")
-            return
+    if plugin is not None:
         reason = policy.may_write_plugin(signer, plugin, when)
         if reason:
             namespace_refusals.setdefault((plugin, reason), []).append(path)
         touched.add(plugin)
-    elif parts[0] == PLUGINS_DIR:
-        verdict.refuse(f"{path}: files directly under plugins/ are not allowed (use plugins/<name>/...)")
+    elif misplaced is not None:
+        verdict.refuse(misplaced)
     elif parts[0] == PV_AREA_DIR:
         verdict.refuse(f"{path}: PV areas live on refs/heads/pvs/<origin>, not on the plugin branch")
     elif not policy.is_admin(signer):
@@ -221,8 +267,8 @@ def _judge_policy_file(changes: ChangeSet, verdict: CommitVerdict) -> None:
             verdict.refuse(str(exc))
 
 
-def _judge_plugin(name: str, content: PluginContent, verdict: CommitVerdict) -> None:
-    base = f"{PLUGINS_DIR}/{name}"
+def _judge_plugin(name: str, content: PluginContent, verdict: CommitVerdict, layout: int) -> None:
+    base = plugin_dir(name, layout)
     if content.deleted:
         return
     if content.problem or content.files is None:

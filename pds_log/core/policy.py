@@ -2,6 +2,7 @@
 
     version: 1
     branch: main                        # the plugin branch
+    layout: 2                           # where plugins' files sit (core/pr_layout.py); absent = 1
     max_blob_bytes: 1048576             # any larger file is refused
     admins:                             # may change pds/ (this policy) and files outside plugins/
       - name: alice-admin
@@ -39,10 +40,11 @@ import yaml
 from .errors import FormatError, PdsError
 from .names import in_namespace, validate_name, validate_namespace
 from .note import validate_key_name
+from .pr_layout import DEFAULT_LAYOUT, validate_layout
+from .pr_layout import PLUGINS_DIR as PLUGINS_DIR
 from .yamldoc import parse_mapping
 
 POLICY_PATH = "pds/policy.yaml"
-PLUGINS_DIR = "plugins"
 PV_AREA_DIR = "pvs"
 DEFAULT_MAX_BLOB = 1 << 20
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
@@ -112,6 +114,7 @@ class Principal:
 class Policy:
     branch: str = "main"
     max_blob_bytes: int = DEFAULT_MAX_BLOB
+    layout: int = DEFAULT_LAYOUT  # the PR layout (pds_log.core.pr_layout)
     admins: list[Principal] = field(default_factory=list)
     developers: list[Principal] = field(default_factory=list)
     pvs: list[Principal] = field(default_factory=list)
@@ -120,14 +123,14 @@ class Policy:
     # ------------------------------------------------------------------ parsing
     @classmethod
     def parse(cls, text: str | bytes, where: str = POLICY_PATH) -> "Policy":
-        doc = parse_mapping(text, where, {"version", "branch", "max_blob_bytes", "admins", "developers",
-                                          "revoked", "pvs"})
+        doc = parse_mapping(text, where, {"version", "branch", "layout", "max_blob_bytes", "admins",
+                                          "developers", "revoked", "pvs"})
         if doc.get("version") != 1:
             raise FormatError(f"{where}: version must be 1")
         branch = doc.get("branch", "main")
         if not isinstance(branch, str) or not branch.strip():
             raise FormatError(f"{where}: branch must be a branch name")
-        policy = cls(branch=branch)
+        policy = cls(branch=branch, layout=validate_layout(doc.get("layout", DEFAULT_LAYOUT), where))
         mbb = doc.get("max_blob_bytes", DEFAULT_MAX_BLOB)
         if isinstance(mbb, bool) or not isinstance(mbb, int) or mbb <= 0:
             raise FormatError(f"{where}: max_blob_bytes must be a positive integer")
@@ -157,13 +160,16 @@ class Policy:
                 d["valid_before"] = p.valid_before
             return d
 
-        doc = {
-            "version": 1, "branch": self.branch, "max_blob_bytes": self.max_blob_bytes,
+        doc: dict[str, Any] = {"version": 1, "branch": self.branch}
+        if self.layout != DEFAULT_LAYOUT:  # a layout-1 policy keeps its bytes
+            doc["layout"] = self.layout
+        doc.update({
+            "max_blob_bytes": self.max_blob_bytes,
             "admins": [{"name": p.name, "key": p.key} for p in self.admins],
             "developers": [dev(p) for p in self.developers],
             "revoked": [{"key": k, "reason": r} for k, r in self.revoked.items()],
             "pvs": [{"origin": p.origin, "key": p.key} for p in self.pvs],
-        }
+        })
         return str(yaml.safe_dump(doc, sort_keys=False, width=1000))
 
     # ------------------------------------------------------------------ edits (an admin's commit)

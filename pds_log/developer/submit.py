@@ -1,5 +1,7 @@
-"""`pds dev submit`: commit a plugin directory to the PR as plugins/<name>/, signed with the
-developer's SSH key, and push it (the PR's hook decides)."""
+"""`pds dev submit`: commit a plugin directory to the PR, signed with the developer's SSH key,
+and push it (the PR's hook decides). The plugin goes where the PR's layout puts it
+(pds_log.core.pr_layout: ``plugins/<name>/`` in layout 1, ``plugins/<label>/.../+/`` in layout 2),
+read from the policy at the branch tip."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 from pds_log.core.errors import PdsError
 from pds_log.core.manifest import check_pluglets, parse_plugin_manifest
 from pds_log.core.names import validate_name
+from pds_log.core.pr_layout import plugin_dir
+from pds_log.infra.commit_check import layout_at
 from pds_log.infra.gitremote import fetch_branch, push
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import tree_at, update_tree, walk_blobs
@@ -18,7 +22,7 @@ from .build import read_plugin_dir
 
 def submit_plugin(directory: str | Path, pr_url: str, key: str | Path, name: str | None = None,
                   message: str | None = None, author: str = "developer", delete: bool = False) -> str:
-    """Replace plugins/<name>/ in the PR with `directory` (or delete it); returns the commit."""
+    """Replace the plugin's directory in the PR with `directory` (or delete it); returns the commit."""
     directory = Path(directory).resolve()
     name = validate_name(name or directory.name)
     key = Path(key).resolve()
@@ -31,7 +35,7 @@ def submit_plugin(directory: str | Path, pr_url: str, key: str | Path, name: str
             raise PdsError(f"{name}: " + "; ".join(problems) + " (run `pds dev build` first)")
     with tempfile.TemporaryDirectory(prefix="pds-submit-") as tmp:
         clone, tip = fetch_branch(pr_url, Path(tmp) / "pr.git", "main", key)
-        base = f"plugins/{name}/"
+        base = plugin_dir(name, layout_at(clone, tip)) + "/"
         changes: dict[str, bytes | None] = {}
         try:
             old = tree_at(clone, tip.tree[base.rstrip("/")].id)

@@ -8,9 +8,14 @@ root commit: against its own policy, and it must be signed by one of that policy
 
 * exactly one parent (merge commits are refused: rebase instead);
 * an SSH signature (namespace ``git``) that verifies, by a key in the policy, not revoked;
-* every changed path is allowed to the signer: ``plugins/<name>/...`` needs a developer key,
-  valid at the check time, whose namespaces cover <name>; ``pds/...`` and anything outside
-  ``plugins/`` need an admin key; ``pvs/...`` never belongs on the plugin branch;
+* every changed path is allowed to the signer: a plugin's files (``plugins/<name>/...`` in PR
+  layout 1, ``plugins/<label>/.../<label>/+/...`` in layout 2, pds_log.core.pr_layout) need a
+  developer key, valid at the check time, whose namespaces cover <name>; ``pds/...`` and
+  anything outside ``plugins/`` need an admin key; ``pvs/...`` never belongs on the plugin
+  branch;
+* a commit that changes the layout moves every plugin unchanged (same directory tree ids):
+  it is compared plugin by plugin (`pds_log.infra.prtree`), not file by file, so that the
+  migration of a large PR is one commit under the file limits;
 * every changed entry is a regular file (no symlink, no submodule), with a safe path and at
   most ``max_blob_bytes``; a commit changes at most `MAX_COMMIT_FILES` files;
 * every plugin the commit touches still has a well-formed manifest whose pluglets exist and
@@ -48,19 +53,24 @@ from pds_log.core.changes import (
     CommitVerdict,
     FileChange,
     PluginContent,
+    Relayout,
     judge_changes,
     judge_pv_area_changes,
+    new_layout,
     usable_signer,
 )
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.policy import PLUGINS_DIR, POLICY_PATH, Policy
+from pds_log.core.pr_layout import DEFAULT_LAYOUT, plugin_dir
 from pds_log.infra.gittree import blob_at, commit_at, entry_name, tree_at
+from pds_log.infra.prtree import list_plugins, plugin_entry, plugins_tree
 
 REGULAR = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 MAX_COMMIT_FILES = 10_000  # changed files in one commit (the hook also applies it to a whole push)
 MAX_PLUGIN_FILES = 1_000  # files in one plugins/<name>/ directory
 MAX_PLUGIN_BYTES = 64 << 20  # bytes of all the files of one plugin
 MAX_POLICY_BYTES = 1 << 20
+LAYOUT_FALLBACK_DEPTH = 1000  # ancestors tried for the layout when a commit's policy does not parse
 
 
 def blob_size(repo: pygit2.Repository, oid: pygit2.Oid) -> int:
@@ -96,6 +106,30 @@ def policy_bytes(repo: pygit2.Repository, commit: pygit2.Commit) -> bytes:
 
 def policy_at(repo: pygit2.Repository, commit: pygit2.Commit) -> Policy:
     return Policy.parse(policy_bytes(repo, commit), f"{POLICY_PATH}@{str(commit.id)[:12]}")
+
+
+_LAYOUTS: dict[pygit2.Oid, int] = {}  # policy blob -> its layout (content-addressed, so shared)
+
+
+def layout_at(repo: pygit2.Repository, commit: pygit2.Commit) -> int:
+    """The PR layout of `commit`'s tree: the ``layout`` of its own ``pds/policy.yaml``; when
+    that one does not parse (a planted commit), of the newest first-parent ancestor's that
+    does; layout 1 when none does."""
+    try:
+        blob = commit.tree[POLICY_PATH].id
+    except KeyError:
+        blob = None
+    if blob is not None and blob in _LAYOUTS:
+        return _LAYOUTS[blob]
+    try:
+        policy, source = usable_policy(repo, commit, LAYOUT_FALLBACK_DEPTH)
+    except FormatError:
+        return DEFAULT_LAYOUT
+    if blob is not None and source == str(commit.id):
+        if len(_LAYOUTS) > 1024:
+            _LAYOUTS.clear()
+        _LAYOUTS[blob] = policy.layout
+    return policy.layout
 
 
 class TooManyChanges(FormatError):
@@ -188,23 +222,25 @@ def follow_plugins(verdict: CommitVerdict, touched: Iterable[str], source_of: di
             tainted[name] = f"commit {verdict.commit[:12]} refused: {'; '.join(verdict.reasons)}"
 
 
-def changes(repo: pygit2.Repository, commit: pygit2.Commit, limit: int | None = None) -> list[Change]:
-    """Every file added, modified, deleted or retyped by a commit, against its first parent.
+def changes(repo: pygit2.Repository, commit: pygit2.Commit, limit: int | None = None,
+            skip: frozenset[str] = frozenset()) -> list[Change]:
+    """Every file added, modified, deleted or retyped by a commit, against its first parent,
+    leaving out the top-level entries in `skip`. Only subtrees whose ids differ are opened.
 
     With `limit`, raises TooManyChanges as soon as more than `limit` files have changed."""
     old = commit.parents[0].tree if commit.parents else None
     out: list[Change] = []
-    _diff_trees(repo, old, commit.tree, "", out, limit)
+    _diff_trees(repo, old, commit.tree, "", out, limit, skip)
     return out
 
 
 def _diff_trees(repo, old: pygit2.Tree | None, new: pygit2.Tree | None, prefix: str, out: list[Change],
-                limit: int | None = None) -> None:
+                limit: int | None = None, skip: frozenset[str] = frozenset()) -> None:
     if limit is not None and len(out) > limit:
         raise TooManyChanges(f"the commit changes more than {limit} files")
     old_entries = {entry_name(e): e for e in old} if old is not None else {}
     new_entries = {entry_name(e): e for e in new} if new is not None else {}
-    for name in sorted(old_entries.keys() | new_entries.keys()):
+    for name in sorted((old_entries.keys() | new_entries.keys()) - skip):
         a, b = old_entries.get(name), new_entries.get(name)
         if a is not None and b is not None and a.id == b.id and a.filemode == b.filemode:
             continue
@@ -268,34 +304,45 @@ def _usable_signer(commit: pygit2.Commit, policy: Policy, verdict: CommitVerdict
     return usable_signer(signature, payload, policy, when, verdict)
 
 
+def _policy_change(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[bytes | None, str | None]:
+    try:
+        return policy_bytes(repo, commit), None
+    except FormatError as exc:
+        return None, str(exc)
+
+
 def change_set(repo: pygit2.Repository, commit: pygit2.Commit, changed: list[Change],
-               max_file_bytes: int) -> ChangeSet:
+               max_file_bytes: int, layout: int = DEFAULT_LAYOUT, relayout: Relayout | None = None) -> ChangeSet:
     """The git side of the rules: a commit's changes as plain data for core.changes (sizes
-    from object headers; a touched plugin's files read only when the judge asks for them)."""
+    from object headers; a touched plugin's files read only when the judge asks for them,
+    in `layout`, the layout of the commit's tree)."""
     files = _file_changes(repo, changed)
     policy_text = policy_problem = None
     if any(c.path == POLICY_PATH for c in changed):
-        try:
-            policy_text = policy_bytes(repo, commit)
-        except FormatError as exc:
-            policy_problem = str(exc)
-    return ChangeSet(files, _PluginTrees(repo, commit, max_file_bytes), root=not commit.parents,
-                     policy_text=policy_text, policy_problem=policy_problem)
+        policy_text, policy_problem = _policy_change(repo, commit)
+    return ChangeSet(files, _PluginTrees(repo, commit, max_file_bytes, layout), root=not commit.parents,
+                     policy_text=policy_text, policy_problem=policy_problem, relayout=relayout)
+
+
+def _relayout(repo: pygit2.Repository, commit: pygit2.Commit, old: int, new: int) -> Relayout:
+    """Every plugin before (layout `old`) and after (layout `new`) a layout-changing commit."""
+    parent = plugins_tree(repo, commit.parents[0].tree) if commit.parents else None
+    before = list_plugins(repo, parent, old)
+    after = list_plugins(repo, plugins_tree(repo, commit.tree), new)
+    return Relayout({n: str(e.id) for n, e in before.entries.items()},
+                    {n: str(e.id) for n, e in after.entries.items()}, after.stray)
 
 
 class _PluginTrees(Mapping[str, PluginContent]):
-    """plugins/<name>/ of a commit's tree, read on access (only the touched plugins are)."""
+    """The plugins' directories of a commit's tree, read on access (only the touched plugins
+    are), in the layout of that tree."""
 
-    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int) -> None:
-        self.repo, self.max_file_bytes = repo, max_file_bytes
-        try:
-            self.entries = {entry_name(e): e for e in tree_at(repo, commit.tree[PLUGINS_DIR].id)}
-        except KeyError:
-            self.entries = {}
+    def __init__(self, repo: pygit2.Repository, commit: pygit2.Commit, max_file_bytes: int, layout: int) -> None:
+        self.repo, self.commit, self.max_file_bytes, self.layout = repo, commit, max_file_bytes, layout
 
     def __getitem__(self, name: str) -> PluginContent:
-        entry = self.entries.get(name)
-        base = f"{PLUGINS_DIR}/{name}"
+        entry = plugin_entry(self.commit.tree, name, self.layout)
+        base = plugin_dir(name, self.layout)
         if entry is None:
             return PluginContent(deleted=True)
         if entry.filemode != pygit2.GIT_FILEMODE_TREE:
@@ -303,11 +350,14 @@ class _PluginTrees(Mapping[str, PluginContent]):
         files, problem = read_plugin_tree(self.repo, tree_at(self.repo, entry.id), base, self.max_file_bytes)
         return PluginContent(files=files, problem=problem)
 
+    def _names(self) -> list[str]:
+        return sorted(list_plugins(self.repo, plugins_tree(self.repo, self.commit.tree), self.layout).entries)
+
     def __iter__(self):
-        return iter(self.entries)
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._names())
 
 
 def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
@@ -328,15 +378,37 @@ def check_commit(repo: pygit2.Repository, commit: pygit2.Commit, when: int,
     key = _usable_signer(commit, policy, verdict, when)
     if key is None:
         return verdict
-    try:
-        changed = changes(repo, commit, limit=max_files)
+    layouts = (policy.layout, _commit_layout(repo, commit, policy))
+    relayout = _relayout(repo, commit, *layouts) if layouts[0] != layouts[1] else None
+    try:  # a layout change is compared plugin by plugin (relayout), not file by file
+        changed = changes(repo, commit, limit=max_files, skip=frozenset({PLUGINS_DIR} if relayout else ()))
     except TooManyChanges:
         judge_changes(ChangeSet([], {}, root=not commit.parents), key, policy, when, verdict)
         verdict.refuse(f"changes more than {max_files} files")
         verdict.over_limit = True
         return verdict
     verdict.paths = [c.path for c in changed]
-    return judge_changes(change_set(repo, commit, changed, policy.max_blob_bytes), key, policy, when, verdict)
+    return judge_changes(change_set(repo, commit, changed, policy.max_blob_bytes, layouts[1], relayout),
+                         key, policy, when, verdict)
+
+
+def _commit_layout(repo: pygit2.Repository, commit: pygit2.Commit, policy: Policy) -> int:
+    """The layout the rules read `commit`'s tree in (core.changes.new_layout): its new
+    policy's when it changes one that parses, else that of the judging `policy`."""
+    parent_blob = None
+    if commit.parents:
+        try:
+            parent_blob = commit.parents[0].tree[POLICY_PATH].id
+        except KeyError:
+            pass
+    try:
+        own_blob = commit.tree[POLICY_PATH].id
+    except KeyError:
+        return policy.layout
+    if own_blob == parent_blob:
+        return policy.layout
+    text, problem = _policy_change(repo, commit)
+    return new_layout(ChangeSet([], {}, policy_text=text, policy_problem=problem), policy)
 
 
 def check_pv_area_commit(repo: pygit2.Repository, commit: pygit2.Commit, origin: str, policy: Policy,

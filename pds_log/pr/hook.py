@@ -40,6 +40,7 @@ import pygit2
 
 from pds_log.core.errors import FormatError
 from pds_log.core.policy import POLICY_PATH, Policy
+from pds_log.core.pr_layout import DEFAULT_LAYOUT, plugin_dir
 from pds_log.infra.commit_check import (
     MAX_COMMIT_FILES,
     CommitVerdict,
@@ -137,7 +138,7 @@ def _check_branch_commits(repo: pygit2.Repository, update: RefUpdate, commits: l
             break
         budget -= len(verdict.paths)
         if not verdict.ok:
-            lines.extend(_lines(verdict))
+            lines.extend(_lines(verdict, policy.layout if policy is not None else DEFAULT_LAYOUT))
         elif POLICY_PATH in verdict.paths or not commit.parents:
             policy = policy_at(repo, commit)
     return lines
@@ -170,7 +171,7 @@ def _check_pv_area_update(repo: pygit2.Repository, update: RefUpdate, commits: l
     return lines
 
 
-def _lines(verdict: CommitVerdict) -> list[str]:
+def _lines(verdict: CommitVerdict, layout: int = DEFAULT_LAYOUT) -> list[str]:
     """The refusal line of a commit; when only some of the plugins it touches are bad, also one
     line per bad plugin and how to push the good ones apart (git takes a push whole or not at
     all, so the hook cannot accept part of it)."""
@@ -182,7 +183,7 @@ def _lines(verdict: CommitVerdict) -> list[str]:
     short = verdict.commit[:12]
     for name in bad:
         lines.append(f"refused plugin {name} (commit {short}): {'; '.join(verdict.plugin_reasons[name])}")
-    paths = " ".join(f"plugins/{name}" for name in bad)
+    paths = " ".join(plugin_dir(name, layout) for name in bad)
     lines.append(f"the other {len(good)} plugin(s) of commit {short} pass the PR's checks ({', '.join(good)}), but a "
                  f"push is accepted or refused whole: leave out {', '.join(bad)} and push again, e.g. for the last "
                  f"commit: git reset --soft HEAD~1 && git restore --staged {paths} && git commit -S -C ORIG_HEAD "

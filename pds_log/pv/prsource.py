@@ -3,7 +3,9 @@
 The PV never trusts the PR: the new head must descend from the last head it processed,
 every new commit is re-checked against the PR's policy (pds_log.infra.commit_check), and
 plugin files are read from git blobs only (a symlink or submodule entry makes the plugin
-invalid; nothing is ever checked out).
+invalid; nothing is ever checked out). Each commit's tree is read in the PR layout its own
+policy sets (pds_log.infra.prtree, `commit_check.layout_at`); what changed between two commits
+is found by diffing only the subtrees whose ids differ.
 
 A hostile PR cannot make the PV inflate what it will refuse: the fetch is `git fetch` (its
 index-pack streams big blobs; libgit2's fetch held a 1 GiB zero blob, a 1 MB pack, in memory:
@@ -20,13 +22,16 @@ from pathlib import Path
 import pygit2
 
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, read_plugin_tree  # noqa: F401
+from pds_log.core.pr_layout import PLUGINS_DIR, plugin_dir
+from pds_log.infra.commit_check import MAX_PLUGIN_BYTES, MAX_PLUGIN_FILES, layout_at, read_plugin_tree
 from pds_log.infra.files import clear_stale_git_locks, exclusive_lock
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
-from pds_log.infra.gittree import commit_at, entry_name, tree_at
+from pds_log.infra.gittree import commit_at, tree_at
+from pds_log.infra.prtree import changed_plugins, list_plugins, plugin_entry, plugins_tree
 
-PLUGINS_DIR = "plugins"
+__all__ = ["MAX_PLUGIN_BYTES", "MAX_PLUGIN_FILES", "PLUGINS_DIR", "HistoryRewritten", "PluginSnapshot", "PrMirror",
+           "changed_plugin_names", "read_plugin_tree"]
 FETCH_TIMEOUT = 600  # seconds for one fetch of the PR
 
 
@@ -62,9 +67,9 @@ class PrMirror:
         self.known_hosts = known_hosts
         self.key_setting = key_setting
         if not (path / "HEAD").exists():
-            pygit2.init_repository(str(path), bare=True)
+            created = pygit2.init_repository(str(path), bare=True)
+            created.config["fetch.unpackLimit"] = 1  # keep each fetch one pack, never loose objects
         self.repo = pygit2.Repository(str(path))
-        self._plugin_trees: dict[str, tuple[pygit2.Tree | None, dict]] = {}
 
     def fetch(self) -> pygit2.Commit:
         """Fetch the PR's main branch and every PV area; return the new head commit.
@@ -135,44 +140,28 @@ class PrMirror:
 
     def touched_plugins(self, commit: pygit2.Commit) -> set[str]:
         """Plugin names whose directory a commit changes (against its first parent)."""
-        old = self._plugins_tree(commit.parents[0]) if commit.parents else None
-        return changed_plugin_names(old, self._plugins_tree(commit))
+        return self.changed_plugins(commit.parents[0] if commit.parents else None, commit)
 
     def changed_plugins(self, old: pygit2.Commit | None, new: pygit2.Commit) -> set[str]:
-        return changed_plugin_names(self._plugins_tree(old) if old else None, self._plugins_tree(new))
+        return changed_plugin_names(self.repo, old, new)
 
     def plugin_names(self, commit: pygit2.Commit) -> list[str]:
-        tree = self._plugins_tree(commit)
-        return sorted(entry_name(e) for e in tree) if tree is not None else []
-
-    def _plugins_tree(self, commit: pygit2.Commit) -> pygit2.Tree | None:
-        """The `plugins/` tree of a commit (memoised: with many plugins it is a large object,
-        and an epoch reads many plugins from the same commit)."""
-        key = str(commit.id)
-        if key not in self._plugin_trees:
-            try:
-                entry = commit.tree[PLUGINS_DIR]
-                tree = tree_at(self.repo, entry.id) if entry.type_str == "tree" else None
-            except KeyError:
-                tree = None
-            self._plugin_trees[key] = (tree, {entry_name(e): e for e in tree} if tree is not None else {})
-        return self._plugin_trees[key][0]
-
-    def _plugin_entry(self, commit: pygit2.Commit, name: str):
-        self._plugins_tree(commit)
-        return self._plugin_trees[str(commit.id)][1].get(name)
+        listing = list_plugins(self.repo, plugins_tree(self.repo, commit.tree), layout_at(self.repo, commit))
+        return sorted(listing.entries)
 
     def plugin(self, commit: pygit2.Commit, name: str) -> PluginSnapshot | None:
         """The plugin's files at `commit`, or None if its directory does not exist there."""
-        entry = self._plugin_entry(commit, name)
+        layout = layout_at(self.repo, commit)
+        entry = plugin_entry(commit.tree, name, layout)
         if entry is None:
             return None
         snap = PluginSnapshot(name, str(commit.id), {})
+        base = plugin_dir(name, layout)
         if entry.type_str != "tree":
-            snap.problem = f"plugins/{name} is not a directory"
+            snap.problem = f"{base} is not a directory"
             return snap
         try:
-            files, snap.problem = read_plugin_tree(self.repo, tree_at(self.repo, entry.id), f"{PLUGINS_DIR}/{name}")
+            files, snap.problem = read_plugin_tree(self.repo, tree_at(self.repo, entry.id), base)
         except FormatError as exc:  # e.g. an object the PR's history names but never sent
             files, snap.problem = {}, str(exc)
         if snap.problem is None:
@@ -180,9 +169,10 @@ class PrMirror:
         return snap
 
 
-def changed_plugin_names(old: pygit2.Tree | None, new: pygit2.Tree | None) -> set[str]:
-    """Names whose `plugins/<name>` entry differs between two `plugins/` trees (by object id:
-    git trees are content-addressed, so unchanged directories compare equal in O(1))."""
-    old_entries = {entry_name(e): e.id for e in old} if old is not None else {}
-    new_entries = {entry_name(e): e.id for e in new} if new is not None else {}
-    return {n for n in old_entries.keys() | new_entries.keys() if old_entries.get(n) != new_entries.get(n)}
+def changed_plugin_names(repo: pygit2.Repository, old: pygit2.Commit | None, new: pygit2.Commit) -> set[str]:
+    """Names whose plugin directory differs between two PR commits, each read in its own
+    layout (by object id: git trees are content-addressed, so only the subtrees whose ids
+    differ are opened; a plugin moved by a layout change with the same files is unchanged)."""
+    old_tree = plugins_tree(repo, old.tree) if old is not None else None
+    old_layout = layout_at(repo, old) if old is not None else layout_at(repo, new)
+    return set(changed_plugins(repo, old_tree, old_layout, plugins_tree(repo, new.tree), layout_at(repo, new)))

@@ -161,8 +161,12 @@ def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, a
 @click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True)
 @_now_option
 @_json_option
-def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json):
-    """Write an offline proof bundle for NAME: each PV's STR and a one-file proof, and the bytecode hashes.
+@click.option("--from-size", "from_sizes", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="STR v2: also carry the consistency proof from epoch-log size N (the receiver's last verified "
+                   "epoch, when known); repeatable. Your own last verified size is always included.")
+def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json, from_sizes):
+    """Write an offline proof bundle for NAME: each PV's STR and a one-file proof, and the bytecode hashes
+    (for an STR v2: the cosigned checkpoint and its epoch-log proofs).
 
     Exit 0 when written, 1 when no trusted PV vouches for NAME, 2 on a usage error."""
     from pds_log.core.names import validate_name
@@ -174,7 +178,8 @@ def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json):
     except PdsError as exc:
         _fail_usage(exc)
     try:
-        bundle, verdict = make_bundle(name, trust, out, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state)
+        bundle, verdict = make_bundle(name, trust, out, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state,
+                                      from_sizes=tuple(from_sizes))
     except PdsError as exc:
         click.echo(f"pds: {exc}", err=True)
         sys.exit(EXIT_REJECT)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -294,14 +294,7 @@ class MirrorWalk:
             raise BrokenChain(f"epoch log: its tiles do not make proofs for size {request.size} ({exc})") from None
 
     def _tile(self, mirror: str, tile: tlog.TileId) -> bytes:
-        """A hash tile; a partial one that is gone (a full one replaced it) is cut from the full tile."""
-        try:
-            return self._get(mirror, tile.path(), MAX_LOG_TILE_BYTES)
-        except FetchError as exc:
-            if not exc.not_found or tile.width == tlog.TILE_WIDTH:
-                raise
-        full = self._get(mirror, tlog.TileId(tile.level, tile.n).path(), MAX_LOG_TILE_BYTES)
-        return full[:tile.width * tlog.HASH_SIZE] if len(full) == tlog.TILE_WIDTH * tlog.HASH_SIZE else full
+        return fetch_log_tile(lambda path, limit: self._get(mirror, path, limit), tile)
 
     def _chain_link(self, mirror: str, epoch: int) -> bytes:
         try:
@@ -381,6 +374,18 @@ class MirrorWalk:
         return _one_line(text)
 
 
+def fetch_log_tile(get: Callable[[str, int], bytes], tile: tlog.TileId) -> bytes:
+    """An epoch-log hash tile through `get(path, max_bytes)`; a partial one that is gone (the
+    full tile replaced it, which C2SP tlog-tiles allows) is cut from the full tile."""
+    try:
+        return get(tile.path(), MAX_LOG_TILE_BYTES)
+    except FetchError as exc:
+        if not exc.not_found or tile.width == tlog.TILE_WIDTH:
+            raise
+    full = get(tlog.TileId(tile.level, tile.n).path(), MAX_LOG_TILE_BYTES)
+    return full[:tile.width * tlog.HASH_SIZE] if len(full) == tlog.TILE_WIDTH * tlog.HASH_SIZE else full
+
+
 def _one_line(text: str, limit: int = 500) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[:limit] + "..."
@@ -428,6 +433,7 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
 
 
 __all__ = ["ABSENT", "FUTURE_SKEW", "INCLUDED", "INVALID", "MAX_CHAIN_FETCH", "UNREACHABLE", "BytecodeDir",
+           "fetch_log_tile",
            "MirrorWalk", "PvReport", "Status", "Verdict", "binding_files", "bytecode_problem", "evaluate",
            "freshness_problem", "held_bytecode_check", "manifest_check", "refused", "trusted_states",
            "verify_plugin"]

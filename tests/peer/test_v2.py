@@ -320,3 +320,65 @@ def test_partial_tile_gone_falls_back_to_the_full_tile(tmp_path, servers):
     code, verdict = verify(trust, tmp_path)
     assert code == 0 and pv_report(verdict)["epoch"] == 10, pv_report(verdict)
     assert ("tile/0/000.p/10", 404) in server.requests and ("tile/0/000", 200) in server.requests
+
+
+# ---------------------------------------------------------------------------- offline bundles
+def bundle_and_check(tmp_path: Path, sender: Path, receiver: Path, *bundle_args) -> tuple[int, dict, dict]:
+    out = tmp_path / "bundle.json"
+    bytecode = write_dir(tmp_path / "bytecode", FILES)
+    run(*PDS, "peer", "bundle", NAME, "--trust", sender, "-o", out, "--bytecode", bytecode, *bundle_args)
+    result = run(*PDS, "peer", "check-bundle", out, "--trust", receiver, "--bytecode", bytecode, "--json", check=False)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    return result.returncode, json.loads(result.stdout), json.loads(out.read_text())
+
+
+def two_peers(tmp_path: Path, pv: SimPV, url: str, **kw) -> tuple[Path, Path]:
+    (tmp_path / "sender").mkdir()
+    (tmp_path / "receiver").mkdir()
+    return (trust_file(tmp_path / "sender", {"pv1": (pv.vkey, [url])}, **kw),
+            trust_file(tmp_path / "receiver", {"pv1": (pv.vkey, [url])}, **kw))
+
+
+def test_bundle_carries_the_cosigned_checkpoint_and_the_log_proofs(tmp_path, servers):
+    w1 = CosignatureSigner.generate("witness.sim/w1")
+    pv = make_pv(tmp_path, epochs=3, witnesses=(w1,))
+    url = servers(pv.out).url
+    witnessed = {"witnesses": {"w1": str(w1.verifier())}, "cosigned_by": "1 of w1"}
+    sender, receiver = two_peers(tmp_path, pv, url, extra=witnessed)
+    assert verify(receiver, tmp_path)[0] == 0  # the receiver holds size 3
+    for _ in range(7):
+        pv.next_epoch()
+    code, verdict, bundle = bundle_and_check(tmp_path, sender, receiver, "--from-size", "3")
+    r = pv_report(verdict)
+    assert code == 0 and r["epoch"] == 10 and "consistent with size 3" in r["chain"], r
+    assert r["witnessed"] == ["w1"] and "witness.sim/w1" in bundle["pvs"]["pv1.sim"]["str"]
+    assert set(bundle["pvs"]["pv1.sim"]["log"]["from"]) == {"3"}
+    assert state_of(tmp_path / "receiver")["epoch"] == 10
+
+
+def test_bundle_without_a_proof_from_the_size_held_does_not_advance_the_state(tmp_path, servers):
+    pv = make_pv(tmp_path, epochs=3)
+    sender, receiver = two_peers(tmp_path, pv, servers(pv.out).url)
+    assert verify(receiver, tmp_path)[0] == 0
+    for _ in range(2):
+        pv.next_epoch()
+    code, verdict, _ = bundle_and_check(tmp_path, sender, receiver)
+    r = pv_report(verdict)
+    assert code == 0 and "no consistency proof from size 3" in r["chain"], r
+    assert state_of(tmp_path / "receiver")["epoch"] == 3
+
+
+def test_bundle_with_bad_log_proofs_is_refused(tmp_path, servers):
+    pv = make_pv(tmp_path, epochs=3)
+    sender, receiver = two_peers(tmp_path, pv, servers(pv.out).url)
+    out = tmp_path / "bundle.json"
+    bytecode = write_dir(tmp_path / "bytecode", FILES)
+    run(*PDS, "peer", "bundle", NAME, "--trust", sender, "-o", out, "--bytecode", bytecode)
+    doc = json.loads(out.read_text())
+    for bad, message in ((["AAAA"], "malformed"), (["A" * 43 + "="], "does not include this STR's own record")):
+        doc["pvs"]["pv1.sim"]["log"]["inclusion"] = bad
+        out.write_text(json.dumps(doc))
+        result = run(*PDS, "peer", "check-bundle", out, "--trust", receiver, "--bytecode", bytecode, "--json",
+                     check=False)
+        r = json.loads(result.stdout)["pvs"]["pv1"]
+        assert result.returncode == 1 and message in r["reason"] and r["chain_ok"] is False, r

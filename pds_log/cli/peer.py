@@ -52,6 +52,25 @@ def _age(seconds: int | None) -> str:
     return f"{sign}{s // 86400}d"
 
 
+def _details(r) -> list[str]:
+    """A PV's lines under its row: mirror, chain, witnesses, reason, warnings, attempts."""
+    out = []
+    if r.mirror:
+        out.append(f"from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))
+    if r.chain:
+        out.append(f"chain: {r.chain}")
+    if r.witnessed:
+        out.append(f"cosigned by: {', '.join(r.witnessed)}")
+    out.append(r.reason)
+    out.extend(f"warning: {warning}" for warning in r.bytecode_warnings)
+    if r.explanation:
+        out.append(f"the PV says (unauthenticated): {r.explanation}")
+    if r.evidence:
+        out.append(f"evidence of equivocation written to {r.evidence}")
+    out.extend(f"tried {attempt}" for attempt in r.attempts)
+    return out
+
+
 def verdict_lines(verdict) -> list[str]:
     """The human table: one row per PV, then its mirror, chain, reason and attempts."""
     head = ["PV", "reach", "epoch", "age", "sig", "chain", "fresh", "proof", "bytecode", "properties", "status"]
@@ -67,19 +86,7 @@ def verdict_lines(verdict) -> list[str]:
     pad = " " * (widths[0] + 2)
     for row, r in zip(rows, verdict.pvs.values(), strict=True):
         out.append(fmt(row))
-        if r.mirror:
-            out.append(f"{pad}from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))
-        if r.chain:
-            out.append(f"{pad}chain: {r.chain}")
-        out.append(f"{pad}{r.reason}")
-        for warning in r.bytecode_warnings:
-            out.append(f"{pad}warning: {warning}")
-        if r.explanation:
-            out.append(f"{pad}the PV says (unauthenticated): {r.explanation}")
-        if r.evidence:
-            out.append(f"{pad}evidence of equivocation written to {r.evidence}")
-        for attempt in r.attempts:
-            out.append(f"{pad}tried {attempt}")
+        out.extend(pad + line for line in _details(r))
     for problem in verdict.problems:
         out.append(f"problem: {problem}")
     if not verdict.bytecode_checked:

@@ -27,6 +27,14 @@ mirror. From a mirror the peer
 5. with the bytecode the peer holds, checks that every file the binding lists is there and
    hashes to the binding's SHA-256.
 
+For a PV that signs STR v2 (a C2SP checkpoint of its epoch log) step 1 GETs ``checkpoint``
+(``latest.note`` first when the STR held is a v1 one; either falls back to the other on a
+404), and step 2 proves, from the epoch log's C2SP tlog-tiles at the checkpoint's size
+(``tile/<L>/<N>[.p/<W>]``; a partial tile that is gone is cut from the full one), the inclusion
+of the checkpoint's own record and its consistency with the checkpoint held (or, for a v1 STR
+held, the inclusion of its record): a handful of tiles however many epochs passed
+(`pds_log.peer.logchain`). Freshness then also needs the witness quorum trust.yaml names.
+
 A mirror that fails a check is skipped with its reason, and the next one is tried: whatever
 is wrong with its answer -- a network error, an HTTP status, a file over its size limit or
 past the fetch deadline (pds_log.infra.http), JSON that breaks the bounded loader

@@ -382,3 +382,23 @@ def test_bundle_with_bad_log_proofs_is_refused(tmp_path, servers):
                      check=False)
         r = json.loads(result.stdout)["pvs"]["pv1"]
         assert result.returncode == 1 and message in r["reason"] and r["chain_ok"] is False, r
+
+
+def test_hostile_checkpoints_are_refused_with_a_reason(tmp_path, servers):
+    pv = make_pv(tmp_path, epochs=2)
+    trust = trust_file(tmp_path, {"pv1": (pv.vkey, [servers(pv.out).url])})
+    good = (pv.out / "checkpoint").read_bytes()
+    huge = EpochRecord(10**12, pv.tree.root(), int(time.time()), PR_COMMIT, 1, POLICY)
+    cases = [
+        (b"\xff\xfe garbage\n\n", "checkpoint rejected"),
+        (good.replace(b"\nsize 1\n", b"\nsize 01\n"), "checkpoint rejected"),
+        (pv.sign_checkpoint_at(2, pv.log, huge), "epoch log: cannot fetch its tiles"),  # size 10**12
+    ]
+    for data, message in cases:
+        (pv.out / "checkpoint").write_bytes(data)
+        (pv.out / "latest.note").write_bytes(data)
+        code, verdict = verify(trust, tmp_path, "--no-cache")
+        r = pv_report(verdict)
+        assert code == 1 and message in r["reason"], (data[:80], r)
+        assert not (tmp_path / "state.json").exists()
+

@@ -3,6 +3,7 @@ consistency proof from tlog-tiles), counted at a real HTTP server.
 
     python benchmarks/catchup.py                       # 1, 150 and 10,000 epochs behind
     python benchmarks/catchup.py --behind 1 150        # a subset
+    python benchmarks/catchup.py --real --behind 1 150 # a real PV: pds pv init/epoch/publish
 
 For each version and each k: a PV publication is built with the core (pds_log.core:
 prefix tree and map tiles, a binding, signed STRs; for v2 the epoch log, its tiles
@@ -13,6 +14,10 @@ map, as in the measurement of issue 16), and the peer runs `pds peer verify` aga
 and body bytes of that second run are counted at the server, with the peer's mirror cache
 (default) and without it (--no-cache). The publications are core-built, not made by
 `pds pv epoch` (10,000 real epochs would take hours): the peer only ever sees these files.
+
+--real: the same measurement on a real PV (`pds pv init`, a plugin built with clang and pushed
+to a PR with a signed commit, `pds pv epoch` for every epoch, `str_version: 2` in pv.yaml for
+v2, `pds pv publish` before each peer check), from the repository root (it uses tests/support).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str
 from pds_log.core.tiles import all_tiles
 from pds_log.core.tree import PrefixTree
 
-TARGET = "org.bench.target"
+TARGET = "org.pds.bench.target"
 PR = "ab" * 20
 POLICY = "00" * 32
 
@@ -130,9 +135,35 @@ def verify(trust: Path, *extra: str) -> dict:
     return json.loads(result.stdout)["pvs"]["pv"]
 
 
-def measure(version: int, behind: int, cache: bool, root: Path) -> tuple[int, int, float, str]:
+class RealPublication:
+    """A real PV (tests/support.World): `pds pv epoch` per epoch, `pds pv publish` to `out`."""
+
+    def __init__(self, out: Path, version: int) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from pds_log.pv.config import load_config
+        from tests.support import World
+
+        self.out, self.world = out, World(out.parent / "world")
+        self.config = self.world.add_pv("pv.bench", verifiers={"safety": {"runner": "bytecode_safety"}},
+                                        acceptance="safety")
+        if version == 2:
+            doc = yaml.safe_load(self.config.read_text())
+            doc["str_version"] = 2
+            self.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+        self.signer = load_config(self.config).signer()
+        self.world.push_plugins({TARGET: "org.pds.examples.rtt_monitor"})
+
+    def advance(self, k: int) -> None:
+        for _ in range(k):
+            subprocess.run([sys.executable, "-m", "pds_log", "pv", "epoch", "--config", str(self.config)],
+                           check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "pds_log", "pv", "publish", "--config", str(self.config), "--out",
+                        str(self.out)], check=True, capture_output=True)
+
+
+def measure(version: int, behind: int, cache: bool, root: Path, real: bool = False) -> tuple[int, int, float, str]:
     work = Path(tempfile.mkdtemp(dir=root))
-    pub = Publication(work / "site", version)
+    pub = RealPublication(work / "site", version) if real else Publication(work / "site", version)
     pub.advance(1)
     server = Server(pub.out)
     try:
@@ -157,6 +188,8 @@ def measure(version: int, behind: int, cache: bool, root: Path) -> tuple[int, in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--behind", type=int, nargs="+", default=[1, 150, 10_000])
+    parser.add_argument("--real", action="store_true", help="a real PV (pds pv epoch), not a core-built one")
+    parser.add_argument("--no-uncached", action="store_true", help="only the runs with the mirror cache")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="pds-catchup-") as tmp:
@@ -164,13 +197,17 @@ def main() -> None:
             row = [behind]
             for version in (1, 2):
                 for cache in (True, False):
-                    gets, body, seconds, chain = measure(version, behind, cache, Path(tmp))
+                    if not cache and args.no_uncached:
+                        row += [0, 0, 0.0]
+                        continue
+                    gets, body, seconds, chain = measure(version, behind, cache, Path(tmp), args.real)
                     row += [gets, body, seconds]
                     if version == 2 and cache:
                         row.append(chain)
             rows.append(row)
             print(f"  measured {behind} epochs behind", file=sys.stderr)
-    print("GETs to the PV (and response bytes) for one `pds peer verify` after k epochs since the last check")
+    kind = "a real PV (pds pv epoch, pds pv publish)" if args.real else "a core-built publication"
+    print(f"GETs to the PV (and response bytes) for one `pds peer verify` after k epochs since the last check, {kind}")
     print("| epochs behind | v1 GETs | v1 bytes | v1 time | v2 GETs | v2 bytes | v2 time "
           "| v1 GETs, no cache | v2 GETs, no cache | v2 bytes, no cache |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -111,10 +111,10 @@ def show(git_dir: Path, rev: str, path: str) -> bytes | None:
 
 def note_epoch(data: bytes, where: str) -> int:
     from pds_log.core import note as notes
-    from pds_log.core.signed_root import TreeHead
+    from pds_log.core.strs import parse_head
 
     try:
-        return TreeHead.parse_text(notes.parse(data).text).epoch
+        return parse_head(notes.parse(data).text).epoch
     except Exception as exc:  # noqa: BLE001 - any parse problem is a reason to stop
         raise Refused(f"{where}: not an STR ({exc})") from None
 

@@ -4,8 +4,14 @@ For every epoch commit (oldest first) the auditor checks:
 
 * shape: one parent per commit (a linear history), message ``epoch <E>``;
 * STR: signed by the PV key (given, or the one in the first epoch's pv.json, which must never
-  change), epoch numbers 1, 2, 3..., chain (prev hash, time), ``latest.note`` equal to
-  ``epochs/.../<E>.note``, and every earlier STR file still byte-identical;
+  change), epoch numbers 1, 2, 3..., chain (v1: prev hash, time; v2: time; no v1 after a v2),
+  ``latest.note`` equal to ``epochs/.../<E>.note``, and every earlier STR file still
+  byte-identical;
+* epoch log (STR v2, formats.md): the auditor rebuilds the log from the STRs (entry E-1 = the
+  record of epoch E's STR, v1 or v2), so the log root of every STR v2 must be the root of
+  exactly the records of epochs 1..E -- which makes the first v2 epoch's log (the v1 -> v2
+  migration) hold exactly the earlier epochs' records -- and the ``tlog/`` tiles and entry
+  bundles the epoch commit adds must be the recomputed ones;
 * tree: the committed bindings (canonical, at their right paths) rebuild to the STR's root and
   size; the STR's policy is the hash of pv.json's acceptance config;
 * changes: the bindings added, changed and removed by the commit are exactly the epoch
@@ -48,7 +54,7 @@ from typing import Iterator
 
 import pygit2
 
-from pds_log.core import jsondoc
+from pds_log.core import jsondoc, tlog
 from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding, canonical_json
 from pds_log.core.errors import FormatError, PdsError, VerificationError
@@ -56,7 +62,8 @@ from pds_log.core.formula import Formula
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
 from pds_log.core.records import PvDescriptor, ResultRecord
-from pds_log.core.signed_root import SignedTreeRoot, check_chain, open_str
+from pds_log.core.signed_root import SignedTreeRoot, check_chain
+from pds_log.core.strs import SignedStr, TreeHeadV2, open_any, record_of
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
 from pds_log.infra import commit_check
@@ -246,6 +253,9 @@ class Auditor:
         self._verdicts: dict[tuple[str, int], object] = {}
         self._policy_chain: commit_check.PolicyChain | None = None  # built on the first PR walk
         self._judged_by: dict[str, str | None] = {}  # PR commit -> the commit whose policy judged it
+        self._elog = tlog.MemoryHashes.empty()  # the epoch log rebuilt from the STRs
+        self._entries: list[bytes] = []
+        self._v2_since: int | None = None
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
         self.report.findings.append(Finding(epoch, check, message))
@@ -264,7 +274,7 @@ class Auditor:
             return self.report
         bindings: dict[str, Binding] = {}
         tree = PrefixTree()
-        prev: SignedTreeRoot | None = None
+        prev: SignedStr | None = None
         str_bytes: dict[int, bytes] = {}
         for index, commit in enumerate(chain, start=1):
             self.report.epochs = index
@@ -272,6 +282,7 @@ class Auditor:
             if signed is None:
                 break  # without a valid STR nothing else of this epoch (or later) can be trusted
             epoch = signed.head.epoch
+            self._check_epoch_log(commit, epoch, signed)
             parent = commit.parents[0] if commit.parents else None
             changes = self._changes(parent, commit, epoch)
             self._apply_changes(epoch, signed, changes, bindings, tree)
@@ -297,7 +308,7 @@ class Auditor:
         self.report.seconds = time.perf_counter() - t0
         return self.report
 
-    def _apply_changes(self, epoch: int, signed: SignedTreeRoot, changes: Changes,
+    def _apply_changes(self, epoch: int, signed: SignedStr, changes: Changes,
                        bindings: dict[str, Binding], tree: PrefixTree) -> None:
         """Apply an epoch's binding changes to `bindings` and `tree`; the tree must then be the
         one the STR signed."""
@@ -335,7 +346,7 @@ class Auditor:
             self.find(1, "descriptor", "no pv.json with the PV key in the first epoch (pass --vkey)")
         return logged
 
-    def _check_str(self, commit, index, verifier, prev, str_bytes) -> SignedTreeRoot | None:
+    def _check_str(self, commit, index, verifier, prev, str_bytes) -> SignedStr | None:
         if len(commit.parents) > 1:
             self.find(index, "history", f"commit {commit.id} is a merge; the log must be linear")
         if commit.message.split("\n", 1)[0] != f"epoch {index}":
@@ -350,16 +361,13 @@ class Auditor:
         if latest != note:
             self.find(index, "str", f"{layout.LATEST_STR} differs from {layout.str_path(index)}")
         try:
-            signed = open_str(note, verifier)
+            signed = open_any(note, verifier)
         except (FormatError, VerificationError) as exc:
             self.find(index, "signature", f"STR does not verify with {verifier.name}+{verifier.key_id.hex()}: {exc}")
             return None
         if signed.head.epoch != index:
             self.find(index, "epoch", f"STR says epoch {signed.head.epoch}, expected {index}")
-        try:
-            check_chain(prev, signed)
-        except VerificationError as exc:
-            self.find(index, "chain", str(exc))
+        self._check_link(index, prev, signed)
         for earlier, data in str_bytes.items():
             kept = self.read(commit, layout.str_path(earlier))
             if kept != data:
@@ -368,6 +376,65 @@ class Auditor:
                 str_bytes[earlier] = kept if kept is not None else data
         str_bytes[index] = note
         return signed
+
+    def _check_link(self, index: int, prev: SignedStr | None, signed: SignedStr) -> None:
+        """v1 after v1 (or first): the prev chain; v2: origin, epoch and time follow; never v1 after v2."""
+        head = signed.head
+        if isinstance(head, TreeHeadV2):
+            if prev is not None and (head.origin != prev.head.origin or head.time < prev.head.time):
+                self.find(index, "chain", f"STR v2 of epoch {head.epoch}: origin or time does not follow epoch "
+                                          f"{prev.head.epoch} (time {head.time} < {prev.head.time}?)")
+            return
+        prev_v1 = None
+        if prev is not None:
+            if isinstance(prev.head, TreeHeadV2):
+                self.find(index, "chain", f"epoch {head.epoch} is signed as STR v1 after STR v2 epochs: a log never "
+                                          f"goes back from v2 to v1")
+                return
+            prev_v1 = SignedTreeRoot(prev.head, prev.note)
+        try:
+            check_chain(prev_v1, SignedTreeRoot(head, signed.note))
+        except VerificationError as exc:
+            self.find(index, "chain", str(exc))
+
+    def _check_epoch_log(self, commit: pygit2.Commit, epoch: int, signed: SignedStr) -> None:
+        """Append the STR's record to the epoch log rebuilt so far; an STR v2 must sign its root,
+        and the epoch commit must add exactly the recomputed tlog/ files."""
+        entry = record_of(signed.head).entry()
+        self._entries.append(entry)
+        self._elog.append(entry)
+        head = signed.head
+        if not isinstance(head, TreeHeadV2):
+            return
+        first = self._v2_since is None
+        if first:
+            self._v2_since = epoch
+        root = self._elog.root()
+        if head.log_root != root:
+            what = f"the records of epochs 1..{epoch}"
+            if first:
+                what += " rebuilt from their STRs (the v1 -> v2 migration must hold exactly the earlier records)"
+            self.find(epoch, "epoch log", f"STR v2 signs log root {head.log_root.hex()[:16]}..., but {what} hash to "
+                                          f"{root.hex()[:16]}...")
+        for path, data in self._tlog_files(epoch, first).items():
+            stored = self.read(commit, layout.tlog_path(path))
+            if stored != data:
+                self.find(epoch, "epoch log", f"{layout.tlog_path(path)} is "
+                                              f"{'missing' if stored is None else 'not the recomputed file'}")
+
+    def _tlog_files(self, epoch: int, first: bool) -> dict[str, bytes]:
+        """The tlog/ files (published paths) epoch `epoch` must add: its new tiles and entry
+        bundles, or at the first v2 epoch every tile of the log at that size."""
+        old = 0 if first else epoch - 1
+        wanted: dict[str, bytes] = {}
+        for tile in tlog.new_tiles(old, epoch):
+            wanted[tile.path()] = tlog.read_tile_data(tile, self._elog)
+        bundles = (tlog.entry_bundles_for(old, epoch) if not first else
+                   [tlog.TileId(-1, t.n, t.width) for t in tlog.tiles_for_size(epoch) if t.level == 0])
+        for bundle in bundles:
+            start = bundle.n * tlog.TILE_WIDTH
+            wanted[bundle.path()] = tlog.encode_entry_bundle(self._entries[start:start + bundle.width])
+        return wanted
 
     def _changes(self, parent, commit, epoch) -> Changes:
         """The bindings/ and results/ changes of one epoch commit, bindings decoded."""
@@ -642,7 +709,7 @@ class Auditor:
                                       bindings.get(name))
         self._pr_commit = pr_commit
 
-    def _str_pr_commit(self, epoch: int, signed: SignedTreeRoot) -> pygit2.Commit | None:
+    def _str_pr_commit(self, epoch: int, signed: SignedStr) -> pygit2.Commit | None:
         """The PR commit the STR names, if it is in the PR clone and descends from the previous
         epoch's; else None, and the PR tree checks stop."""
         assert self.pr_view is not None and self.pr is not None
@@ -660,7 +727,7 @@ class Auditor:
             return None
         return pr_commit
 
-    def _walk_new_pr_commits(self, epoch: int, signed: SignedTreeRoot, record: layout.EpochRecord | None,
+    def _walk_new_pr_commits(self, epoch: int, signed: SignedStr, record: layout.EpochRecord | None,
                              pr_commit: pygit2.Commit, old: pygit2.Commit | None
                              ) -> tuple[dict[str, str], dict[str, str]]:
         """Re-check each new PR commit as the PV does, against the epoch record's `commits` and
@@ -711,7 +778,7 @@ class Auditor:
                 else:
                     self._latest[name] = Latest(view.last_touching(pr_commit, name), None, epoch)
 
-    def _check_rewritten_results(self, epoch: int, signed: SignedTreeRoot, prev: SignedTreeRoot | None,
+    def _check_rewritten_results(self, epoch: int, signed: SignedStr, prev: SignedStr | None,
                                  old: pygit2.Commit | None, changes: Changes, changed: set[str]) -> None:
         """A results record is rewritten only when the PR changed its plugin or the policy changed."""
         policy_changed = prev is not None and prev.head.policy != signed.head.policy
@@ -721,7 +788,7 @@ class Auditor:
                 self.find(epoch, "results", f"{name}: record rewritten in epoch {epoch} although the PR did not "
                                             f"change the plugin ({range_text}) nor the policy: nothing to re-verify")
 
-    def _check_pr_plugin(self, commit: pygit2.Commit, epoch: int, signed: SignedTreeRoot, pr_commit: pygit2.Commit,
+    def _check_pr_plugin(self, commit: pygit2.Commit, epoch: int, signed: SignedStr, pr_commit: pygit2.Commit,
                          name: str, in_pr: bool, results: dict[str, ResultRecord | None],
                          binding: Binding | None) -> None:
         """Plugin `name` is served (`binding`) or rejected as the PR at the STR's commit says."""
@@ -783,7 +850,7 @@ class Auditor:
             data = blob_at(pr, item.id)
             if epoch in str_bytes and data != str_bytes[epoch]:
                 try:
-                    open_str(data, verifier)
+                    open_any(data, verifier)
                     self.find(epoch, "equivocation", f"the STR the PV pushed to the PR for epoch {epoch} differs "
                                                      f"from the log's; both are validly signed")
                 except (FormatError, VerificationError):

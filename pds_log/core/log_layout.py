@@ -176,3 +176,16 @@ class EpochRecord:
                 raise FormatError(f"{where}: removed/rejected entries need a name and a reason")
         if not all(isinstance(c, dict) for c in self.commits):
             raise FormatError(f"{where}: commits must be a list of objects")
+
+
+# The PV's epoch log (STR v2, formats.md "Log repository"): its C2SP tlog-tiles files at
+# tlog/<path>, <path> exactly as published (tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>]).
+# An epoch commit holds the full tiles and the partial tiles of its own size only.
+TLOG_DIR = "tlog"
+
+
+def tlog_path(tile_path: str) -> str:
+    """Where the log repo keeps the epoch log file published at `tile_path` (a ``tile/...`` path)."""
+    if not tile_path.startswith("tile/"):
+        raise FormatError(f"{tile_path!r} is not a tlog tile path")
+    return f"{TLOG_DIR}/{tile_path}"

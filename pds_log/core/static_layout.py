@@ -17,6 +17,11 @@
                                              "reason", "result": path of its results file})
     site/...                                 the human site (HTML)
 
+and, for a PV that signs STR v2 (formats.md "STR v2 and the epoch log"), its epoch log as
+C2SP tlog-tiles: ``checkpoint`` (the latest STR v2 with the witness cosignatures collected so
+far; mutable, replaced last), ``tile/<L>/<N>[.p/<W>]`` and ``tile/entries/<N>[.p/<W>]``
+(immutable).
+
 A peer verifying plugin n: GET latest.note (verify, check chain/freshness), then walk the tiles
 from the root named in the STR down to n's position (each tile is checked against the hash its
 parent gave), then GET bindings/<v0>/<value>.json for the value found at the leaf and check it
@@ -31,10 +36,11 @@ from .errors import FormatError
 from .log_layout import epoch_record_path, str_path, tile_path
 from .names import validate_name
 
-__all__ = ["LATEST", "DESCRIPTOR", "SITE_DIR", "binding_by_value_path", "content_path", "epoch_record_path",
-           "is_mutable", "proof_path", "result_path", "status_path", "str_path", "tile_path"]
+__all__ = ["CHECKPOINT", "LATEST", "DESCRIPTOR", "SITE_DIR", "binding_by_value_path", "content_path",
+           "epoch_record_path", "is_mutable", "proof_path", "result_path", "status_path", "str_path", "tile_path"]
 
 LATEST = "latest.note"
+CHECKPOINT = "checkpoint"
 DESCRIPTOR = "pv.json"
 SITE_DIR = "site"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -65,4 +71,4 @@ def content_path(kind: str, sha256_hex: str) -> str:
 
 def is_mutable(path: str) -> bool:
     """Files a publisher may replace (serve with a short max-age); all others never change."""
-    return path in (LATEST, DESCRIPTOR) or path.startswith((SITE_DIR + "/", "status/"))
+    return path in (LATEST, DESCRIPTOR, CHECKPOINT) or path.startswith((SITE_DIR + "/", "status/"))

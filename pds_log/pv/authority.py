@@ -39,7 +39,7 @@ from pds_log.core import log_layout as layout
 from pds_log.core import note as notes
 from pds_log.core.binding import canonical_json
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.core.signed_root import TreeHead
+from pds_log.core.strs import AnyHead, parse_head
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
 from pds_log.infra.gitsign import signed_commit
 from pds_log.infra.gittree import read_path, update_tree
@@ -65,13 +65,13 @@ class SigningRefused(PdsError):
 
 @dataclass(frozen=True)
 class Reservation:
-    """Epoch `epoch` is reserved for the STR whose body is `head` (TreeHead text)."""
+    """Epoch `epoch` is reserved for the STR whose body is `head` (STR v1 or v2 text)."""
 
     epoch: int
     head: str
 
-    def tree_head(self) -> TreeHead:
-        return TreeHead.parse_text(self.head)
+    def tree_head(self) -> AnyHead:
+        return parse_head(self.head)
 
     def encode(self, origin: str) -> bytes:
         return canonical_json({"v": RESERVATION_VERSION, "origin": origin, "epoch": self.epoch,
@@ -102,7 +102,7 @@ class View:
 
 def str_epoch(data: bytes, where: str) -> int:
     try:
-        return TreeHead.parse_text(notes.parse(data).text).epoch
+        return parse_head(notes.parse(data).text).epoch
     except PdsError as exc:
         raise SigningRefused(f"{where}: not an STR ({exc})") from None
 

@@ -23,6 +23,13 @@
     published:                        # optional; named in pv.json so auditors can find the log
       log: [https://pv1.example/log.git]      # URLs anyone can `git clone` the log repo from
       mirrors: [https://mirror.example/pv1/]  # base URLs of static mirrors of `pds pv publish`
+    str_version: 1                    # 1: STR v1 (prev chain); 2: STR v2, a checkpoint of the epoch log
+                                      #   (formats.md); a log never goes back from 2 to 1
+    witnesses:                        # optional, STR v2 only: C2SP tlog-witnesses that cosign each epoch
+      - name: witness.example/w1      # the witness's cosigner name
+        vkey: witness.example/w1+20324abe+BC...   # its cosignature/v1 verifier key
+        url: https://witness.example/w1           # submission prefix (POST <url>/add-checkpoint)
+    witness_timeout: 5                # seconds per witness request; a witness that is down never blocks an epoch
 
 Relative paths are relative to the directory of pv.yaml.
 """
@@ -36,6 +43,7 @@ from typing import Any
 
 import yaml
 
+from pds_log.core.checkpoint import CosignatureVerifier
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteSigner, validate_key_name
@@ -65,6 +73,9 @@ class PvConfig:
     known_hosts: Path | None = None
     published_log: list[str] = field(default_factory=list)
     published_mirrors: list[str] = field(default_factory=list)
+    str_version: int = 1
+    witnesses: list["WitnessSetting"] = field(default_factory=list)
+    witness_timeout: float = 5.0
 
     @property
     def base(self) -> Path:
@@ -107,6 +118,58 @@ class PvConfig:
             pr_root=self.pr_root, acceptance=self.acceptance, verifiers=self.verifiers,
             epoch_interval=self.epoch_interval, log_urls=tuple(self.published_log),
             mirrors=tuple(self.published_mirrors))
+
+
+@dataclass(frozen=True)
+class WitnessSetting:
+    """One entry of pv.yaml `witnesses:`."""
+
+    name: str
+    verifier: CosignatureVerifier
+    url: str
+
+
+MAX_WITNESSES = 64
+MAX_WITNESS_TIMEOUT = 120
+
+
+def _str_version(doc: dict, where: str) -> int:
+    value = doc.get("str_version", 1)
+    if isinstance(value, bool) or value not in (1, 2):
+        raise FormatError(f"{where}: 'str_version' must be 1 or 2, not {str(value)[:20]!r}")
+    return int(value)
+
+
+def _witnesses(doc: dict, where: str, str_version: int) -> tuple[list[WitnessSetting], float]:
+    """`witnesses: [{name, vkey, url}]` and `witness_timeout` (seconds)."""
+    entries = _optional(doc, "witnesses", list, [], where)
+    timeout = doc.get("witness_timeout", 5)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_WITNESS_TIMEOUT:
+        raise FormatError(f"{where}: 'witness_timeout' must be a number of seconds in (0, {MAX_WITNESS_TIMEOUT}]")
+    if entries and str_version != 2:
+        raise FormatError(f"{where}: 'witnesses' need 'str_version: 2' (witnesses cosign STR v2 checkpoints)")
+    if len(entries) > MAX_WITNESSES:
+        raise FormatError(f"{where}: more than {MAX_WITNESSES} witnesses")
+    out: list[WitnessSetting] = []
+    for i, entry in enumerate(entries):
+        place = f"{where}: witnesses[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"name", "vkey", "url"}:
+            raise FormatError(f"{place}: expected exactly 'name', 'vkey' and 'url'")
+        name, vkey, url = entry["name"], entry["vkey"], entry["url"]
+        if not all(isinstance(v, str) for v in (name, vkey, url)):
+            raise FormatError(f"{place}: 'name', 'vkey' and 'url' must be strings")
+        try:
+            verifier = CosignatureVerifier.from_string(vkey)
+        except FormatError as exc:
+            raise FormatError(f"{place}: vkey: {exc}") from None
+        if verifier.name != name:
+            raise FormatError(f"{place}: the vkey is named {verifier.name!r}, not {name!r}")
+        if not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise FormatError(f"{place}: url {url[:80]!r} is not an http(s) URL")
+        if any(w.name == name for w in out):
+            raise FormatError(f"{place}: witness {name} listed twice")
+        out.append(WitnessSetting(name, verifier, url))
+    return out, float(timeout)
 
 
 def _require(doc: dict, key: str, kind: type, where: str):
@@ -169,7 +232,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
     where = str(path)
     doc = parse_mapping(data, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
                                       "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr",
-                                      "published"})
+                                      "published", "str_version", "witnesses", "witness_timeout"})
     version = doc.get("version")
     if version != 1 or isinstance(version, bool):
         raise FormatError(f"{where}: 'version' must be 1")
@@ -198,6 +261,8 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
     ssh_key = _optional(keys, "ssh", str, None, f"{where}: keys")
     known_hosts = _optional(keys, "known_hosts", str, None, f"{where}: keys")
     published_log, published_mirrors = _published(doc, where)
+    str_version = _str_version(doc, where)
+    witnesses, witness_timeout = _witnesses(doc, where, str_version)
     config = PvConfig(
         path=path,
         origin=origin,
@@ -217,6 +282,9 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
         known_hosts=resolve(known_hosts, "keys.known_hosts") if known_hosts else None,
         published_log=published_log,
         published_mirrors=published_mirrors,
+        str_version=str_version,
+        witnesses=witnesses,
+        witness_timeout=witness_timeout,
     )
     try:
         config.acceptance_formula()

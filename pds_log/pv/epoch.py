@@ -48,12 +48,13 @@ from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
 from pds_log.core.errors import PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.records import ResultRecord, VerifierOutcome
-from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
+from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str
+from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, v2_head
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
 
-from . import authority, verification
+from . import authority, epochlog, verification
 from .config import PvConfig
 from .logrepo import LogRepo, RaceLost
 from .plan import DELETED, Decision, EpochPlan, PreviousResult, PreviousState, PrSnapshot, plan_epoch
@@ -91,6 +92,8 @@ class EpochSummary:
     rejected: list[dict[str, str]] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)  # PR-integrity alarms of this epoch
     pushes: dict[str, str] = field(default_factory=dict)
+    str_version: int = 1
+    witnesses: dict[str, str] = field(default_factory=dict)  # witness name -> cosigned, or why not
     recovered: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -160,7 +163,7 @@ def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay |
     return None, None
 
 
-def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedTreeRoot | None,
+def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedStr | None,
                     state_dir: Path) -> TreeState:
     if head is None or prev is None:
         return TreeState.from_values({})
@@ -184,7 +187,7 @@ class EpochContext:
     config: PvConfig
     log: LogRepo
     head: pygit2.Commit | None
-    prev: SignedTreeRoot | None
+    prev: SignedStr | None
     state: TreeState
     mirror: PrMirror
     say: Callable[[str], None]
@@ -212,7 +215,7 @@ def open_context(config: PvConfig, say: Callable[[str], None]) -> EpochContext:
     """The log at its head (the STR checked with the PV's key) and the PR mirror, not fetched."""
     log = LogRepo(config.log_repo)
     head = log.head()
-    prev = log.latest_str(head, config.signer().verifier()) if head else None
+    prev = open_any(log.read_required(head, layout.LATEST_STR), config.signer().verifier()) if head else None
     state = load_tree_state(log, head, prev, config.state_dir)
     mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key,
                       config.known_hosts)
@@ -390,6 +393,8 @@ class EpochJob:
             summary = self._run_locked()
             if self.options.push:
                 summary.pushes = publish_pushes(config, summary)
+            if config.witnesses and summary.str_version == 2:
+                summary.witnesses = collect_cosignatures(config, self.say)
         failed = {target: status for target, status in summary.pushes.items() if status != "ok"}
         if failed:
             raise EpochNotPublished(summary, failed)
@@ -466,10 +471,28 @@ class EpochJob:
         return TreeHead(self.config.origin, ctx.epoch, root, ctx.prev.hash if ctx.prev else ZERO_HASH, ctx.now,
                         str(ctx.pr_head.id), len(ctx.state.tree), self.config.policy_hash())
 
+    def _versioned(self, ctx: EpochContext, head_str: TreeHead) -> TreeHead | TreeHeadV2:
+        """The STR body of the configured version (pv.yaml `str_version`). For v2, the epoch's
+        record is appended to the epoch log (the log's tlog/ files join the epoch's changes); a
+        log already at v2 never goes back to v1."""
+        prev_version = head_version(ctx.prev.head) if ctx.prev else 1
+        if self.config.str_version == 1:
+            if prev_version == 2:
+                raise authority.SigningRefused(
+                    f"{self.config.path}: str_version is 1, but the log signs STR v2 since an earlier epoch (epoch "
+                    f"{ctx.epoch - 1} is v2); a log never goes back to v1. Set 'str_version: 2'; nothing was signed")
+            return head_str
+        appended = epochlog.append(ctx.log, ctx.head, ctx.prev, self.config.signer().verifier(), record_of(head_str))
+        if appended.migrated:
+            self.say(f"STR v2 from epoch {ctx.epoch}: epoch log rebuilt from the {appended.migrated} earlier STRs")
+        ctx.changes.update(appended.changes)
+        return v2_head(self.config.origin, head_str, appended.log_root)
+
     def _sign(self, ctx: EpochContext, standing: authority.Standing, replay: Replay | None,
-              head_str: TreeHead) -> SignedTreeRoot:
+              head_v1: TreeHead) -> SignedStr:
         """Reserve the epoch for this STR body, then sign it; persisted at each step."""
         pending = self.config.state_dir / PENDING
+        head_str = self._versioned(ctx, head_v1)
         if replay is not None and (replay.epoch != ctx.epoch or replay.head != head_str.text()):
             raise authority.SigningRefused(
                 f"epoch {replay.epoch} is reserved for an STR (by an interrupted run, see {pending}, or by another "
@@ -482,12 +505,15 @@ class EpochJob:
             "note": None, "time": ctx.now, "pr": head_str.pr, "commit": None}
         atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
         authority.reserve(standing, authority.Reservation(ctx.epoch, head_str.text()))
-        signed = sign_str(head_str, self.config.signer())
+        if isinstance(head_str, TreeHead):
+            signed = SignedStr(head_str, sign_str(head_str, self.config.signer()).note)
+        else:
+            signed = SignedStr(head_str, notes.sign(head_str.text(), [self.config.signer()]))
         self.pending_doc["note"] = signed.note.decode()
         atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
         return signed
 
-    def _commit(self, ctx: EpochContext, signed: SignedTreeRoot) -> None:
+    def _commit(self, ctx: EpochContext, signed: SignedStr) -> None:
         """Write the epoch as one commit, then move the log branch to it (compare-and-swap)."""
         record, epoch, head = ctx.record, ctx.epoch, ctx.head
         assert record is not None
@@ -515,7 +541,7 @@ class EpochJob:
         pending.unlink(missing_ok=True)
         ctx.state.save(self.config.state_dir / TREE_CACHE, str(commit_id))
 
-    def _summary(self, ctx: EpochContext, signed: SignedTreeRoot, recovered: bool) -> EpochSummary:
+    def _summary(self, ctx: EpochContext, signed: SignedStr, recovered: bool) -> EpochSummary:
         record = ctx.record
         assert record is not None
         return EpochSummary(
@@ -523,7 +549,7 @@ class EpochJob:
             str_sha256=signed.hash.hex(), pr_from=record.pr_from, pr_to=record.pr_to, added=sorted(record.added),
             updated=sorted(record.updated), removed=record.to_obj()["removed"], rejected=record.to_obj()["rejected"],
             alarms=[c["alarm"] for c in record.commits if c.get("alarm")], recovered=recovered,
-            seconds=self.timings)
+            seconds=self.timings, str_version=signed.version)
 
 
 class PluginOutcomes:
@@ -639,6 +665,19 @@ def publish_pushes(config: PvConfig, summary: EpochSummary) -> dict[str, str]:
         results["pr"] = push_pr_area(config)
     results.update(push_mirrors(config))
     return results
+
+
+def collect_cosignatures(config: PvConfig, say: Callable[[str], None]) -> dict[str, str]:
+    """Witness cosignatures of the new head (pds_log.pv.cosign): never raises, never blocks
+    longer than the witness timeout; what each witness did is in the result."""
+    from .cosign import collect_latest
+
+    try:
+        report = collect_latest(config)
+    except PdsError as exc:
+        return {w.name: f"not submitted ({exc})" for w in config.witnesses}
+    say(report.summary_line())
+    return report.status
 
 
 def run_epoch(config: PvConfig, options: EpochOptions | None = None) -> EpochSummary:

@@ -5,7 +5,11 @@ Anyone holding a clone of the log repo can publish it: the publisher trusts noth
 STRs it verifies against the key in pv.json of the log (and, if given, the expected key).
 Epochs are published in order; for each, only the files that epoch added are written, each
 atomically, and `latest.note` is replaced last, so a reader never sees an STR whose tiles,
-bindings or proofs are not there yet.
+bindings or proofs are not there yet. A log that signs STR v2 also gets its epoch log as C2SP
+tlog-tiles (``tile/...``, copied from the log repo's ``tlog/``: O(log n) new files per epoch)
+and ``checkpoint``, written after ``latest.note``: the latest STR v2 with the witness
+cosignatures given (``state/checkpoint`` of the PV, pds_log.pv.cosign), each kept only if it
+verifies under a given witness key over exactly that STR.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import pygit2
 from pds_log.core import log_layout as logl
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
+from pds_log.core.checkpoint import CosignatureVerifier
 from pds_log.core.errors import PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
 from pds_log.core.proof import make_proof_from_leaf
 from pds_log.core.records import ACCEPTED, PluginStatus, PvDescriptor, ResultRecord
-from pds_log.core.signed_root import open_str
+from pds_log.core.strs import SignedStr, open_any
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gittree import blob_at
@@ -44,12 +49,16 @@ class PublishSummary:
     files_written: int = 0
     bytes_written: int = 0
     latest_epoch: int = 0
+    checkpoint_cosigners: list[str] = field(default_factory=list)  # witnesses on the published checkpoint
 
 
 class Publisher:
     def __init__(self, log_repo: str | Path, out: str | Path, vkey: str | None = None,
-                 human_site: bool = True) -> None:
+                 human_site: bool = True, cosigned: bytes | None = None,
+                 witnesses: list[CosignatureVerifier] | None = None) -> None:
         self.log = LogRepo(log_repo)
+        self.cosigned = cosigned
+        self.witnesses = list(witnesses or [])
         self.out = Path(out)
         self.summary = PublishSummary(out=str(self.out))
         self.progress: Callable[[int, int], None] | None = None  # (epochs published, of total): a progress bar
@@ -92,7 +101,7 @@ class Publisher:
         out = []
         commit = self.head
         while True:
-            signed = self.log.latest_str(commit, self.verifier)
+            signed = open_any(self.log.read_required(commit, logl.LATEST_STR), self.verifier)
             if signed.head.epoch <= after:
                 break
             out.append((signed.head.epoch, commit))
@@ -114,16 +123,28 @@ class Publisher:
         if self.site is not None:
             self.summary.files_written += self.site.build()
         latest = self.log.read_required(self.head, logl.LATEST_STR)
-        self.summary.latest_epoch = open_str(latest, self.verifier).head.epoch
-        self.write(site.LATEST, latest, replace=True)  # last: everything it names is in place
+        signed = open_any(latest, self.verifier)
+        self.summary.latest_epoch = signed.head.epoch
+        self.write(site.LATEST, latest, replace=True)  # everything it names is in place
+        if signed.version == 2:
+            self.write(site.CHECKPOINT, self.checkpoint(signed), replace=True)  # last
         atomic_write_bytes(self.out / STATE_FILE, json.dumps(
             {"epoch": self.summary.latest_epoch, "commit": str(self.head.id)}).encode())
         return self.summary
 
+    def checkpoint(self, signed: SignedStr) -> bytes:
+        """The latest STR v2 with the given cosignatures that verify over it."""
+        from .cosign import cosigned_note, valid_cosignatures
+
+        note = cosigned_note(signed, self.cosigned, self.witnesses)
+        text = note.split(b"\n\n", 1)[0].decode() + "\n"
+        self.summary.checkpoint_cosigners = sorted(s.name for s in valid_cosignatures(note, text, self.witnesses))
+        return note
+
     def publish_epoch(self, epoch: int, commit: pygit2.Commit) -> None:
         repo = self.log.repo
         note = self.log.read_required(commit, logl.str_path(epoch))
-        signed = open_str(note, self.verifier)
+        signed = open_any(note, self.verifier)
         record = logl.EpochRecord.decode(self.log.read_required(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
         changed = _added_or_modified(repo, parent, commit)
@@ -131,6 +152,8 @@ class Publisher:
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
                 self.write(path, blob_at(repo, oid))
+            elif path.startswith(logl.TLOG_DIR + "/tile/"):
+                self.write(path[len(logl.TLOG_DIR) + 1:], blob_at(repo, oid))
             elif path.startswith("bindings/"):
                 data = blob_at(repo, oid)
                 self.write(site.binding_by_value_path(hashlib.sha256(data).digest()), data)
@@ -190,7 +213,7 @@ def latest_proof(log_repo: str | Path, name: str):
     if descriptor is None:
         raise PdsError(f"{log_repo}: no {logl.PV_DESCRIPTOR} in the log")
     verifier = NoteVerifier.from_string(PvDescriptor.decode(descriptor, f"{log_repo}: {logl.PV_DESCRIPTOR}").vkey)
-    signed = log.latest_str(head, verifier)
+    signed = open_any(log.read_required(head, logl.LATEST_STR), verifier)
     return proof_at(log, head, signed.head.root, signed.head.epoch, name)
 
 
@@ -208,5 +231,6 @@ def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, co
     return out
 
 
-def publish(log_repo: str | Path, out: str | Path, vkey: str | None = None, human_site: bool = True) -> PublishSummary:
-    return Publisher(log_repo, out, vkey, human_site).publish()
+def publish(log_repo: str | Path, out: str | Path, vkey: str | None = None, human_site: bool = True,
+            cosigned: bytes | None = None, witnesses: list[CosignatureVerifier] | None = None) -> PublishSummary:
+    return Publisher(log_repo, out, vkey, human_site, cosigned, witnesses).publish()

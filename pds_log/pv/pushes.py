@@ -14,7 +14,7 @@ from pds_log.core import log_layout as layout
 from pds_log.core import note as notes
 from pds_log.core.binding import canonical_json
 from pds_log.core.errors import PdsError
-from pds_log.core.signed_root import TreeHead
+from pds_log.core.strs import parse_head
 from pds_log.infra.files import exclusive_lock
 from pds_log.infra.giterrors import connection_problem
 from pds_log.infra.gitremote import git_env, pinned_hosts_file
@@ -53,7 +53,7 @@ def _last_epoch_in(repo: pygit2.Repository, commit: pygit2.Commit | None, origin
     if data is None:
         return 0
     text = notes.parse(data).text
-    return TreeHead.parse_text(text).epoch
+    return parse_head(text).epoch
 
 
 def push_pr_area(config: PvConfig) -> str:
@@ -83,7 +83,7 @@ def _push_pr_area(config: PvConfig) -> str:
     elif remote is not None:
         base = commit_at(mirror, remote.target)
     done = _last_epoch_in(mirror, base, config.origin)
-    latest = TreeHead.parse_text(notes.parse(log.read_required(head, layout.LATEST_STR)).text).epoch
+    latest = parse_head(notes.parse(log.read_required(head, layout.LATEST_STR)).text).epoch
     if done < latest:
         changes: dict[str, bytes | None] = {}
         for epoch in range(done + 1, latest + 1):

@@ -2,8 +2,8 @@
 
 STR v1 (`pds_log.core.signed_root`) and STR v2, the C2SP checkpoint of the PV's epoch log
 (`pds_log.core.checkpoint`, site/docs/formats.md "STR v2 and the epoch log"), are told apart by
-line 4 of their text (``prev ...`` in v1, ``map ...`` in v2). Both give the peer the same
-fields (`head.epoch`, `head.root` = the map root, `head.time`, ...), so the rest of the
+line 4 of their text (``prev ...`` in v1, ``map ...`` in v2) and parsed by `pds_log.core.strs`.
+Both give the peer the same fields (`head.epoch`, `head.root` = the map root, `head.time`, ...), so the rest of the
 pipeline (freshness, the map proof) does not care which one it holds.
 
 A v2 STR is trusted only with proofs from the epoch log at its size n (`LogRequest`): the
@@ -20,31 +20,13 @@ from dataclasses import dataclass
 
 from pds_log.core import checkpoint as cp
 from pds_log.core import note as notes
-from pds_log.core import tlog
-from pds_log.core.errors import FormatError, VerificationError
-from pds_log.core.signed_root import SignedTreeRoot, TreeHead, open_str
+from pds_log.core import static_layout as site
+from pds_log.core import strs, tlog
+from pds_log.core.errors import VerificationError
+from pds_log.core.signed_root import SignedTreeRoot, open_str
+from pds_log.core.strs import TreeHeadV2
 
-CHECKPOINT = "checkpoint"  # the mutable file of a C2SP tlog-tiles publication: the latest cosigned STR v2
-
-
-@dataclass(frozen=True)
-class CheckpointHead:
-    """The signed content of an STR v2: the checkpoint and the epoch record it restates."""
-
-    checkpoint: cp.Checkpoint
-    record: cp.EpochRecord
-
-    origin = property(lambda self: self.checkpoint.origin)
-    epoch = property(lambda self: self.record.epoch)
-    root = property(lambda self: self.record.map_root)  # the map root, as TreeHead.root
-    time = property(lambda self: self.record.time)
-    pr = property(lambda self: self.record.pr)
-    size = property(lambda self: self.record.size)
-    policy = property(lambda self: self.record.policy)
-    log_root = property(lambda self: self.checkpoint.root)
-
-    def text(self) -> str:
-        return self.checkpoint.text()
+CHECKPOINT = site.CHECKPOINT  # the mutable file of a C2SP tlog-tiles publication: the latest cosigned STR v2
 
 
 @dataclass(frozen=True)
@@ -52,7 +34,7 @@ class SignedCheckpoint:
     """A verified STR v2: `note` carries the PV's signature only (what the state file and
     evidence hold), `served` the note as served, with whatever cosignatures it had."""
 
-    head: CheckpointHead
+    head: TreeHeadV2
     note: bytes
     served: bytes
 
@@ -60,38 +42,20 @@ class SignedCheckpoint:
 AnySigned = SignedTreeRoot | SignedCheckpoint
 
 
-def str_version(text: str) -> int:
-    """1 or 2, from line 4 of an STR's text; FormatError if it is neither."""
-    lines = text.split("\n")
-    fourth = lines[3] if len(lines) > 3 else ""
-    if fourth.startswith("prev "):
-        return 1
-    if fourth.startswith("map "):
-        return 2
-    raise FormatError(f"STR line 4: expected 'prev ...' (v1) or 'map ...' (v2), got {fourth[:60]!r}")
-
-
 def open_any(data: bytes, verifier: notes.NoteVerifier) -> AnySigned:
-    """Verify an STR of either version with the PV's key and parse it (FormatError or
-    VerificationError otherwise). Cosignatures are kept in `served`, not checked here."""
+    """Verify an STR of either version with the PV's key and parse it (core/strs.py; FormatError
+    or VerificationError otherwise). Cosignatures are kept in `served`, not checked here."""
     note, _ = notes.open_note(data, [verifier])
-    if str_version(note.text) == 1:
+    if strs.str_version(note.text) == 1:
         return open_str(data, verifier)
-    checkpoint, _ = cp.open_checkpoint(data, verifier)
-    record = cp.str_v2_record(checkpoint)
-    if record.extension_lines() != checkpoint.extensions:
-        raise FormatError("STR v2: extension lines not in canonical form")
-    own = note.only(verifier.name, verifier.key_id).serialize()
-    return SignedCheckpoint(CheckpointHead(checkpoint, record), own, data)
+    signed = strs.open_any(data, verifier)
+    assert isinstance(signed.head, TreeHeadV2)
+    return SignedCheckpoint(signed.head, signed.note, data)
 
 
 def record_of(signed: AnySigned) -> cp.EpochRecord:
     """The epoch record an STR states: entry epoch-1 of the PV's epoch log."""
-    head = signed.head
-    if isinstance(head, CheckpointHead):
-        return head.record
-    assert isinstance(head, TreeHead)
-    return cp.EpochRecord(head.epoch, head.root, head.time, head.pr, head.size, head.policy)
+    return strs.record_of(signed.head)
 
 
 @dataclass(frozen=True)
@@ -146,5 +110,5 @@ def check_cosigned(served: bytes, verifier: notes.NoteVerifier, policy: cp.Witne
     return got
 
 
-__all__ = ["CHECKPOINT", "AnySigned", "CheckpointHead", "LogProofs", "LogRequest", "SignedCheckpoint",
-           "check_cosigned", "open_any", "proofs_from_reader", "record_of", "str_version"]
+__all__ = ["CHECKPOINT", "AnySigned", "LogProofs", "LogRequest", "SignedCheckpoint",
+           "check_cosigned", "open_any", "proofs_from_reader", "record_of"]

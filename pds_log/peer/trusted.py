@@ -47,6 +47,7 @@ from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, VerificationError
 from pds_log.core.proof import Proof, describe, verify_proof
 from pds_log.core.signed_root import SignedTreeRoot, TreeHead, check_chain
+from pds_log.core.strs import TreeHeadV2
 
 from .bytecode import BytecodeDir, held_bytecode_check
 from .errors import (
@@ -65,7 +66,6 @@ from .errors import (
 )
 from .logchain import (
     AnySigned,
-    CheckpointHead,
     LogProofs,
     LogRequest,
     SignedCheckpoint,
@@ -179,7 +179,7 @@ class PvReport:
         return None if self.signed is None else (2 if isinstance(self.signed, SignedCheckpoint) else 1)
 
 
-def freshness_problem(head: TreeHead | CheckpointHead, now: int, max_age: int) -> Stale | FutureDated | None:
+def freshness_problem(head: TreeHead | TreeHeadV2, now: int, max_age: int) -> Stale | FutureDated | None:
     age = now - head.time
     if age > max_age:
         return Stale(f"stale STR: epoch {head.epoch} was signed {age} s ago, over max_age {max_age} s "
@@ -468,7 +468,7 @@ class Answer:
     def _check_log(self, request: LogRequest, signed: SignedCheckpoint, proofs: LogProofs) -> None:
         head = signed.head
         try:
-            cp.check_str_record(head.checkpoint, proofs.inclusion)
+            cp.check_str_record(head.checkpoint(), proofs.inclusion)
         except (FormatError, VerificationError) as exc:
             raise BadProof(f"the epoch log does not include this STR's own record (entry {head.epoch - 1}): {exc}",
                            check=Check.CHAIN) from None

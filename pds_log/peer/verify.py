@@ -68,13 +68,14 @@ from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.names import name_key, validate_name
 from pds_log.core.proof import Proof, make_proof_from_leaf
 from pds_log.core.signed_root import TreeHead
+from pds_log.core.strs import TreeHeadV2
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.http import Fetcher, FetchError
 
 from .bytecode import BytecodeDir, binding_files, bytecode_problem, held_bytecode_check, manifest_check
 from .cache import MirrorCache
 from .errors import BadExplanation, BadProof, BrokenChain, Check, Equivocation, TrustProblem, Unavailable
-from .logchain import CHECKPOINT, CheckpointHead, LogProofs, LogRequest, proofs_from_reader
+from .logchain import CHECKPOINT, LogProofs, LogRequest, proofs_from_reader
 from .trust import PeerState, Trust, TrustedPv
 from .trusted import FUTURE_SKEW, MAX_CHAIN_FETCH, Answer, PvReport, PvTrustedState, Status, freshness_problem
 
@@ -344,7 +345,7 @@ class MirrorWalk:
         except (FormatError, VerificationError) as exc:
             raise BadProof(f"proof rejected: {exc}") from None
 
-    def _prove_from_tiles(self, name: str, mirror: str, head: TreeHead | CheckpointHead) -> Proof:
+    def _prove_from_tiles(self, name: str, mirror: str, head: TreeHead | TreeHeadV2) -> Proof:
         siblings, leaf = prove_from_tiles(
             name_key(name), head.root, lambda level, h: self._get(mirror, site.tile_path(level, h), MAX_TILE_BYTES))
 

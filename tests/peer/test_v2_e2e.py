@@ -18,8 +18,6 @@ from tests.witness.conftest import WitnessProcess
 
 from .test_warm import CountingServer
 
-pytest.importorskip("pds_log.core.strs", reason="the PV side of STR v2 (str_version: 2) has not landed")
-
 PLUGIN = "org.pds.demo.rtt"
 
 

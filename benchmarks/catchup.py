@@ -188,33 +188,28 @@ def measure(version: int, behind: int, cache: bool, root: Path, real: bool = Fal
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--behind", type=int, nargs="+", default=[1, 150, 10_000])
+    parser.add_argument("--versions", type=int, nargs="+", choices=(1, 2), default=[1, 2])
     parser.add_argument("--real", action="store_true", help="a real PV (pds pv epoch), not a core-built one")
     parser.add_argument("--no-uncached", action="store_true", help="only the runs with the mirror cache")
     args = parser.parse_args()
-    rows = []
+    caches = (True,) if args.no_uncached else (True, False)
+    got: dict[tuple[int, int, bool], tuple[int, int, float, str]] = {}
     with tempfile.TemporaryDirectory(prefix="pds-catchup-") as tmp:
         for behind in args.behind:
-            row = [behind]
-            for version in (1, 2):
-                for cache in (True, False):
-                    if not cache and args.no_uncached:
-                        row += [0, 0, 0.0]
-                        continue
-                    gets, body, seconds, chain = measure(version, behind, cache, Path(tmp), args.real)
-                    row += [gets, body, seconds]
-                    if version == 2 and cache:
-                        row.append(chain)
-            rows.append(row)
-            print(f"  measured {behind} epochs behind", file=sys.stderr)
+            for version in args.versions:
+                for cache in caches:
+                    got[behind, version, cache] = result = measure(version, behind, cache, Path(tmp), args.real)
+                    print(f"  {behind} behind, v{version}, {'cache' if cache else 'no cache'}: {result[0]} GETs, "
+                          f"{result[1]} bytes, {result[2]:.2f} s ({result[3]})", file=sys.stderr, flush=True)
     kind = "a real PV (pds pv epoch, pds pv publish)" if args.real else "a core-built publication"
     print(f"GETs to the PV (and response bytes) for one `pds peer verify` after k epochs since the last check, {kind}")
-    print("| epochs behind | v1 GETs | v1 bytes | v1 time | v2 GETs | v2 bytes | v2 time "
-          "| v1 GETs, no cache | v2 GETs, no cache | v2 bytes, no cache |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        behind, g1, b1, t1, g1n, b1n, t1n, g2, b2, t2, chain, g2n, b2n, t2n = r
-        print(f"| {behind:,} | {g1:,} | {b1:,} | {t1:.2f} s | {g2} | {b2:,} | {t2:.2f} s | {g1n:,} | {g2n} | {b2n:,} |")
-    print(f"v2 chain (last case): {rows[-1][10]}")
+    cols = [(v, c) for v in args.versions for c in caches]
+    label = {True: "", False: ", no cache"}
+    print("| epochs behind | " + " | ".join(f"v{v} GETs{label[c]} | v{v} bytes{label[c]}" for v, c in cols) + " |")
+    print("|---:|" + "---:|---:|" * len(cols))
+    for behind in args.behind:
+        cells = [f"{got[behind, v, c][0]:,} | {got[behind, v, c][1]:,}" for v, c in cols]
+        print(f"| {behind:,} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,25 @@ def _age(seconds: int | None) -> str:
     return f"{sign}{s // 86400}d"
 
 
+def _details(r) -> list[str]:
+    """A PV's lines under its row: mirror, chain, witnesses, reason, warnings, attempts."""
+    out = []
+    if r.mirror:
+        out.append(f"from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))
+    if r.chain:
+        out.append(f"chain: {r.chain}")
+    if r.witnessed:
+        out.append(f"cosigned by: {', '.join(r.witnessed)}")
+    out.append(r.reason)
+    out.extend(f"warning: {warning}" for warning in r.bytecode_warnings)
+    if r.explanation:
+        out.append(f"the PV says (unauthenticated): {r.explanation}")
+    if r.evidence:
+        out.append(f"evidence of equivocation written to {r.evidence}")
+    out.extend(f"tried {attempt}" for attempt in r.attempts)
+    return out
+
+
 def verdict_lines(verdict) -> list[str]:
     """The human table: one row per PV, then its mirror, chain, reason and attempts."""
     head = ["PV", "reach", "epoch", "age", "sig", "chain", "fresh", "proof", "bytecode", "properties", "status"]
@@ -67,19 +86,7 @@ def verdict_lines(verdict) -> list[str]:
     pad = " " * (widths[0] + 2)
     for row, r in zip(rows, verdict.pvs.values(), strict=True):
         out.append(fmt(row))
-        if r.mirror:
-            out.append(f"{pad}from {r.mirror}" + (f" via {r.proof_source}" if r.proof_source else ""))
-        if r.chain:
-            out.append(f"{pad}chain: {r.chain}")
-        out.append(f"{pad}{r.reason}")
-        for warning in r.bytecode_warnings:
-            out.append(f"{pad}warning: {warning}")
-        if r.explanation:
-            out.append(f"{pad}the PV says (unauthenticated): {r.explanation}")
-        if r.evidence:
-            out.append(f"{pad}evidence of equivocation written to {r.evidence}")
-        for attempt in r.attempts:
-            out.append(f"{pad}tried {attempt}")
+        out.extend(pad + line for line in _details(r))
     for problem in verdict.problems:
         out.append(f"problem: {problem}")
     if not verdict.bytecode_checked:
@@ -161,8 +168,12 @@ def verify_cmd(name, trust_path, bytecode_dir, metadata_only, state, via, now, a
 @click.option("--via", type=click.Choice(["tiles", "proof"]), default="tiles", show_default=True)
 @_now_option
 @_json_option
-def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json):
-    """Write an offline proof bundle for NAME: each PV's STR and a one-file proof, and the bytecode hashes.
+@click.option("--from-size", "from_sizes", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="STR v2: also carry the consistency proof from epoch-log size N (the receiver's last verified "
+                   "epoch, when known); repeatable. Your own last verified size is always included.")
+def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json, from_sizes):
+    """Write an offline proof bundle for NAME: each PV's STR and a one-file proof, and the bytecode hashes
+    (for an STR v2: the cosigned checkpoint and its epoch-log proofs).
 
     Exit 0 when written, 1 when no trusted PV vouches for NAME, 2 on a usage error."""
     from pds_log.core.names import validate_name
@@ -174,7 +185,8 @@ def bundle_cmd(name, trust_path, out, bytecode_dir, state, via, now, as_json):
     except PdsError as exc:
         _fail_usage(exc)
     try:
-        bundle, verdict = make_bundle(name, trust, out, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state)
+        bundle, verdict = make_bundle(name, trust, out, bytecode_dir=bytecode_dir, now=now, via=via, state=peer_state,
+                                      from_sizes=tuple(from_sizes))
     except PdsError as exc:
         click.echo(f"pds: {exc}", err=True)
         sys.exit(EXIT_REJECT)

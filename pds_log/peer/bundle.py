@@ -9,7 +9,21 @@ Format (JSON, v1; keys exactly these, unknown keys are refused):
      "bytecode": {"<path>": "<sha256 hex>", ...},      # the manifest and every pluglet the bindings
                                                        # name, as the sender holds them
      "pvs": {"<PV origin>": {"str": "<the PV's signed STR note, as published>",
-                             "proof": {<v1 one-file proof: DESIGN.md "Proof">}}}}
+                             "proof": {<v1 one-file proof: DESIGN.md "Proof">},
+                             "log": {...}}}}                # STR v2 only, see below
+
+An STR v2 entry (its `str` is the cosigned checkpoint, as the mirror served it) also carries
+the epoch-log proofs the receiver's pipeline needs, base64 hashes:
+
+    "log": {"inclusion": [<inclusion of entry E-1, the STR's own record, in the log of size E>],
+            "from": {"<m>": {"consistency": [<consistency proof from size m to E>],
+                             "record": [<inclusion of entry m-1 in the log of size E>]}, ...}}
+
+for each size m in `from`: the sender's own last verified size, and those asked for with
+`--from-size` (the receiver's, when the sender knows it). A receiver holding the checkpoint of
+size m (or the v1 STR of epoch m) checks that one; without it, the entry is checked except for
+its link to the STR held, and the receiver's state is not advanced (the next online check
+proves it). v1 entries are unchanged (`str` and `proof` only).
 
 `pvs` is keyed by origin (the verifier key's name), not by the sender's local PV names, so
 the receiver finds each entry with its own trusted keys. A proof is an inclusion proof (it
@@ -31,12 +45,14 @@ the state once verified, so that the next online check chains from it.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
 from pathlib import Path
 
-from pds_log.core import jsondoc
+from pds_log.core import jsondoc, tlog
+from pds_log.core.checkpoint import parse_b64_hash
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.manifest import validate_relative_path
 from pds_log.core.names import validate_name
@@ -45,10 +61,11 @@ from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.http import Fetcher
 
 from .bytecode import BytecodeDir, binding_files
-from .errors import BadProof, Malformed, TrustProblem
+from .errors import BadProof, Check, Malformed, TrustProblem
+from .logchain import LogProofs, LogRequest, SignedCheckpoint
 from .trust import PeerState, Trust, TrustedPv
 from .trusted import Answer, PvReport, Status
-from .verify import Verdict, evaluate, refused, trusted_states, verify_plugin
+from .verify import Verdict, evaluate, fetch_log_tile, refused, trusted_states, verify_plugin
 
 BUNDLE_VERSION = 1
 BUNDLE_TYPE = "pds-proof-bundle"
@@ -59,25 +76,49 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytecode_dir: str | Path | None = None,
                 now: int | None = None, state: PeerState | None = None, via: str = "tiles",
-                fetcher: Fetcher | None = None, use_state: bool = True) -> tuple[dict, Verdict]:
+                fetcher: Fetcher | None = None, use_state: bool = True,
+                from_sizes: tuple[int, ...] = ()) -> tuple[dict, Verdict]:
     """Verify `name` online (as `verify_plugin`) and gather every PV's STR and proof that passed.
 
     The bytecode hashes come from `bytecode_dir` when given (then checked against every
     binding), else from the bindings, which must then agree. Writes the bundle to `out` if
     given; raises PdsError when no trusted PV vouches for the plugin."""
+    if state is None and use_state:
+        state = PeerState.load(trust.state_path)
+    last = {pv.origin: state.last(pv.origin) for pv in trust.pvs.values()} if state is not None else {}
+    held_sizes = {origin: entry[0] for origin, entry in last.items() if entry is not None}
     # without bytecode the bundle carries the bindings' hashes: the receiver checks its bytes
     verdict = verify_plugin(name, trust, bytecode_dir=bytecode_dir, now=now, state=state, via=via, fetcher=fetcher,
                             use_state=use_state, metadata_only=True)
+    pvs = _entries(verdict, held_sizes, from_sizes, fetcher)
+    included = [r for r in verdict.pvs.values() if r.approved]
+    if not included:
+        why = "; ".join(f"{r.pv}: {r.status}: {r.reason}" for r in verdict.pvs.values())
+        raise PdsError(f"no trusted PV vouches for {name}; nothing to bundle ({why})")
+    bytecode = _bytecode_hashes(name, included, bytecode_dir)
+    bundle = {"v": BUNDLE_VERSION, "type": BUNDLE_TYPE, "name": name, "created": verdict.now,
+              "bytecode": dict(sorted(bytecode.items())), "pvs": pvs}
+    if out is not None:
+        atomic_write_bytes(Path(out), encode_bundle(bundle))
+    return bundle, verdict
+
+
+def _entries(verdict: Verdict, held_sizes: dict[str, int], from_sizes: tuple[int, ...],
+             fetcher: Fetcher | None) -> dict[str, dict]:
+    """The bundle entry of every PV origin whose answer passed (STR v2: with its log proofs)."""
     pvs: dict[str, dict] = {}
     for report in verdict.pvs.values():
         if report.passed and report.origin not in pvs:
             if report.signed is None or report.proof is None:
                 raise PdsError(f"{report.pv}: a passed answer without its STR and proof")
             pvs[report.origin] = {"str": report.signed.note.decode(), "proof": report.proof.to_obj()}
-    included = [r for r in verdict.pvs.values() if r.approved]
-    if not included:
-        why = "; ".join(f"{r.pv}: {r.status}: {r.reason}" for r in verdict.pvs.values())
-        raise PdsError(f"no trusted PV vouches for {name}; nothing to bundle ({why})")
+            if isinstance(report.signed, SignedCheckpoint):
+                sizes = (*from_sizes, *((held_sizes[report.origin],) if report.origin in held_sizes else ()))
+                pvs[report.origin].update(str=report.signed.served.decode(), log=_log_entry(report, sizes, fetcher))
+    return pvs
+
+
+def _bytecode_hashes(name: str, included: list[PvReport], bytecode_dir: str | Path | None) -> dict[str, str]:
     bytecode: dict[str, str] = {}
     held = BytecodeDir(bytecode_dir) if bytecode_dir is not None else None
     for report in included:
@@ -92,11 +133,55 @@ def make_bundle(name: str, trust: Trust, out: str | Path | None = None, *, bytec
             elif bytecode.setdefault(path, digest) != digest:
                 raise PdsError(f"the PVs bind different bytecode for {name} ({path}); give --bytecode to bundle "
                                f"the version you will send")
-    bundle = {"v": BUNDLE_VERSION, "type": BUNDLE_TYPE, "name": name, "created": verdict.now,
-              "bytecode": dict(sorted(bytecode.items())), "pvs": pvs}
-    if out is not None:
-        atomic_write_bytes(Path(out), encode_bundle(bundle))
-    return bundle, verdict
+    return bytecode
+
+
+def _log_entry(report: PvReport, sizes: tuple[int, ...], fetcher: Fetcher | None) -> dict:
+    """The epoch-log proofs of a verified STR v2, from the tiles of the mirror that served it."""
+    assert isinstance(report.signed, SignedCheckpoint) and report.mirror is not None
+    n, mirror = report.signed.head.epoch, report.mirror
+    own = fetcher is None
+    fetcher = fetcher or Fetcher()
+    try:
+        reader = tlog.TileHashReader(n, lambda tile: fetch_log_tile(
+            lambda path, limit: fetcher.get(mirror, path, max_bytes=limit), tile))
+        entry: dict = {"inclusion": _b64s(tlog.prove_inclusion(n, n - 1, reader)), "from": {}}
+        for m in sorted({m for m in sizes if 0 < m < n}):
+            entry["from"][str(m)] = {"consistency": _b64s(tlog.prove_consistency(n, m, reader)),
+                                     "record": _b64s(tlog.prove_inclusion(n, m - 1, reader))}
+    except (PdsError, ValueError) as exc:
+        raise PdsError(f"{report.pv}: cannot gather the epoch-log proofs for the bundle from {mirror}: {exc}") from None
+    finally:
+        if own:
+            fetcher.close()
+    return entry
+
+
+def _b64s(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+def _hashes(value: object, where: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list) or len(value) > tlog.MAX_PROOF_HASHES or not all(isinstance(h, str) for h in value):
+        raise FormatError(f"{where}: must be a list of at most {tlog.MAX_PROOF_HASHES} base64 hashes")
+    return tuple(parse_b64_hash(h, where) for h in value)
+
+
+def bundle_log_proofs(log: object, request: LogRequest) -> LogProofs:
+    """The epoch-log proofs a bundle entry carries for `request` (FormatError if malformed)."""
+    if not isinstance(log, dict) or set(log) != {"inclusion", "from"} or not isinstance(log["from"], dict):
+        raise FormatError("log: expected {\"inclusion\": [...], \"from\": {\"<size>\": {...}}}")
+    if len(log["from"]) > 64:
+        raise FormatError("log.from: more than 64 sizes")
+    inclusion = _hashes(log["inclusion"], "log.inclusion")
+    m = request.consistency_from or request.record_from
+    linked = log["from"].get(str(m)) if m is not None else None
+    if linked is None:
+        return LogProofs(inclusion)
+    if not isinstance(linked, dict) or set(linked) != {"consistency", "record"}:
+        raise FormatError(f"log.from.{m}: expected {{\"consistency\": [...], \"record\": [...]}}")
+    return LogProofs(inclusion, _hashes(linked["consistency"], f"log.from.{m}.consistency"),
+                     _hashes(linked["record"], f"log.from.{m}.record"))
 
 
 def encode_bundle(bundle: dict) -> bytes:
@@ -184,9 +269,17 @@ def _check_entry(answer: Answer, entry: object, pv: TrustedPv, held: BytecodeDir
     """One PV's entry through the same trust pipeline as a mirror's answer (offline: the chain
     to a newer STR is left to the next online check)."""
     try:
-        if not isinstance(entry, dict) or set(entry) != {"str", "proof"} or not isinstance(entry["str"], str):
-            raise Malformed("malformed bundle entry: expected {\"str\": <note>, \"proof\": {...}}")
+        if (not isinstance(entry, dict) or set(entry) - {"log"} != {"str", "proof"}
+                or not isinstance(entry["str"], str)):
+            raise Malformed("malformed bundle entry: expected {\"str\": <note>, \"proof\": {...}} "
+                            "(and \"log\": {...} for an STR v2)")
         answer.accept_str(entry["str"].encode("utf-8"), "STR")
+        if answer.log_request is not None:
+            try:
+                proofs = bundle_log_proofs(entry.get("log"), answer.log_request)
+            except FormatError as exc:
+                raise BadProof(f"the bundle's epoch-log proofs are malformed: {exc}", check=Check.CHAIN) from None
+            answer.accept_log(proofs)
         answer.accept_chain()
         try:
             proof = Proof.from_obj(entry["proof"])

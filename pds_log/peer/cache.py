@@ -7,6 +7,10 @@ request per PV: the conditional GET of ``latest.note``.
     <cache>/<...>/latest.note, latest.validators.json   the newest STR, with its ETag /
                                                          Last-Modified for If-None-Match /
                                                          If-Modified-Since
+    <cache>/<...>/checkpoint, checkpoint.validators.json
+                                                         the same for the newest STR v2 (C2SP
+                                                         tlog-tiles; its tiles tile/... are
+                                                         immutable, partial ones included)
     <cache>/<...>/under/<sha256(latest.note)[:24]>/status/<name>.json
                                                          the PV's explanation of an absence,
                                                          reused only while latest.note is the
@@ -35,7 +39,9 @@ from pds_log.core.errors import FormatError
 from pds_log.core.jsondoc import loads
 from pds_log.infra.http import Fetcher, is_local
 
-VALIDATORS = "latest.validators.json"
+from .logchain import CHECKPOINT
+
+VALIDATORS = {site.LATEST: "latest.validators.json", CHECKPOINT: "checkpoint.validators.json"}
 
 
 def _digest(data: bytes) -> str:
@@ -60,8 +66,8 @@ class MirrorCache:
     def get(self, mirror: str, path: str, *, max_bytes: int) -> bytes:
         if is_local(mirror):
             return self.fetcher.get(mirror, path, max_bytes=max_bytes)
-        if path == site.LATEST:
-            return self._get_latest(mirror, max_bytes)
+        if path in VALIDATORS:
+            return self._get_latest(mirror, path, max_bytes)
         if path.startswith("status/") and mirror in self._latest:
             key = f"under/{_digest(self._latest[mirror])}/{path}"
         elif site.is_mutable(path):
@@ -113,30 +119,33 @@ class MirrorCache:
             return None
         return data if len(data) <= max_bytes else None
 
-    def _get_latest(self, mirror: str, max_bytes: int) -> bytes:
-        body = None if self.bypass else self._read(mirror, site.LATEST, max_bytes)
+    def _get_latest(self, mirror: str, path: str, max_bytes: int) -> bytes:
+        """latest.note or checkpoint: a conditional GET when a copy and its validators are kept."""
+        body = None if self.bypass else self._read(mirror, path, max_bytes)
         etag = modified = None
         if body is not None:
-            etag, modified = self._validators(mirror)
+            etag, modified = self._validators(mirror, path)
         if body is None or (etag is None and modified is None):
-            fetched = self.fetcher.fetch(mirror, site.LATEST, max_bytes=max_bytes)
+            fetched = self.fetcher.fetch(mirror, path, max_bytes=max_bytes)
         else:
-            fetched = self.fetcher.fetch(mirror, site.LATEST, max_bytes=max_bytes, etag=etag, last_modified=modified)
+            fetched = self.fetcher.fetch(mirror, path, max_bytes=max_bytes, etag=etag, last_modified=modified)
         if fetched.data is None:
             assert body is not None
-            self._used[mirror].add(site.LATEST)
+            self._used[mirror].add(path)
             self._latest[mirror] = body
             return body
         self._latest[mirror] = fetched.data
         pending = self._pending.setdefault(mirror, {})
-        pending[site.LATEST] = fetched.data
-        pending[VALIDATORS] = json.dumps({"etag": fetched.etag, "last_modified": fetched.last_modified}).encode()
+        pending[path] = fetched.data
+        pending[VALIDATORS[path]] = json.dumps({"etag": fetched.etag,
+                                                "last_modified": fetched.last_modified}).encode()
         return fetched.data
 
-    def _validators(self, mirror: str) -> tuple[str | None, str | None]:
-        data = self._read(mirror, VALIDATORS, 4096)
+    def _validators(self, mirror: str, path: str) -> tuple[str | None, str | None]:
+        name = VALIDATORS[path]
+        data = self._read(mirror, name, 4096)
         try:
-            doc = loads(data, VALIDATORS, max_bytes=4096) if data is not None else None
+            doc = loads(data, name, max_bytes=4096) if data is not None else None
         except FormatError:
             doc = None
         if not isinstance(doc, dict):

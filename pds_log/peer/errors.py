@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pds_log.core.errors import VerificationError
 
 if TYPE_CHECKING:
-    from pds_log.core import equivocation
+    from pds_log.core import checkpoint, equivocation
 
 
 class Check(IntEnum):
@@ -82,6 +82,13 @@ class Stale(TrustProblem):
     check = Check.FRESHNESS
 
 
+class Unwitnessed(TrustProblem):
+    """An STR without the valid cosignatures of the witness quorum trust.yaml requires for
+    its PV (or with an invalid one by a required witness): not fresh evidence."""
+
+    check = Check.FRESHNESS
+
+
 class FutureDated(TrustProblem):
     """An STR dated further ahead of the peer's clock than the allowed skew."""
 
@@ -111,13 +118,26 @@ class Fatal(TrustProblem):
 
 
 class Equivocation(Fatal):
-    """Two validly signed, different STRs for one epoch: `evidence` proves it to anyone."""
+    """Two validly signed STRs that cannot both be true: `evidence` proves it to anyone --
+    two different v1 STRs for one epoch (`pds-equivocation`), or two STR v2 checkpoints of
+    one PV that are not one append-only log (`pds-checkpoint-equivocation`)."""
 
     check = Check.CHAIN
 
-    def __init__(self, message: str, evidence: "equivocation.Equivocation") -> None:
+    def __init__(self, message: str,
+                 evidence: "equivocation.Equivocation | checkpoint.CheckpointEquivocation") -> None:
         super().__init__(message)
         self.evidence = evidence
+
+    @property
+    def file_name(self) -> str:
+        """Where a peer writes the evidence: equivocation-<origin>-epoch<E>.json."""
+        from pds_log.core import checkpoint
+
+        ev = self.evidence
+        if isinstance(ev, checkpoint.CheckpointEquivocation):
+            return f"equivocation-{ev.log.name}-epoch{ev.b.size}.json"
+        return f"equivocation-{ev.verifier.name}-epoch{ev.epoch}.json"
 
 
 class BadState(Fatal):
@@ -127,4 +147,5 @@ class BadState(Fatal):
 
 
 __all__ = ["BadExplanation", "BadProof", "BadSignature", "BadState", "BrokenChain", "Check", "Equivocation", "Fatal",
-           "FutureDated", "Malformed", "Rollback", "Stale", "TooFarBehind", "TrustProblem", "Unavailable"]
+           "FutureDated", "Malformed", "Rollback", "Stale", "TooFarBehind", "TrustProblem", "Unavailable",
+           "Unwitnessed"]

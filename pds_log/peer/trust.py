@@ -8,9 +8,19 @@ trust.yaml (parsed strictly; every error is one line naming the file and the fie
         vkey: "pv1.example+1a2b3c4d+AbCd..."    # C2SP verifier key; its name is the PV's origin
         mirrors: ["https://pv1.example/pds/", "https://mirror.example/pv1/"]   # tried in order
         pr: "https://pr.example/pr.git"         # optional (monitor, gossip)
+        cosigned_by: "2 of w1, w2, w3"          # optional: this PV's witness quorum (overrides the global one)
     require: "pv1 & (pv2 | pv3)"               # atoms: PV names, or PV.property; monotone
     max_age: 3600                              # seconds; an older STR makes that PV count false
     state: ~/.local/state/pds/peer-state.json  # optional (default shown); --state overrides
+    witnesses:                                 # optional: witnesses this peer knows, label -> cosignature/v1 key
+      w1: "witness.example/w1+20324abe+BCms..."
+    cosigned_by: "1 of w1"                     # optional: the quorum every PV needs ("none": no witnesses)
+
+`cosigned_by` is "<k> of <label>, <label>, ..." (k >= 1 distinct valid cosignatures of the
+witnesses named, which must be listed under `witnesses`) or "none". A PV's STR without its
+quorum's valid cosignatures is not fresh evidence (`pds_log.peer.errors.Unwitnessed`); a
+witness cosigns only a checkpoint of the PV's epoch log (STR v2), so a PV that must be
+witnessed cannot be accepted on a v1 STR.
 
 A mirror is an http(s) base URL or a local directory (absolute, ``file://``, or relative to
 trust.yaml). Two PV entries may share a key (say, different mirror sets), but one origin
@@ -37,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pds_log.core import jsondoc
+from pds_log.core.checkpoint import CosignatureVerifier, WitnessPolicy
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
 from pds_log.core.note import NoteVerifier
@@ -46,6 +57,8 @@ from pds_log.infra.http import check_mirror_url, is_local
 DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "pds" / "peer-state.json"
 STATE_VERSION = 1
 _PV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_WITNESS_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_QUORUM = re.compile(r"\s*([0-9]{1,3})\s+of\s+(.+)")
 
 
 @dataclass
@@ -54,6 +67,8 @@ class TrustedPv:
     verifier: NoteVerifier
     mirrors: list[str]
     pr: str | None = None
+    witnesses: WitnessPolicy | None = None  # the cosignatures an STR needs to count
+    witness_labels: dict[str, str] = field(default_factory=dict)  # witness key name -> trust.yaml label
 
     @property
     def origin(self) -> str:
@@ -71,7 +86,7 @@ class Trust:
 
 def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None = None) -> Trust:
     """Parse trust.yaml; `base` resolves relative local mirrors and state paths."""
-    doc = parse_mapping(text, where, {"version", "pvs", "require", "max_age", "state"})
+    doc = parse_mapping(text, where, {"version", "pvs", "require", "max_age", "state", "witnesses", "cosigned_by"})
     version = doc.get("version")
     if version != 1 or isinstance(version, bool):
         raise FormatError(f"{where}: version: must be 1, got {version!r}")
@@ -82,6 +97,7 @@ def parse_trust(text: str | bytes, where: str = "trust.yaml", base: Path | None 
     origins: dict[str, tuple[str, NoteVerifier]] = {}
     for name, entry in pvs_doc.items():
         pvs[name] = _pv_entry(name, entry, f"{where}: pvs.{name}", base, origins)
+    _witness_policies(doc, pvs_doc, pvs, where)
     if "require" not in doc:
         raise FormatError(f"{where}: require: missing (e.g. require: \"{' & '.join(pvs)}\")")
     if not isinstance(doc["require"], str):
@@ -112,7 +128,7 @@ def _pv_entry(name: object, entry: object, w: str, base: Path | None,
         raise FormatError(f"{w}: a PV name must be a formula atom ([A-Za-z][A-Za-z0-9_]*)")
     if not isinstance(entry, dict):
         raise FormatError(f"{w}: must be a mapping with vkey and mirrors")
-    extra = set(entry) - {"vkey", "mirrors", "pr"}
+    extra = set(entry) - {"vkey", "mirrors", "pr", "cosigned_by"}
     if extra:
         raise FormatError(f"{w}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
     if "vkey" not in entry:
@@ -127,6 +143,61 @@ def _pv_entry(name: object, entry: object, w: str, base: Path | None,
     origins.setdefault(verifier.name, (name, verifier))
     return TrustedPv(name, verifier, _mirrors(entry.get("mirrors"), f"{w}.mirrors", base),
                      _optional_str(entry.get("pr"), f"{w}.pr"))
+
+
+def _witness_policies(doc: dict, pvs_doc: dict, pvs: dict[str, TrustedPv], where: str) -> None:
+    """Each PV's witness quorum: its own cosigned_by, else the global one (else none)."""
+    known = _witnesses(doc.get("witnesses"), f"{where}: witnesses")
+    default = _cosigned_by(doc.get("cosigned_by"), f"{where}: cosigned_by", known)
+    for name, pv in pvs.items():
+        policy = default
+        if "cosigned_by" in pvs_doc[name]:
+            policy = _cosigned_by(pvs_doc[name]["cosigned_by"], f"{where}: pvs.{name}.cosigned_by", known)
+        if policy is not None:
+            pv.witnesses = policy
+            pv.witness_labels = {v.name: label for label, v in known.items() if v in policy.witnesses}
+
+
+def _witnesses(value: object, where: str) -> dict[str, CosignatureVerifier]:
+    """witnesses: label -> cosignature/v1 verifier key."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FormatError(f"{where}: must map a label to each witness's verifier key")
+    out: dict[str, CosignatureVerifier] = {}
+    for label, vkey in value.items():
+        if not isinstance(label, str) or not _WITNESS_LABEL.fullmatch(label):
+            raise FormatError(f"{where}: label {str(label)[:40]!r} must be letters, digits, '_', '.', '-'")
+        try:
+            verifier = CosignatureVerifier.from_string(vkey)
+        except FormatError as exc:
+            raise FormatError(f"{where}.{label}: {exc}") from None
+        same = [other for other, v in out.items() if v.name == verifier.name]
+        if same:
+            raise FormatError(f"{where}.{label}: witness {verifier.name} is already listed as {same[0]}")
+        out[label] = verifier
+    return out
+
+
+def _cosigned_by(value: object, where: str, known: dict[str, CosignatureVerifier]) -> WitnessPolicy | None:
+    """ "<k> of <label>, ..." as a WitnessPolicy; None for "none" or no value."""
+    if value is None or value == "none":
+        return None
+    m = _QUORUM.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise FormatError(f"{where}: expected \"<k> of <witness>, <witness>, ...\" or \"none\", "
+                          f"got {str(value)[:60]!r}")
+    labels = [label.strip() for label in m.group(2).split(",")]
+    for label in labels:
+        if label not in known:
+            listed = ", ".join(known) or "none listed"
+            raise FormatError(f"{where}: unknown witness {label[:40]!r} (witnesses: {listed})")
+    if len(set(labels)) != len(labels):
+        raise FormatError(f"{where}: a witness is named twice")
+    quorum = int(m.group(1))
+    if not 1 <= quorum <= len(labels):
+        raise FormatError(f"{where}: {quorum} of {len(labels)} witnesses: the quorum must be 1 to {len(labels)}")
+    return WitnessPolicy(tuple(known[label] for label in labels), quorum)
 
 
 def _mirrors(value: object, where: str, base: Path | None) -> list[str]:

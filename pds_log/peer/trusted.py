@@ -10,7 +10,8 @@ entry), checked against that state by methods that must be called in this order:
     epochs = answer.accept_str(note)        # signature; rollback, equivocation; what to chain
     for e in epochs:
         answer.accept_next(note_of(e), e)   # each STR between the one held and the new one
-    answer.accept_chain()                   # the last link, then freshness
+    answer.accept_log(proofs)               # STR v2 only, when answer.log_request says so
+    answer.accept_chain()                   # the last link, then witnesses and freshness
     answer.accept_proof(proof)              # inclusion or absence against the STR's root
     answer.accept_bytecode(held)            # the bytes the peer holds, if it holds some
     report = answer.report()                # an immutable PvReport
@@ -21,6 +22,14 @@ report of a refused answer. Nothing here does I/O: the caller fetches (the mirro
 verify.py, the bundle in bundle.py), writes evidence and saves the state file. A different
 chain (a checkpoint with a consistency proof) is one more method between accept_str and
 accept_chain, in place of the accept_next loop.
+
+STR v2 (a C2SP checkpoint of the PV's epoch log, `pds_log.peer.logchain`): `accept_str`
+returns no epochs; `answer.log_request` names the epoch-log proofs it needs (the inclusion of
+its own record; the consistency from the size held, or the inclusion of the v1 record held),
+which `accept_log` checks against the signed roots. A same-size checkpoint with another root,
+or a consistency proof that yields the new root but another old one, is equivocation, with a
+`pds-checkpoint-equivocation` document as evidence. When trust.yaml names witnesses for the
+PV, `accept_chain` also requires their quorum's valid cosignatures (`Unwitnessed`).
 """
 
 from __future__ import annotations
@@ -31,11 +40,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from pds_log.core import checkpoint as cp
 from pds_log.core import static_layout as site
+from pds_log.core import tlog
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, VerificationError
 from pds_log.core.proof import Proof, describe, verify_proof
-from pds_log.core.signed_root import SignedTreeRoot, TreeHead, check_chain, open_str
+from pds_log.core.signed_root import SignedTreeRoot, TreeHead, check_chain
+from pds_log.core.strs import TreeHeadV2
 
 from .bytecode import BytecodeDir, held_bytecode_check
 from .errors import (
@@ -50,6 +62,16 @@ from .errors import (
     Stale,
     TooFarBehind,
     TrustProblem,
+    Unwitnessed,
+)
+from .logchain import (
+    AnySigned,
+    LogProofs,
+    LogRequest,
+    SignedCheckpoint,
+    check_cosigned,
+    open_any,
+    record_of,
 )
 from .trust import TrustedPv
 
@@ -81,7 +103,7 @@ class PvReport:
     reason: str = ""
     mirror: str | None = None
     checks: Mapping[Check, bool] = field(default_factory=lambda: MappingProxyType({}))
-    signed: SignedTreeRoot | None = None
+    signed: AnySigned | None = None
     age: int | None = None  # seconds between the STR's time and the peer's clock
     chain: str | None = None  # how the STR relates to the last one seen
     proof: Proof | None = None
@@ -93,6 +115,7 @@ class PvReport:
     evidence: str | None = None  # path of the equivocation evidence written
     evidence_json: str | None = None
     attempts: tuple[str, ...] = ()
+    witnessed: tuple[str, ...] = ()  # the required witnesses whose valid cosignatures the STR carries
 
     def _check(self, check: Check) -> bool | None:
         return self.checks.get(check)
@@ -148,10 +171,15 @@ class PvReport:
                 "proof_source": self.proof_source, "properties": self.properties, "bytecode": self.bytecode,
                 "bytecode_warnings": list(self.bytecode_warnings), "explanation": self.explanation,
                 "explanation_authenticated": False if self.explanation is not None else None,
-                "evidence": self.evidence, "attempts": list(self.attempts)}
+                "evidence": self.evidence, "attempts": list(self.attempts), "str_version": self.str_version,
+                "witnessed": list(self.witnessed)}
+
+    @property
+    def str_version(self) -> int | None:
+        return None if self.signed is None else (2 if isinstance(self.signed, SignedCheckpoint) else 1)
 
 
-def freshness_problem(head: TreeHead, now: int, max_age: int) -> Stale | FutureDated | None:
+def freshness_problem(head: TreeHead | TreeHeadV2, now: int, max_age: int) -> Stale | FutureDated | None:
     age = now - head.time
     if age > max_age:
         return Stale(f"stale STR: epoch {head.epoch} was signed {age} s ago, over max_age {max_age} s "
@@ -173,19 +201,20 @@ class PvTrustedState:
                  stateful: bool = True, where: str = "the state file") -> None:
         self.pv, self.now, self.max_age, self.stateful, self.where = pv, now, max_age, stateful, where
         self._remembered = remembered
-        self._trusted: SignedTreeRoot | None = None
+        self._trusted: AnySigned | None = None
         self._seen: dict[int, SignedTreeRoot] = {}
+        self._seen_v2: dict[int, SignedCheckpoint] = {}  # by tree size
 
     @property
     def origin(self) -> str:
         return self.pv.origin
 
-    def trusted(self) -> SignedTreeRoot | None:
+    def trusted(self) -> AnySigned | None:
         """The newest STR verified for this PV (the state file's, or one committed this run)."""
         if self._trusted is None and self._remembered is not None:
             epoch, note = self._remembered
             try:
-                previous = open_str(note, self.pv.verifier)
+                previous = open_any(note, self.pv.verifier)
             except (FormatError, VerificationError) as exc:
                 raise BadState(f"the state file's STR for {self.origin} does not verify with the trusted key ({exc}); "
                                f"if the PV changed its key, remove its entry from {self.where}") from None
@@ -196,9 +225,25 @@ class PvTrustedState:
             self.witness(previous)
         return self._trusted
 
-    def witness(self, signed: SignedTreeRoot) -> None:
+    def remembered_version(self) -> int | None:
+        """1 or 2: the version of the STR held for this PV (None: none, or one that does not
+        verify, which accept_str reports)."""
+        try:
+            held = self.trusted()
+        except BadState:
+            return None
+        return None if held is None else (2 if isinstance(held, SignedCheckpoint) else 1)
+
+    def witness(self, signed: AnySigned) -> None:
         """Remember an STR verified with the key, from any source: a different one already seen
-        for the same epoch is equivocation."""
+        for the same epoch is equivocation (for STR v2: the same tree size, another root)."""
+        if isinstance(signed, SignedCheckpoint):
+            seen = self._seen_v2.setdefault(signed.head.epoch, signed)
+            if seen.head.log_root != signed.head.log_root:
+                evidence = cp.detect_equivocation(seen.note, signed.note, self.pv.verifier)
+                raise Equivocation(f"equivocation: two signed checkpoints of size {signed.head.epoch} with "
+                                   f"different log roots", evidence)
+            return
         other = self._seen.setdefault(signed.head.epoch, signed)
         if other.head.text() != signed.head.text():
             from pds_log.core import equivocation
@@ -209,7 +254,7 @@ class PvTrustedState:
     def witness_note(self, data: bytes) -> None:
         """witness() for a note that may not even verify (a fork check): only a verified one counts."""
         try:
-            signed = open_str(data, self.pv.verifier)
+            signed = open_any(data, self.pv.verifier)
         except (FormatError, VerificationError):
             return
         self.witness(signed)
@@ -217,11 +262,13 @@ class PvTrustedState:
     def answer(self, name: str, source: str, *, offline: bool = False) -> "Answer":
         return Answer(self, name, source, offline=offline)
 
-    def commit(self, answer: "Answer") -> SignedTreeRoot | None:
-        """The answer passed every check: its STR is trusted from now on (returned to be saved)."""
+    def commit(self, answer: "Answer") -> AnySigned | None:
+        """The answer passed every check: its STR is trusted from now on (returned to be saved).
+        An STR v2 whose consistency with the one held could not be checked (a bundle without
+        that proof) is not: the next online check proves consistency from the one held."""
         if answer.signed is None or not answer.done:
             raise OutOfOrder("commit of an answer that did not pass every check")
-        if not self.stateful:
+        if not self.stateful or answer.unchained_v2:
             return None
         current = self.trusted()
         if current is None or current.head.epoch < answer.signed.head.epoch:
@@ -238,11 +285,15 @@ class Answer:
     def __init__(self, state: PvTrustedState, name: str, source: str, *, offline: bool = False) -> None:
         self.state, self.name, self.source, self.offline = state, name, source, offline
         self.checks: dict[Check, bool] = {}
-        self.signed: SignedTreeRoot | None = None
+        self.signed: AnySigned | None = None
+        self.log_request: LogRequest | None = None  # STR v2: the epoch-log proofs accept_log needs
+        self.unchained_v2 = False  # STR v2 accepted offline without a consistency proof from the one held
+        self._log_done = False
+        self._data = b""
         self.proof_source: str | None = "bundle" if offline else None
         self.done = False
         self._fields: dict[str, object] = {}
-        self._link: SignedTreeRoot | None = None  # the last STR of the chain verified so far
+        self._link: AnySigned | None = None  # the last STR of the chain verified so far
         self._pending: list[int] = []
         self._start = 0  # the epoch the chain starts from
 
@@ -271,15 +322,29 @@ class Answer:
             raise OutOfOrder("accept_chain before accept_str, or twice")
         if self._pending and not self.offline:
             raise OutOfOrder(f"accept_chain with links missing from epoch {self._pending[0]}")
+        if self.log_request is not None and not self._log_done:
+            raise OutOfOrder("accept_chain of an STR v2 before accept_log")
         if self._pending:
             self._fields["chain"] = (f"newer than epoch {self._start} seen; not chainable offline "
                                      f"(chained at the next online check)")
-        else:
+        elif isinstance(self.signed, SignedTreeRoot):
             self._run(Check.CHAIN, self._close_chain)
+        else:
+            self.checks[Check.CHAIN] = True
+        self._run(Check.FRESHNESS, self._check_witnesses, mark=False)
         problem = freshness_problem(self.signed.head, self.state.now, self.state.max_age)
         self.checks[Check.FRESHNESS] = problem is None
         if problem is not None:
             raise problem
+
+    def accept_log(self, proofs: LogProofs) -> None:
+        """STR v2: the epoch-log proofs that `log_request` asked for, checked against the signed
+        log roots (the inclusion of the STR's own record, then its link to the STR held)."""
+        request, signed = self.log_request, self.signed
+        if request is None or not isinstance(signed, SignedCheckpoint) or self._log_done:
+            raise OutOfOrder("accept_log without a log request (v1 STR, or before accept_str), or twice")
+        self._run(Check.CHAIN, lambda: self._check_log(request, signed, proofs), mark=False)
+        self._log_done = True
 
     def accept_proof(self, proof: Proof, source: str | None = None) -> None:
         """Inclusion or absence of the plugin, proven against the STR's root and epoch."""
@@ -338,23 +403,31 @@ class Answer:
 
     def _open(self, data: bytes, what: str) -> None:
         try:
-            self.signed = open_str(data, self.state.pv.verifier)
+            self.signed = open_any(data, self.state.pv.verifier)
         except (FormatError, VerificationError) as exc:
             raise BadSignature(f"{what} rejected: {exc}") from None
+        self._data = data
 
     def _plan_chain(self) -> list[int]:
         assert self.signed is not None
         self.state.witness(self.signed)
         previous = self.state.trusted()
         epoch = self.signed.head.epoch
+        if isinstance(self.signed, SignedCheckpoint):
+            self._plan_log(previous)
+            return []
         if previous is None:
             self._fields["chain"] = ("first STR seen (nothing to chain to)" if self.state.stateful
                                      else "not checked (no state)")
             return []
         last = previous.head.epoch
+        if isinstance(previous, SignedCheckpoint):
+            if epoch < last:
+                raise Rollback(f"rollback: {self._serves} epoch {epoch}, this peer already verified epoch {last}")
+            raise BrokenChain(f"{self._serves} a v1 STR of epoch {epoch}, but this peer already verified the STR v2 "
+                              f"(checkpoint) of epoch {last}: a PV does not go back to v1")
         if epoch < last:
-            serves = "the bundle carries" if self.offline else "the mirror serves"
-            raise Rollback(f"rollback: {serves} epoch {epoch}, this peer already verified epoch {last}")
+            raise Rollback(f"rollback: {self._serves} epoch {epoch}, this peer already verified epoch {last}")
         if epoch == last:
             self._fields["chain"] = f"same STR as last seen (epoch {epoch})"
             return []
@@ -364,11 +437,123 @@ class Answer:
         self._pending = list(range(last + 1, epoch))
         return [] if self.offline else list(self._pending)
 
+    @property
+    def _serves(self) -> str:
+        return "the bundle carries" if self.offline else "the mirror serves"
+
+    def _plan_log(self, previous: AnySigned | None) -> None:
+        """STR v2: what the epoch log must prove (log_request), from the STR held."""
+        assert isinstance(self.signed, SignedCheckpoint)
+        n = self.signed.head.epoch
+        self.log_request = LogRequest(n)
+        if previous is None:
+            self._fields["chain"] = ("first STR seen (nothing to chain to); its record is in the epoch log"
+                                     if self.state.stateful else "not checked (no state)")
+            return
+        m = previous.head.epoch
+        if n < m:
+            raise Rollback(f"rollback: {self._serves} the checkpoint of size {n}, this peer already verified size {m}")
+        self._link, self._start = previous, m
+        if isinstance(previous, SignedCheckpoint):
+            if n == m:  # a different root was caught by witness()
+                self._fields["chain"] = f"same checkpoint as last seen (size {n})"
+            else:
+                self.log_request = LogRequest(n, consistency_from=m)
+            return
+        if n == m and record_of(previous) != record_of(self.signed):
+            raise BrokenChain(f"the STR v2 of epoch {n} restates another record than the v1 STR of epoch {m} "
+                              f"this peer verified")
+        self.log_request = LogRequest(n, record_from=m)
+
+    def _check_log(self, request: LogRequest, signed: SignedCheckpoint, proofs: LogProofs) -> None:
+        head = signed.head
+        try:
+            cp.check_str_record(head.checkpoint(), proofs.inclusion)
+        except (FormatError, VerificationError) as exc:
+            raise BadProof(f"the epoch log does not include this STR's own record (entry {head.epoch - 1}): {exc}",
+                           check=Check.CHAIN) from None
+        if request.consistency_from is not None:
+            self._check_consistency(signed, proofs)
+        elif request.record_from is not None:
+            self._check_v1_record(signed, proofs)
+
+    def _check_consistency(self, signed: SignedCheckpoint, proofs: LogProofs) -> None:
+        held = self._link
+        assert isinstance(held, SignedCheckpoint)
+        m, n = held.head.epoch, signed.head.epoch
+        if proofs.consistency is None:
+            if not self.offline:
+                raise OutOfOrder("accept_log online without the consistency proof asked for")
+            self.unchained_v2 = True
+            self._fields["chain"] = (f"newer than size {m} seen; no consistency proof from size {m} in the bundle "
+                                     f"(proven at the next online check)")
+            return
+        try:
+            tlog.check_consistency(proofs.consistency, n, signed.head.log_root, m, held.head.log_root)
+        except (FormatError, VerificationError) as exc:
+            self._fork_evidence(held, signed, proofs)
+            raise BrokenChain(f"no valid consistency proof from size {m} to size {n}: {exc}") from None
+        if signed.head.time < held.head.time:
+            raise BrokenChain(f"checkpoint of size {n} is dated {signed.head.time}, before size {m} ({held.head.time})")
+        self._fields["chain"] = f"consistent with size {m} (consistency proof of {len(proofs.consistency)} hashes)"
+
+    def _fork_evidence(self, held: SignedCheckpoint, signed: SignedCheckpoint, proofs: LogProofs) -> None:
+        """A consistency proof that yields the new root and another old one proves a fork."""
+        assert proofs.consistency is not None
+        m = held.head.epoch
+        try:
+            path = cp.evidence_path(proofs.consistency, m, proofs.old_subtree)
+            evidence = cp.detect_equivocation(held.note, signed.note, self.state.pv.verifier, path)
+        except (FormatError, VerificationError):
+            return  # the proof material is wrong, not the PV: another source may do better
+        raise Equivocation(f"equivocation: {evidence.describe()}", evidence)
+
+    def _check_v1_record(self, signed: SignedCheckpoint, proofs: LogProofs) -> None:
+        held = self._link
+        assert isinstance(held, SignedTreeRoot)
+        m, n = held.head.epoch, signed.head.epoch
+        leaf = tlog.leaf_hash(record_of(held).entry())
+        if proofs.record_inclusion is None and self.offline:
+            self.unchained_v2 = True
+            self._fields["chain"] = (f"newer than the v1 STR of epoch {m} seen; no proof in the bundle that the log "
+                                     f"holds it (proven at the next online check)")
+            return
+        try:
+            if proofs.record_inclusion is None:
+                raise VerificationError("no inclusion proof of it")
+            tlog.check_inclusion(proofs.record_inclusion, n, signed.head.log_root, m - 1, leaf)
+        except (FormatError, VerificationError) as exc:
+            raise BrokenChain(f"the epoch log of size {n} does not hold the record of the v1 STR of epoch {m} this "
+                              f"peer verified (entry {m - 1}): {exc}") from None
+        self._fields["chain"] = f"the epoch log of size {n} holds the v1 STR of epoch {m} (migrated to STR v2)"
+
+    def _check_witnesses(self) -> None:
+        assert self.signed is not None
+        policy = self.state.pv.witnesses
+        if policy is None:
+            return
+        what = f"{self.state.pv.name} ({self.origin_line()})"
+        if isinstance(self.signed, SignedTreeRoot):
+            raise Unwitnessed(f"{what}: trust.yaml requires {policy.quorum} witness cosignature(s), and a v1 STR "
+                              f"cannot be witnessed")
+        try:
+            got = check_cosigned(self._data, self.state.pv.verifier, policy, self.state.pv.witness_labels)
+        except (FormatError, VerificationError) as exc:
+            raise Unwitnessed(f"{what}: not fresh evidence: {exc}") from None
+        labels = self.state.pv.witness_labels
+        self._fields["witnessed"] = tuple(labels.get(n, n) for n in sorted(got))
+
+    def origin_line(self) -> str:
+        assert self.signed is not None
+        return f"{self.state.origin} epoch {self.signed.head.epoch}"
+
     def _link_next(self, data: bytes, epoch: int) -> None:
         try:
-            step = open_str(data, self.state.pv.verifier)
+            step = open_any(data, self.state.pv.verifier)
         except (FormatError, VerificationError) as exc:
             raise BadSignature(f"STR of epoch {epoch} rejected: {exc}", check=Check.CHAIN) from None
+        if not isinstance(step, SignedTreeRoot):
+            raise BrokenChain(f"STR chain: {site.str_path(epoch)} is an STR v2, in a v1 chain")
         self.state.witness(step)
         if step.head.epoch != epoch:
             raise BrokenChain(f"STR chain: {site.str_path(epoch)} holds the STR of epoch {step.head.epoch}")
@@ -376,7 +561,7 @@ class Answer:
         self._pending.pop(0)
 
     def _follow(self, step: SignedTreeRoot) -> None:
-        assert self._link is not None
+        assert isinstance(self._link, SignedTreeRoot)
         try:
             check_chain(self._link, step)
         except VerificationError as exc:
@@ -386,7 +571,7 @@ class Answer:
         self._link = step
 
     def _close_chain(self) -> None:
-        assert self.signed is not None
+        assert isinstance(self.signed, SignedTreeRoot)
         if self._link is None:
             return  # nothing to chain to, or the same STR
         self._follow(self.signed)

@@ -27,6 +27,14 @@ mirror. From a mirror the peer
 5. with the bytecode the peer holds, checks that every file the binding lists is there and
    hashes to the binding's SHA-256.
 
+For a PV that signs STR v2 (a C2SP checkpoint of its epoch log) step 1 GETs ``checkpoint``
+(``latest.note`` first when the STR held is a v1 one; either falls back to the other on a
+404), and step 2 proves, from the epoch log's C2SP tlog-tiles at the checkpoint's size
+(``tile/<L>/<N>[.p/<W>]``; a partial tile that is gone is cut from the full one), the inclusion
+of the checkpoint's own record and its consistency with the checkpoint held (or, for a v1 STR
+held, the inclusion of its record): a handful of tiles however many epochs passed
+(`pds_log.peer.logchain`). Freshness then also needs the witness quorum trust.yaml names.
+
 A mirror that fails a check is skipped with its reason, and the next one is tried: whatever
 is wrong with its answer -- a network error, an HTTP status, a file over its size limit or
 past the fetch deadline (pds_log.infra.http), JSON that breaks the bounded loader
@@ -48,30 +56,33 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pds_log.core import jsondoc
+from pds_log.core import jsondoc, tlog
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError, VerificationError
 from pds_log.core.names import name_key, validate_name
 from pds_log.core.proof import Proof, make_proof_from_leaf
 from pds_log.core.signed_root import TreeHead
+from pds_log.core.strs import TreeHeadV2
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.http import Fetcher, FetchError
 
 from .bytecode import BytecodeDir, binding_files, bytecode_problem, held_bytecode_check, manifest_check
 from .cache import MirrorCache
 from .errors import BadExplanation, BadProof, BrokenChain, Check, Equivocation, TrustProblem, Unavailable
+from .logchain import CHECKPOINT, LogProofs, LogRequest, proofs_from_reader
 from .trust import PeerState, Trust, TrustedPv
 from .trusted import FUTURE_SKEW, MAX_CHAIN_FETCH, Answer, PvReport, PvTrustedState, Status, freshness_problem
 
 # per-file size limits (the largest honest file is far below each)
 MAX_STR_BYTES = 64 << 10
 MAX_TILE_BYTES = 32 << 10  # 7 + 256 * 66 bytes at most
+MAX_LOG_TILE_BYTES = 8 << 10  # an epoch-log tile: 256 hashes of 32 bytes
 MAX_PROOF_BYTES = 256 << 10
 MAX_BINDING_BYTES = 1 << 20
 MAX_STATUS_BYTES = 64 << 10
@@ -151,7 +162,7 @@ def refused(answer: Answer, pv: str, problem: TrustProblem, evidence_dir: Path |
                              evidence_json=evidence_json.decode())
     from pds_log.infra.files import atomic_write_bytes
 
-    path = Path(evidence_dir) / f"equivocation-{problem.evidence.verifier.name}-epoch{problem.evidence.epoch}.json"
+    path = Path(evidence_dir) / problem.file_name
     atomic_write_bytes(path, evidence_json)
     return answer.failed(pv, problem, f"{problem} (evidence: {path})", evidence=str(path),
                          evidence_json=evidence_json.decode())
@@ -248,10 +259,12 @@ class MirrorWalk:
     def _walk(self, answer: Answer) -> None:
         """Fetch one mirror's answer and feed it, check by check, to the PV's trusted state."""
         mirror = answer.source
-        latest = self._get(mirror, site.LATEST, MAX_STR_BYTES)
+        latest, what = self._latest(answer)
         try:
-            for epoch in answer.accept_str(latest):
+            for epoch in answer.accept_str(latest, what):
                 answer.accept_next(self._chain_link(mirror, epoch), epoch)
+            if answer.log_request is not None:
+                answer.accept_log(self._log_proofs(mirror, answer.log_request))
             answer.accept_chain()
         except BrokenChain as exc:
             if exc.fork:
@@ -263,6 +276,34 @@ class MirrorWalk:
             answer.accept_bytecode(self.bytecode)
         if answer.status == ABSENT:
             answer.explain(self._explanation(mirror, answer.name))
+
+    def _latest(self, answer: Answer) -> tuple[bytes, str]:
+        """The mirror's newest STR: ``checkpoint`` (STR v2, with its cosignatures) or
+        ``latest.note`` (v1), the one of the version last verified for this PV first, the other
+        when the first is not there (a PV moving to v2, or a v1 PV seen for the first time)."""
+        v1_first = answer.state.remembered_version() == 1 and answer.state.pv.witnesses is None
+        order = (site.LATEST, CHECKPOINT) if v1_first else (CHECKPOINT, site.LATEST)
+        what = {site.LATEST: "latest STR", CHECKPOINT: "checkpoint"}
+        try:
+            return self._get(answer.source, order[0], MAX_STR_BYTES), what[order[0]]
+        except FetchError as exc:
+            if not exc.not_found:
+                raise
+        return self._get(answer.source, order[1], MAX_STR_BYTES), what[order[1]]
+
+    def _log_proofs(self, mirror: str, request: LogRequest) -> LogProofs:
+        """The epoch-log proofs an STR v2 needs, computed from the mirror's C2SP tlog-tiles
+        (a handful of tiles however many epochs passed); checked by the pipeline, not here."""
+        reader = tlog.TileHashReader(request.size, lambda tile: self._tile(mirror, tile))
+        try:
+            return proofs_from_reader(request, reader)
+        except FetchError as exc:
+            raise Unavailable(f"epoch log: cannot fetch its tiles ({exc})", check=Check.CHAIN) from None
+        except (FormatError, VerificationError) as exc:
+            raise BrokenChain(f"epoch log: its tiles do not make proofs for size {request.size} ({exc})") from None
+
+    def _tile(self, mirror: str, tile: tlog.TileId) -> bytes:
+        return fetch_log_tile(lambda path, limit: self._get(mirror, path, limit), tile)
 
     def _chain_link(self, mirror: str, epoch: int) -> bytes:
         try:
@@ -304,7 +345,7 @@ class MirrorWalk:
         except (FormatError, VerificationError) as exc:
             raise BadProof(f"proof rejected: {exc}") from None
 
-    def _prove_from_tiles(self, name: str, mirror: str, head: TreeHead) -> Proof:
+    def _prove_from_tiles(self, name: str, mirror: str, head: TreeHead | TreeHeadV2) -> Proof:
         siblings, leaf = prove_from_tiles(
             name_key(name), head.root, lambda level, h: self._get(mirror, site.tile_path(level, h), MAX_TILE_BYTES))
 
@@ -340,6 +381,18 @@ class MirrorWalk:
         if status == "accepted":
             text += " (contradicts the verified absence)"
         return _one_line(text)
+
+
+def fetch_log_tile(get: Callable[[str, int], bytes], tile: tlog.TileId) -> bytes:
+    """An epoch-log hash tile through `get(path, max_bytes)`; a partial one that is gone (the
+    full tile replaced it, which C2SP tlog-tiles allows) is cut from the full tile."""
+    try:
+        return get(tile.path(), MAX_LOG_TILE_BYTES)
+    except FetchError as exc:
+        if not exc.not_found or tile.width == tlog.TILE_WIDTH:
+            raise
+    full = get(tlog.TileId(tile.level, tile.n).path(), MAX_LOG_TILE_BYTES)
+    return full[:tile.width * tlog.HASH_SIZE] if len(full) == tlog.TILE_WIDTH * tlog.HASH_SIZE else full
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -389,6 +442,7 @@ def verify_plugin(name: str, trust: Trust, *, bytecode_dir: str | Path | None = 
 
 
 __all__ = ["ABSENT", "FUTURE_SKEW", "INCLUDED", "INVALID", "MAX_CHAIN_FETCH", "UNREACHABLE", "BytecodeDir",
+           "fetch_log_tile",
            "MirrorWalk", "PvReport", "Status", "Verdict", "binding_files", "bytecode_problem", "evaluate",
            "freshness_problem", "held_bytecode_check", "manifest_check", "refused", "trusted_states",
            "verify_plugin"]

@@ -2,7 +2,9 @@
 
 `SimPV` writes exactly the files `pds pv publish` writes for peers (pds_log.core.static_layout):
 latest.note, epochs/<E//1000>/<E>.note, tiles/, bindings/<v0>/<value>.json, proofs/<E>/<name>.json
-for the names changed or rejected at E, and status/<name>.json. It holds the PV's signing key,
+for the names changed or rejected at E, and status/<name>.json; after `use_v2()`, STR v2 as
+site/docs/formats.md says: `checkpoint` (cosigned by the sim's witnesses) and the epoch log's
+C2SP tlog-tiles, tile/<L>/<N>[.p/<W>] and tile/entries/<N>[.p/<W>]. It holds the PV's signing key,
 so tests can also make it misbehave as only a PV can: sign a second STR for an epoch
 (equivocation), fork its chain, or date an STR. The real pipeline (`pds pv epoch` +
 `pds_log.pv.publish.publish`) is used by test_peer.py; anything written here could be
@@ -17,14 +19,25 @@ import shutil
 import time
 from pathlib import Path
 
+from pds_log.core import note as notes
 from pds_log.core import static_layout as site
+from pds_log.core import tlog
 from pds_log.core.binding import Binding
+from pds_log.core.checkpoint import (
+    Checkpoint,
+    CosignatureSigner,
+    EpochRecord,
+    add_signatures,
+    sign_checkpoint,
+    str_v2,
+)
 from pds_log.core.names import name_key
 from pds_log.core.note import NoteSigner
 from pds_log.core.proof import make_proof
 from pds_log.core.signed_root import ZERO_HASH, SignedTreeRoot, TreeHead, sign_str
 from pds_log.core.tiles import all_tiles, tiles_on_paths
 from pds_log.core.tree import PrefixTree
+from pds_log.peer.logchain import CHECKPOINT, record_of
 
 PR_COMMIT = "ab" * 20
 POLICY = "00" * 32
@@ -63,6 +76,11 @@ class SimPV:
         self.bindings: dict[str, Binding] = {}
         self.strs: dict[int, SignedTreeRoot] = {}
         self.epoch = 0
+        self.version = 1
+        self.records: list[EpochRecord] = []  # the record of every epoch (entry E-1 of the epoch log)
+        self.log = tlog.MemoryHashes.empty()  # the epoch log, from the first v2 epoch on
+        self.checkpoints: dict[int, Checkpoint] = {}
+        self.witnesses: tuple[CosignatureSigner, ...] = ()
 
     # ------------------------------------------------------------------ writing files
     def write(self, path: str, data: bytes) -> None:
@@ -71,7 +89,7 @@ class SimPV:
         target.write_bytes(data)
 
     def next_epoch(self, put: dict[str, Binding] | None = None, remove: tuple[str, ...] = (),
-                   reject: dict[str, str] | None = None, at: int | None = None) -> SignedTreeRoot:
+                   reject: dict[str, str] | None = None, at: int | None = None) -> SignedTreeRoot | bytes:
         """Run one epoch: add/replace `put`, drop `remove`, record `reject` (name -> reason),
         sign the STR (time `at`, default now) and publish every file, latest.note last."""
         put, reject = put or {}, reject or {}
@@ -88,11 +106,17 @@ class SimPV:
         for tile_hash, tile in tiles:
             self.write(site.tile_path(tile.level, tile_hash), tile.encode())
         self.epoch += 1
-        prev = self.strs[self.epoch - 1].hash if self.epoch > 1 else ZERO_HASH
-        head = TreeHead(self.origin, self.epoch, self.tree.root(), prev, int(time.time() if at is None else at),
-                        PR_COMMIT, len(self.tree), POLICY)
-        signed = sign_str(head, self.signer)
-        self.strs[self.epoch] = signed
+        stamp = int(time.time() if at is None else at)
+        if self.version == 2:
+            note = self._publish_v2(EpochRecord(self.epoch, self.tree.root(), stamp, PR_COMMIT, len(self.tree),
+                                                POLICY))
+        else:
+            prev = self.strs[self.epoch - 1].hash if self.epoch > 1 else ZERO_HASH
+            head = TreeHead(self.origin, self.epoch, self.tree.root(), prev, stamp, PR_COMMIT, len(self.tree), POLICY)
+            signed = sign_str(head, self.signer)
+            self.strs[self.epoch] = signed
+            self.records.append(record_of(signed))
+            note = signed.note
         for name in sorted(changed):
             proof = make_proof(self.tree, name, self.epoch, self.bindings.__getitem__)
             self.write(site.proof_path(self.epoch, name), proof.to_json() + b"\n")
@@ -101,9 +125,48 @@ class SimPV:
             self.write(site.status_path(name), json.dumps(
                 {"name": name, "epoch": self.epoch, "status": status[0], "reason": status[1],
                  "result": site.result_path(self.epoch, name)}, sort_keys=True).encode() + b"\n")
-        self.write(site.str_path(self.epoch), signed.note)
-        self.write(site.LATEST, signed.note)
-        return signed
+        if self.version == 2:  # as pds pv publish: latest.note (the PV's signature), then checkpoint
+            self.write(site.LATEST, notes.parse(note).only(self.origin, self.signer.key_id).serialize())
+            self.write(CHECKPOINT, note)
+            return note
+        self.write(site.str_path(self.epoch), note)
+        self.write(site.LATEST, note)
+        return self.strs[self.epoch]
+
+    # ------------------------------------------------------------------ STR v2
+    def use_v2(self, witnesses: tuple[CosignatureSigner, ...] = ()) -> None:
+        """From the next epoch on, sign STR v2 (C2SP checkpoints of the epoch log), whose log
+        first holds the records of every v1 epoch so far (the migration rule); publish
+        `checkpoint` cosigned by `witnesses`, and the log's tiles and entry bundles."""
+        self.version, self.witnesses = 2, witnesses
+        for record in self.records[self.log.size:]:
+            self.log.append(record.entry())
+        self._publish_tiles(0)
+
+    def _publish_v2(self, record: EpochRecord) -> bytes:
+        old = self.log.size
+        self.records.append(record)
+        self.log.append(record.entry())
+        self._publish_tiles(old)
+        checkpoint = str_v2(self.origin, record, self.log.root())
+        self.checkpoints[self.epoch] = checkpoint
+        return self.cosign(sign_checkpoint(checkpoint, self.signer))
+
+    def cosign(self, note: bytes, witnesses: tuple[CosignatureSigner, ...] | None = None) -> bytes:
+        text = notes.parse(note).text
+        sigs = [w.cosign(text, int(time.time())) for w in (self.witnesses if witnesses is None else witnesses)]
+        return add_signatures(note, sigs)
+
+    def _publish_tiles(self, old: int) -> None:
+        for tile in tlog.new_tiles(old, self.log.size):
+            self.write(tile.path(), tlog.read_tile_data(tile, self.log))
+        for bundle in tlog.entry_bundles_for(old, self.log.size):
+            first = bundle.n * tlog.TILE_WIDTH
+            self.write(bundle.path(), tlog.encode_entry_bundle(r.entry() for r in self.records[first:first + bundle.width]))
+
+    def sign_checkpoint_at(self, size: int, log: tlog.MemoryHashes, record: EpochRecord) -> bytes:
+        """A checkpoint of another log (a fork), validly signed: what only a lying PV can make."""
+        return sign_checkpoint(str_v2(self.origin, record, log.root(size)), self.signer)
 
     # ------------------------------------------------------------------ misbehaviour
     def resign(self, epoch: int, *, time_delta: int = 1, prev: bytes | None = None) -> SignedTreeRoot:

@@ -173,6 +173,20 @@ def fetch_both(config, work: Path) -> dict:
     return out
 
 
+def push_changes(world: World, names: list[str], changed: int, layout: int,
+                 work: Path) -> tuple[list[str], float, tuple[int, int], tuple[int, int]]:
+    """`changed` of `names`, evenly spread, each pushed by a developer through the hook:
+    (the names, seconds per push, the PR's store stats before and after)."""
+    targets = names[:: max(1, len(names) // changed)][:changed]
+    dev = Developer(world, work / "alice.git", layout)
+    pr_before = store_stats(world.pr)
+    t = time.perf_counter()
+    for name in targets:
+        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
+    push_s = (time.perf_counter() - t) / max(1, len(targets))
+    return targets, push_s, pr_before, store_stats(world.pr)
+
+
 def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: str = "L2p",
             fanout: int = 1000, fetch_only: bool = False) -> dict:
     layout, packed = VARIANTS[variant]
@@ -208,14 +222,7 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
     first_s = time.perf_counter() - t
     assert len(first.added) == n, f"first epoch accepted {len(first.added)} of {n}"
 
-    targets = names[:: max(1, n // changed)][:changed]
-    dev = Developer(world, work / "alice.git", layout)
-    pr_before = store_stats(world.pr)
-    t = time.perf_counter()
-    for name in targets:
-        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
-    push_s = (time.perf_counter() - t) / max(1, len(targets))
-    pr_after = store_stats(world.pr)
+    targets, push_s, pr_before, pr_after = push_changes(world, names, changed, layout, work)
     fetches = fetch_both(config, work)
 
     mirror = config.state_dir / "pr.git"
@@ -261,14 +268,7 @@ def measure_fetch(world: World, config, names: list[str], changed: int, layout: 
 
     mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch)
     old = mirror.fetch()
-    targets = names[:: max(1, len(names) // changed)][:changed]
-    dev = Developer(world, work / "alice.git", layout)
-    pr_before = store_stats(world.pr)
-    t = time.perf_counter()
-    for name in targets:
-        dev.submit(name, plugin_files(world, name, b"\n", layout), f"update {name}")
-    push_s = (time.perf_counter() - t) / max(1, len(targets))
-    pr_after = store_stats(world.pr)
+    targets, push_s, pr_before, pr_after = push_changes(world, names, changed, layout, work)
     fetches = fetch_both(config, work)
     before = store_stats(mirror.path)
     t = time.perf_counter()

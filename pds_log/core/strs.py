@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from . import note as notes
 from .checkpoint import Checkpoint, EpochRecord, str_v2, str_v2_record
 from .errors import FormatError, VerificationError
-from .signed_root import TreeHead
+from .signed_root import TreeHead, sign_str
 
 STR_VERSIONS = (1, 2)
 
@@ -133,6 +133,17 @@ def open_any(data: bytes, verifier: notes.NoteVerifier) -> SignedStr:
     if head.origin != verifier.name:
         raise VerificationError(f"STR origin {head.origin!r} is not the key name {verifier.name!r}")
     return SignedStr(head, note.only(verifier.name, verifier.key_id).serialize())
+
+
+def sign_any(head: AnyHead, signer: notes.NoteSigner) -> SignedStr:
+    """Sign an STR body of either version with the PV's key, whose name must be the origin.
+
+    One function for both versions, so that the epoch has a single signing step whatever it signs."""
+    if isinstance(head, TreeHead):
+        return SignedStr(head, sign_str(head, signer).note)
+    if signer.name != head.origin:
+        raise FormatError(f"STR origin {head.origin!r} differs from the signing key's name {signer.name!r}")
+    return SignedStr(head, notes.sign(head.text(), [signer]))
 
 
 def note_epoch(data: bytes) -> int:

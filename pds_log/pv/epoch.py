@@ -48,8 +48,8 @@ from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
 from pds_log.core.errors import PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.records import ResultRecord, VerifierOutcome
-from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str
-from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, v2_head
+from pds_log.core.signed_root import ZERO_HASH, TreeHead
+from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, sign_any, v2_head
 from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
@@ -511,10 +511,7 @@ class EpochJob:
             "note": None, "time": ctx.now, "pr": head_str.pr, "commit": None}
         atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
         authority.reserve(standing, authority.Reservation(ctx.epoch, head_str.text()))
-        if isinstance(head_str, TreeHead):
-            signed = SignedStr(head_str, sign_str(head_str, self.config.signer()).note)
-        else:
-            signed = SignedStr(head_str, notes.sign(head_str.text(), [self.config.signer()]))
+        signed = sign_any(head_str, self.config.signer())
         self.pending_doc["note"] = signed.note.decode()
         atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())
         return signed

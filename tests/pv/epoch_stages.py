@@ -29,7 +29,7 @@ STAGES: list[tuple[str, str, str, str]] = [
     ("verified", "pds_log.pv.epoch", "PluginOutcomes.apply", "after"),  # verifiers ran, results in memory
     ("body-pending", "pds_log.pv.authority", "reserve", "before"),  # STR body in state/pending.json
     ("reserved", "pds_log.pv.authority", "reserve", "after"),  # epoch reserved on the authority
-    ("signed", "pds_log.pv.epoch", "sign_str", "after"),  # STR signed, signature not yet persisted
+    ("signed", "pds_log.pv.epoch", "sign_any", "after"),  # STR signed, signature not yet persisted
     ("note-pending", "pds_log.pv.logrepo", "LogRepo.write_epoch_commit", "before"),  # signed STR persisted
     ("objects", "pds_log.pv.logrepo", "LogRepo.write_epoch_commit", "after"),  # epoch commit written, unsynced
     ("commit-pending", "pds_log.pv.logrepo", "LogRepo.advance", "before"),  # commit id in pending.json

@@ -14,9 +14,12 @@ import pytest
 
 from pds_log.auditor.audit import audit
 from pds_log.core.log_layout import LATEST_STR
+from pds_log.core.strs import open_any
 from pds_log.pv.config import load_config
 from tests.pv.epoch_stages import NAMES as STAGE_NAMES
+from tests.pv.test_str_v2 import set_config, witness_entry, witness_size
 from tests.support import PDS, World, epoch, run
+from tests.witness.conftest import WitnessProcess
 
 STAGE_HOOK = Path(__file__).with_name("epoch_stages.py")
 
@@ -78,14 +81,32 @@ def stopped_at(stage: str, config_path, marker: Path, timeout: float = 120) -> s
     return proc
 
 
-def test_sigkill_at_every_stage(world, tmp_path):
+@pytest.mark.parametrize("str_version", [1, 2])
+def test_sigkill_at_every_stage(world, tmp_path, str_version):
     """Kill the epoch job at each stage it passes (known to be reached: the first epoch traces
     them) and check, for each, that the log is at the previous or the next epoch -- which one
     the stage decides -- and that the next run completes an epoch that extends it, with the
-    very STR the killed run had persisted, if any, and one STR per epoch."""
+    very STR the killed run had persisted, if any, and one STR per epoch.
+
+    STR v2 runs the same stages with a real witness: the epoch log under tlog/ is part of the
+    epoch commit (the auditor recomputes it after every kill), and a kill between the commit
+    point and the cosignature leaves the witness behind, which the next epoch catches up."""
     config_path = world.add_pv("pv1.example", verifiers=VERIFIERS, acceptance="safety & side_effects")
     config = load_config(config_path)
     origin = "pv1.example"
+    witness = None
+    if str_version == 2:
+        witness = WitnessProcess(tmp_path / "w1", "witness.example/w1", [str(config.signer().verifier())]).start()
+        set_config(config_path, str_version=2, witnesses=[witness_entry(witness)], witness_timeout=10)
+    try:
+        _kill_at_every_stage(world, tmp_path, config_path, origin, str_version, witness)
+    finally:
+        if witness is not None:
+            witness.kill()
+
+
+def _kill_at_every_stage(world, tmp_path, config_path, origin, str_version, witness) -> None:
+    config = load_config(config_path)
     world.push_plugins({"org.pds.k.p0": "org.pds.examples.rtt_monitor"}, message="first")
     trace = tmp_path / "trace"
     run(sys.executable, STAGE_HOOK, "trace", trace, "--", "pv", "epoch", "--config", config_path, "--json")
@@ -123,6 +144,10 @@ def test_sigkill_at_every_stage(world, tmp_path):
         (latest,) = notes[summary["epoch"]]
         assert pr_area_latest(world.pr, origin) == latest, stage  # and pushed to the PR area
         assert not pending_path.exists(), stage
+        assert open_any(latest, config.signer().verifier()).version == str_version, stage
+        if witness is not None:  # caught up to the new head, whatever the killed run had sent
+            assert summary["witnesses"] == {witness.name: "cosigned"}, (stage, summary)
+            assert witness_size(witness, origin) == summary["epoch"], stage
     report = audit(config.log_repo, pr_path=world.pr)
     assert report.ok, [str(f) for f in report.findings]
 

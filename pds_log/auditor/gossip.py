@@ -1,11 +1,15 @@
 """`pds gossip`: compare the STRs a PV published in different places.
 
-Sources, per trusted PV: each mirror (``latest.note`` and the per-epoch STRs of the epochs
-seen anywhere), the PV's area on the PR (``pvs/<origin>/str/*.note`` on branch
-``pvs/<origin>``), and the local peer state. Every validly signed STR is grouped by epoch;
+Sources, per trusted PV: each mirror (``latest.note``, ``checkpoint`` for STR v2, and the
+per-epoch STRs of the epochs seen anywhere), the PV's area on the PR (``pvs/<origin>/str/*.note``
+on branch ``pvs/<origin>``), and the local peer state. Every validly signed STR, of either
+version, is grouped by epoch (witness cosignatures are dropped: they do not make another STR);
 two different ones for the same epoch prove equivocation and are written out as
-self-contained evidence (pds_log.core.equivocation), verifiable by anyone with
-`pds note verify EVIDENCE VKEY`.
+self-contained evidence, verifiable by anyone with `pds note verify EVIDENCE VKEY`: two v1 STRs
+as a `pds-equivocation` document (pds_log.core.equivocation), two STR v2 checkpoints of one size
+with two log roots as a `pds-checkpoint-equivocation` document (pds_log.core.checkpoint).
+Two different STRs for one epoch that no evidence format covers (a v1 and a v2 STR; two v2
+STRs over one log root) are reported as problems.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pds_log.core import equivocation
+from pds_log.core import checkpoint, equivocation
 from pds_log.core import static_layout as site
 from pds_log.core.errors import FormatError, VerificationError
-from pds_log.core.signed_root import SignedTreeRoot, open_str
+from pds_log.core.note import NoteVerifier
+from pds_log.core.strs import SignedStr, open_any
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gitremote import fetch_branch
 from pds_log.infra.gittree import blob_at, entry_name, tree_at
@@ -42,9 +47,9 @@ class GossipReport:
                         for pv, epochs in sorted(self.seen.items())}}
 
 
-def _collect(report: GossipReport, pv: TrustedPv, note: bytes, source: str, notes: dict) -> SignedTreeRoot | None:
+def _collect(report: GossipReport, pv: TrustedPv, note: bytes, source: str, notes: dict) -> SignedStr | None:
     try:
-        signed = open_str(note, pv.verifier)
+        signed = open_any(note, pv.verifier)
     except (FormatError, VerificationError) as exc:
         report.problems.append(f"{pv.name}: {source}: invalid STR ignored ({exc})")
         return None
@@ -75,16 +80,21 @@ def _latest_views(pv: TrustedPv, fetcher: Fetcher, pr_url: str | None, state: Pe
     epochs: set[int] = set()
     failed: set[str] = set()  # mirrors that did not answer: not asked again (each try may cost a deadline)
     for mirror in pv.mirrors:
-        try:
-            data = fetcher.get(mirror, site.LATEST, max_bytes=MAX_STR_BYTES)
-        except FetchError as exc:
-            report.problems.append(f"{pv.name}: {exc}")
-            if not exc.not_found:
-                failed.add(mirror)
-            continue
-        signed = _collect(report, pv, data, f"{mirror} latest.note", notes)
-        if signed:
-            epochs.add(signed.head.epoch)
+        # latest.note, and for STR v2 the cosigned `checkpoint` peers read: a mirror showing
+        # witnessed peers another head than its latest.note is a split view too
+        for path in (site.LATEST, site.CHECKPOINT):
+            try:
+                data = fetcher.get(mirror, path, max_bytes=MAX_STR_BYTES)
+            except FetchError as exc:
+                if path == site.LATEST or not exc.not_found:  # a v1 PV publishes no checkpoint
+                    report.problems.append(f"{pv.name}: {exc}")
+                if not exc.not_found:
+                    failed.add(mirror)
+                    break
+                continue
+            signed = _collect(report, pv, data, f"{mirror} {path}", notes)
+            if signed:
+                epochs.add(signed.head.epoch)
     pr = pv.pr or pr_url
     for source, note in _pr_area_notes(pr, pv.verifier.name) if pr else []:
         signed = _collect(report, pv, note, source, notes)
@@ -140,8 +150,26 @@ def _record_equivocations(pv: TrustedPv, notes: dict[tuple[int, str], bytes], re
         if len(texts) < 2:
             continue
         first, second = list(texts)[:2]
-        found = equivocation.detect(notes[(epoch, first)], notes[(epoch, second)], pv.verifier)
-        if found is not None:
-            path = out_dir / f"equivocation-{pv.verifier.name}-epoch{epoch}.json"
-            atomic_write_bytes(path, found.to_json())
-            report.evidence.append(path)
+        try:
+            evidence = _evidence(notes[(epoch, first)], notes[(epoch, second)], pv.verifier)
+        except (FormatError, VerificationError) as exc:
+            report.problems.append(f"{pv.name}: epoch {epoch}: two different STRs, but no evidence: {exc}")
+            continue
+        path = out_dir / f"equivocation-{pv.verifier.name}-epoch{epoch}.json"
+        atomic_write_bytes(path, evidence)
+        report.evidence.append(path)
+
+
+def _evidence(note_a: bytes, note_b: bytes, verifier: NoteVerifier) -> bytes:
+    """The self-contained evidence that two different STRs of one epoch were both signed."""
+    a, b = open_any(note_a, verifier), open_any(note_b, verifier)
+    if a.version != b.version:
+        raise VerificationError(f"an STR v{a.version} and an STR v{b.version}: no evidence format holds both")
+    if a.version == 1:
+        found = equivocation.detect(a.note, b.note, verifier)
+        if found is None:
+            raise VerificationError("the two STRs do not differ")
+        return found.to_json()
+    # one size, two log roots; one root and two texts is refused here (the records differ,
+    # and only the log's tiles can say which one is not its entry)
+    return checkpoint.detect_equivocation(a.note, b.note, verifier).to_json()

@@ -125,8 +125,10 @@ class SimPV:
             self.write(site.status_path(name), json.dumps(
                 {"name": name, "epoch": self.epoch, "status": status[0], "reason": status[1],
                  "result": site.result_path(self.epoch, name)}, sort_keys=True).encode() + b"\n")
-        if self.version == 2:  # as pds pv publish: latest.note (the PV's signature), then checkpoint
-            self.write(site.LATEST, notes.parse(note).only(self.origin, self.signer.key_id).serialize())
+        if self.version == 2:  # as pds pv publish: the epoch's STR and latest.note (the PV's signature only), then checkpoint
+            own = notes.parse(note).only(self.origin, self.signer.key_id).serialize()
+            self.write(site.str_path(self.epoch), own)
+            self.write(site.LATEST, own)
             self.write(CHECKPOINT, note)
             return note
         self.write(site.str_path(self.epoch), note)

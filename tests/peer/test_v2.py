@@ -201,6 +201,36 @@ def test_same_size_another_root_is_equivocation(tmp_path, servers):
     assert found["sizes"] == [3, 3]
 
 
+def test_gossip_proves_a_v2_split_view_served_as_the_checkpoint(tmp_path, servers):
+    """A mirror whose latest.note is the honest one but whose cosigned `checkpoint` (what v2
+    peers read) is another log of the same size: gossip sees both and writes checkpoint
+    evidence that `pds note verify` accepts; the honest mirror alone is consistent."""
+    witness = CosignatureSigner.generate("witness.example/w1")
+    pv = make_pv(tmp_path, epochs=3, witnesses=(witness,))
+    fork_dir = pv.copy(tmp_path / "fork")
+    log, records = forked_log(pv, keep=1, size=3)
+    publish_fork(pv, fork_dir, log, records)
+    (fork_dir / "checkpoint").write_bytes(pv.cosign((fork_dir / "checkpoint").read_bytes()))
+    honest, forked = servers(pv.out), servers(fork_dir)
+
+    def gossip(urls: list[str], label: str):
+        trust = trust_file(tmp_path / label, {"pv1": (pv.vkey, urls)})
+        return run(*PDS, "gossip", "--trust", trust, "--out", tmp_path / label / "evidence", "--state",
+                   tmp_path / label / "state.json", check=False)
+
+    (tmp_path / "alone").mkdir()
+    alone = gossip([honest.url], "alone")
+    assert alone.returncode == 0 and "pv1.sim epoch 3: consistent" in alone.stdout, alone.stdout + alone.stderr
+    (tmp_path / "both").mkdir()
+    both = gossip([honest.url, forked.url], "both")
+    assert both.returncode == 1 and "pv1.sim epoch 3: EQUIVOCATION" in both.stdout, both.stdout + both.stderr
+    assert "Traceback" not in both.stderr
+    evidence = tmp_path / "both" / "evidence" / "equivocation-pv1.sim-epoch3.json"
+    assert json.loads(evidence.read_text())["type"] == "pds-checkpoint-equivocation"
+    found = check_evidence_cli(evidence, pv.vkey)
+    assert found["kind"] == "checkpoint-equivocation" and found["sizes"] == [3, 3]
+
+
 def test_tampered_tiles_fail_that_mirror_only(tmp_path, servers):
     pv = make_pv(tmp_path, epochs=2)
     trust = trust_file(tmp_path, {"pv1": (pv.vkey, [servers(pv.out).url])})

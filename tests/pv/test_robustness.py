@@ -18,6 +18,8 @@ from pds_log.pv.config import load_config
 from tests.pv.epoch_stages import NAMES as STAGE_NAMES
 from tests.support import PDS, World, epoch, run
 
+pytestmark = pytest.mark.slow  # real epochs killed at every stage, concurrent jobs
+
 STAGE_HOOK = Path(__file__).with_name("epoch_stages.py")
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}

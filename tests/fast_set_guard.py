@@ -38,15 +38,18 @@ def excludes_slow(markexpr: str) -> bool:
 class FastSetGuard:
     def __init__(self, max_seconds: float) -> None:
         self.max_seconds = max_seconds
-        self.unmarked: set[str] = set()
         self.seconds: dict[str, float] = {}
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.unmarked = {item.nodeid for item in items if item.get_closest_marker("slow") is None}
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        report = yield
+        # on the report, not in a set of node ids: under pytest-xdist the workers know the items
+        # and the controller only sees reports, whose attributes travel with them
+        report.fast_set_member = item.get_closest_marker("slow") is None
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.nodeid in self.unmarked:
+        if getattr(report, "fast_set_member", False):
             self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
 
     def too_slow(self) -> list[tuple[float, str]]:

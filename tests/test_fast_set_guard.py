@@ -3,6 +3,7 @@
 import pytest
 
 from tests.fast_set_guard import excludes_slow
+from tests.support import ROOT
 
 TINY_SUITE = """
 import time
@@ -61,3 +62,13 @@ def test_silent_when_every_test_is_under_the_limit(tiny):
 ])
 def test_which_marker_expressions_exclude_slow_tests(markexpr, excludes):
     assert excludes_slow(markexpr) is excludes
+
+
+@pytest.mark.slow  # starts two worker interpreters: seconds
+def test_lists_them_under_xdist_too(tiny, monkeypatch):
+    """Under pytest-xdist the controller sees only reports; the mark travels on them."""
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers are new interpreters: they import tests.fast_set_guard
+    result = tiny.runpytest("-p", "tests.fast_set_guard", "-m", "not slow", "-n", "2")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["WARNING: 2 test(s) not marked slow took more than 0.15 s*"])

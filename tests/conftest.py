@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# pytester: for the test of the fast-set guard; fast_set_guard: warns about slow unmarked tests in -m "not slow"
+pytest_plugins = ["pytester", "tests.fast_set_guard"]
+
 
 def run_pds(*args: str, input: bytes | None = None, cwd=None, env=None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real `pds` CLI in a subprocess (as a user would), capturing text output."""

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from pds_log.core.note import NoteVerifier, open_note
 from tests.support import PDS, run
+
+pytestmark = pytest.mark.slow  # the whole demo: PR, two PVs, developer and peer
 
 
 def test_demo(tmp_path):

@@ -15,6 +15,8 @@ from pds_log.pv.epoch import EpochOptions, run_epoch
 from pds_log.pv.publish import publish
 from tests.support import PDS, StaticServer, World, forge_epoch, run, write_trust
 
+pytestmark = pytest.mark.slow  # a 30-epoch PV log, audited
+
 FAST = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 EXAMPLES = ["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total", "org.pds.examples.local_call",
             "org.pds.examples.state_logger"]

@@ -17,6 +17,8 @@ import pytest
 
 from tests.support import PDS, ROOT
 
+pytestmark = pytest.mark.slow  # the CI flow on a real PR and PV
+
 CI = ROOT / "ci" / "pds_ci.py"
 ORIGIN = "pv9.ci.test"
 

@@ -106,6 +106,7 @@ def world(tmp_path):
     return World(tmp_path)
 
 
+@pytest.mark.slow
 def test_clones_the_primary_when_there_is_no_cached_log(world):
     world.epoch(1)
     head = world.epoch(2)
@@ -117,6 +118,7 @@ def test_clones_the_primary_when_there_is_no_cached_log(world):
     assert "consistent" in result.stderr
 
 
+@pytest.mark.slow
 def test_refuses_to_start_a_new_log_from_an_empty_or_unreachable_primary(world, tmp_path):
     result = world.restore()
     assert result.returncode == 1 and "refusing to start a new log" in result.stderr
@@ -128,6 +130,7 @@ def test_refuses_to_start_a_new_log_from_an_empty_or_unreachable_primary(world, 
     assert result.returncode == 1 and "cannot reach" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_stale_cache_is_fast_forwarded(world):
     world.epoch(1)
     world.push_primary()
@@ -139,6 +142,7 @@ def test_a_stale_cache_is_fast_forwarded(world):
     assert world.log_head() == head and "fast-forwarded" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_cache_ahead_of_the_primary_is_kept(world):
     world.epoch(1)
     world.push_primary()
@@ -152,6 +156,7 @@ def test_a_cache_ahead_of_the_primary_is_kept(world):
     assert world.log_head() == ahead and "ahead" in result.stderr
 
 
+@pytest.mark.slow
 def test_diverged_histories_are_refused(world, tmp_path):
     world.epoch(1)
     world.push_primary()
@@ -169,6 +174,7 @@ def test_diverged_histories_are_refused(world, tmp_path):
     assert world.log_head() == before
 
 
+@pytest.mark.slow
 def test_an_old_primary_is_caught_by_the_pr_area(world):
     """Cache lost, and the primary is behind what the PV already published on the PR: signing
     epoch 3 from this log would be a second STR for epoch 3."""
@@ -182,6 +188,7 @@ def test_an_old_primary_is_caught_by_the_pr_area(world):
     assert "PR area holds the PV's STR for epoch 3, but the log only reaches epoch 2" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_different_str_on_the_pr_area_is_refused(world):
     world.epoch(1)
     world.push_primary()
@@ -190,6 +197,7 @@ def test_a_different_str_on_the_pr_area_is_refused(world):
     assert result.returncode == 1 and "differs from the log's" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_pr_area_check_needs_the_pr(world, tmp_path):
     world.epoch(1)
     world.push_primary()
@@ -214,6 +222,7 @@ def test_no_mirror_no_ci(world):
     assert result.returncode == 1 and "no `mirrors:`" in result.stderr
 
 
+@pytest.mark.slow
 def test_check_pushes(world, tmp_path):
     summary = tmp_path / "epoch.json"
 

@@ -16,6 +16,8 @@ import yaml
 from pds_log.core.note import NoteSigner, sign
 from tests.support import PDS, StaticServer, World, run, write_trust
 
+pytestmark = pytest.mark.slow  # a real PR and PV driven through every CLI command
+
 PLUGIN = "org.pds.demo.rtt"
 FAST = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 

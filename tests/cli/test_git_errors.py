@@ -17,7 +17,8 @@ from pds_log.infra.giterrors import explain_git_failure, git_failure_kind
 from tests.support import PDS, run
 
 SSHD = "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(not (os.path.exists(SSHD) and shutil.which("ssh-keygen")), reason="needs sshd")
+pytestmark = [pytest.mark.slow,  # a real sshd
+              pytest.mark.skipif(not (os.path.exists(SSHD) and shutil.which("ssh-keygen")), reason="needs sshd")]
 
 
 def keygen(path: Path) -> Path:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import PDS, World, run
 
+pytestmark = pytest.mark.slow  # a real epoch on a pseudo-terminal
+
 FAST = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 
 

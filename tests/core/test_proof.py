@@ -33,6 +33,7 @@ def build(names):
 names_st = st.lists(st.from_regex(r"[a-z]{1,6}\.[a-z0-9_-]{1,8}", fullmatch=True), max_size=30, unique=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None)
 @given(names_st, st.lists(st.from_regex(r"[a-z]{1,6}\.[a-z]{1,8}", fullmatch=True), max_size=10))
 def test_present_names_include_absent_names_exclude(present, probes):

@@ -26,6 +26,7 @@ def clustered_items(rnd, n):
     return items
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 400), st.integers(0, 2**32))
 def test_tile_proofs_equal_tree_proofs(n, seed):
@@ -59,6 +60,7 @@ def test_incremental_tiles_equal_full_set():
     assert len(new_on_paths) <= 20 * 3 and len(after) > 200
 
 
+@pytest.mark.slow
 def test_tampered_or_wrong_tiles_are_rejected():
     rnd = random.Random(9)
     tree = PrefixTree.from_items(clustered_items(rnd, 1000))

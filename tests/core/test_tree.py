@@ -86,6 +86,7 @@ def clustered(draw_keys: list[bytes]) -> list[bytes]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(keys, max_size=40), st.randoms(use_true_random=False))
 def test_bulk_and_incremental_match_definition(key_list, rnd):

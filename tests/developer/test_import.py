@@ -77,6 +77,7 @@ def reference_object(tree: Path, rel_source: str) -> bytes:
     return out.read_bytes()
 
 
+@pytest.mark.slow
 def test_import_copies_rewrites_and_builds_byte_for_byte(tree, tmp_path):
     out = tmp_path / "out"
     report = import_plugin(tree / "plugins" / "demo" / "demo.plugin", out)

@@ -86,6 +86,7 @@ def makefile_object(source: Path, include: Path) -> bytes:
     return out.read_bytes()
 
 
+@pytest.mark.slow
 def test_xbgp_import_copies_rewrites_and_builds_byte_for_byte(tree, tmp_path):
     lib = tmp_path / "libxbgp" / "include"
     out = tmp_path / "out"
@@ -140,6 +141,7 @@ def test_xbgp_import_refuses_clearly(tree, tmp_path):
         import_plugin(tree / "med" / "med.plugin", tmp_path / "o3", name="org.example.med")
 
 
+@pytest.mark.slow
 def test_xbgp_import_cli(tree, tmp_path):
     lib = tmp_path / "libxbgp" / "include"
     out = subprocess.run([*PDS, "dev", "import", str(tree / "med" / "med.plugin"), "--out", str(tmp_path / "cli"),

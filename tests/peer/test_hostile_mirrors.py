@@ -28,6 +28,8 @@ from pds_log.infra.http import DEFAULT_DEADLINE, Fetcher, FetchError, deadline_f
 
 from .conftest import SIM_PLUGIN, sim_trust
 
+pytestmark = pytest.mark.slow  # real HTTP mirrors that stall and trickle until the peer's deadlines
+
 DEADLINE = 2.0  # seconds per file in these tests (the default is 30)
 MARGIN = 6.0  # interpreter start-up, the other PVs and the good mirror, on a loaded machine
 DRIP = 0.5  # seconds between two bytes of a trickling server

@@ -14,6 +14,8 @@ from tests.support import PDS, StaticServer, run
 
 from .conftest import PLUGIN, REJECTED, net_trust
 
+pytestmark = pytest.mark.slow  # the session's PV network: three PVs, epochs, six HTTP servers
+
 DEAD = "http://127.0.0.1:9/dead/"  # the discard port: connection refused
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pds_log.core import static_layout as site
 from pds_log.peer.bundle import BUNDLE_TYPE, check_bundle, encode_bundle
 from pds_log.peer.errors import BrokenChain, Equivocation, Rollback
@@ -13,6 +15,8 @@ from pds_log.peer.verify import verify_plugin
 
 from .conftest import SIM_PLUGIN, sim_trust
 from .simpv import binding_for, plugin_files
+
+pytestmark = pytest.mark.slow  # simulated PVs behind real HTTP servers
 
 
 def bundle_of(pv, note: bytes) -> bytes:

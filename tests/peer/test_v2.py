@@ -22,6 +22,8 @@ from tests.support import PDS, run
 from .simpv import POLICY, PR_COMMIT, SimPV, binding_for, plugin_files, write_dir
 from .test_warm import CountingServer
 
+pytestmark = pytest.mark.slow  # simulated v2 PVs behind real HTTP servers, CLI runs per test
+
 NAME = "org.sim.rtt"
 FILES = plugin_files(NAME)
 

@@ -20,6 +20,8 @@ from tests.support import PDS, run, write_trust
 
 from .simpv import SimPV, binding_for, plugin_files, write_dir
 
+pytestmark = pytest.mark.slow  # real HTTP servers counting the peer's requests
+
 NAME = "org.sim.rtt"
 
 

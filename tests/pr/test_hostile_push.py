@@ -8,6 +8,8 @@ import pytest
 from pds_log.pr.hook import MAX_PUSH_FILES
 from tests.support import PDS, Workspace, make_key, run
 
+pytestmark = pytest.mark.slow  # real git pushes through the PR's hooks
+
 
 @pytest.fixture(scope="module")
 def pr(tmp_path_factory):

@@ -16,6 +16,8 @@ import pytest
 
 from tests.support import PDS, Workspace, build_example, make_key, run
 
+pytestmark = pytest.mark.slow  # real git pushes through the PR's hooks
+
 CASES_DIR = "plugins"
 
 

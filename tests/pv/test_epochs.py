@@ -14,6 +14,8 @@ from pds_log.core.signed_root import check_chain, open_str
 from pds_log.pv.config import load_config
 from tests.support import PDS, World, epoch, run
 
+pytestmark = pytest.mark.slow  # real epochs with builds and verifiers
+
 GOOD = ["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total", "org.pds.examples.state_logger",
         "org.pds.examples.xbgp_med"]
 BAD = {  # example -> the verifier that rejects it under this PV's acceptance

@@ -19,6 +19,8 @@ from pds_log.core.signed_root import open_str
 from pds_log.pv.config import load_config
 from tests.support import World, epoch, run
 
+pytestmark = pytest.mark.slow  # real epochs over a PR with planted commits
+
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}}
 GOOD = "org.pds.examples.rtt_monitor"
 MEMORY_BOUND_KIB = 300 * 1024
@@ -184,7 +186,6 @@ def test_a_refused_commit_never_sets_the_policy(tmp_path):
     assert report.ok, [str(f) for f in report.findings]
 
 
-@pytest.mark.slow
 def test_a_1_gib_zero_blob_is_refused_with_bounded_memory(tmp_path):
     """A 1 GiB blob of zeros (about 1 MB packed): the PR hook refuses it from its object header,
     and a PV fed the same blob planted directly refuses it too, each process tree staying far

@@ -22,6 +22,8 @@ from pds_log.core import note as notes
 from pds_log.core.signed_root import TreeHead
 from tests.support import PDS, ROOT, World, run
 
+pytestmark = pytest.mark.slow  # real epochs racing on one log
+
 ORIGIN = "pv1.example"
 FAST = {"safety": {"runner": "bytecode_safety"}}
 CI = ROOT / "ci" / "pds_ci.py"
@@ -103,7 +105,6 @@ def restore_log(config: Path) -> None:
     assert restore.returncode == 0, restore.stderr
 
 
-@pytest.mark.slow
 def test_copies_of_one_pv_never_sign_two_strs_for_one_epoch(world, tmp_path):
     """A, B = `cp -r` of A's directory, and C = a second directory on A's log repo, all with the
     same keys, one primary log mirror and the PR area; 20 rounds, alternately and concurrently."""
@@ -150,7 +151,6 @@ def test_copies_of_one_pv_never_sign_two_strs_for_one_epoch(world, tmp_path):
     assert assert_one_str_per_epoch(tmp_path) >= ROUNDS + 1
 
 
-@pytest.mark.slow
 def test_two_directories_on_one_log_repo_race_on_the_pr_area(world, tmp_path):
     """No mirror: the PR area is the authority, and its compare-and-swap decides the race."""
     a = world.add_pv(ORIGIN, verifiers=FAST, acceptance="safety")

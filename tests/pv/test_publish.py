@@ -25,6 +25,8 @@ from pds_log.core.tiles import prove_from_tiles
 from pds_log.pv.config import load_config
 from tests.support import PDS, ROOT, StaticServer, World, epoch, run
 
+pytestmark = pytest.mark.slow  # real epochs, nginx and headless chromium
+
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"},
              "xss": {"runner": "external", "inline": {
                  "argv": ["python3", "-c", "print('VERDICT <script>alert(1)</script> for {pluglet}')"],

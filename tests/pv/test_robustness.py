@@ -21,6 +21,8 @@ from tests.pv.test_str_v2 import set_config, witness_entry, witness_size
 from tests.support import PDS, World, epoch, run
 from tests.witness.conftest import WitnessProcess
 
+pytestmark = pytest.mark.slow  # real epochs killed at every stage, concurrent jobs
+
 STAGE_HOOK = Path(__file__).with_name("epoch_stages.py")
 
 VERIFIERS = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}

@@ -9,6 +9,8 @@ import verifier_runners as vr
 from pds_log.pv.setup import DEFAULT_VERIFIERS
 from tests.support import EXAMPLES, HEADER, build_example, example_names, expectations, plugin_input
 
+pytestmark = pytest.mark.slow  # clang builds of every example, then every verifier on each
+
 # `bounded` is not a default verifier (a PV opts into it); the examples say what it makes of them
 VERIFIERS = vr.build_verifiers({**DEFAULT_VERIFIERS, "bounded": {"runner": "bounded"}})
 

@@ -19,6 +19,8 @@ from tests.hostile_objects import compressed_bomb, self_jumps
 from tests.support import World, build_example
 from tests.verifiers.hostile_runners import HangOn, HogOn, KillSelf, Liar, Peek, Quick, Quitter
 
+pytestmark = pytest.mark.slow  # pools of worker processes, verifiers killed at their limits
+
 
 def tiny(name: str) -> vr.PluginInput:
     files = {"p.plugin": f"{name}\nupdate_rtt post a.o\n".encode(), "a.o": b"x"}
@@ -118,7 +120,6 @@ def as_written(results: dict) -> bytes:
                                    for v, r in per.items()]] for name, per in results.items()])
 
 
-@pytest.mark.slow
 def test_results_are_byte_identical_whatever_jobs(epoch_plugins):
     import shutil
 

@@ -22,6 +22,7 @@ def external(name, **spec):
     return vr.build_verifiers({name: {"runner": "external", "inline": spec}})[name]
 
 
+@pytest.mark.slow
 def test_hung_external_tool_is_killed_at_its_timeout(good, tmp_path):
     v = external("hang", argv=[sys.executable, "-c", "import time; time.sleep(60)"], timeout=1, **{"pass": "ok"})
     start = time.monotonic()
@@ -161,6 +162,7 @@ def test_truncated_or_garbage_objects_fail(tmp_path):
         ebpf.decode(b"\x00" * 7)
 
 
+@pytest.mark.slow
 def test_pds_pv_check_cli(tmp_path, pds):
     good = build_example("org.pds.examples.rtt_monitor", tmp_path)
     result = pds("pv", "check", good)
@@ -186,6 +188,7 @@ def test_t2_pipeline_compiles_with_the_default_recipe():
     assert t2_pipeline.RECIPE_FLAGS == DEFAULT_FLAGS
 
 
+@pytest.mark.slow
 def test_hostile_objects_are_refused_before_anything_is_inflated(tmp_path):
     """A compressed .text claiming 1 GiB and an out-of-range section: refused from their headers;
     the rebuild comparison does not inflate the bomb either (peak RSS measured in a fresh process)."""
@@ -211,6 +214,7 @@ def test_hostile_objects_are_refused_before_anything_is_inflated(tmp_path):
     assert int(out[1]) < 200 * 1024, f"peak RSS {out[1]} KiB"
 
 
+@pytest.mark.slow
 def test_self_jumps_are_linear():
     """130k self-jumps (a 1 MiB object): CFG and dataflow finish; the old passes were quadratic
     (measured > 600 s). No time is asserted here (benchmarks do that); a quadratic pass would
@@ -223,6 +227,7 @@ def test_self_jumps_are_linear():
     assert len(ebpf.constant_registers(insns, cfg)) == len(insns)
 
 
+@pytest.mark.slow
 def test_each_recipe_stage_is_checked(tmp_path):
     """A failed stage is named; nothing is compared against what a failed pipe would leave. The
     second case is the real one: host IR that llc cannot lower (a signed 64-bit division, as in

@@ -81,6 +81,7 @@ def test_no_network_inside(tmp_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_timeout_kills_everything_the_tool_started(tmp_path):
     marker = f"sleep {300 + os.getpid() % 1000}.{time.monotonic_ns() % 1000}"  # this run's processes only
     start = time.monotonic()
@@ -102,6 +103,7 @@ def test_huge_output_is_capped_in_memory_and_on_disk(tmp_path):
     assert len(run.stdout) < 2 << 20 and "[output truncated]" in run.stdout
 
 
+@pytest.mark.slow
 def test_without_bwrap_every_tool_verifier_is_an_error(tmp_path):
     """Fail closed: a PATH with the toolchain but no bwrap; nothing runs unconfined, nothing passes."""
     plugin = build_example("org.pds.examples.rtt_monitor", tmp_path)
@@ -123,11 +125,13 @@ def test_without_bwrap_every_tool_verifier_is_an_error(tmp_path):
         assert "sandbox unavailable" in results[name]["reason"] and "bwrap" in results[name]["reason"]
 
 
+@pytest.mark.slow
 def test_worker_memory_limit(good):
     result = run_verifier_bounded(Hog("hog", {"runner": "test_hog"}), good, memory=768 << 20, wall=60)
     assert result.status == "error" and "exceeded the memory limit" in result.reason, result.reason
 
 
+@pytest.mark.slow
 def test_worker_wall_clock_limit(good):
     start = time.monotonic()
     result = run_verifier_bounded(Spin("spin", {"runner": "test_spin"}), good, wall=2)

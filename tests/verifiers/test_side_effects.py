@@ -12,6 +12,8 @@ import verifier_runners as vr
 from pds_log.developer.build import build_plugin
 from tests.support import HEADER
 
+pytestmark = pytest.mark.slow  # one clang build of forty pluglets (seconds), shared by every test here
+
 SIDE = vr.build_verifiers({"side_effects": {"runner": "side_effects"}})["side_effects"]
 SAFETY = vr.build_verifiers({"safety": {"runner": "bytecode_safety"}})["safety"]
 

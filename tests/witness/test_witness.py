@@ -24,6 +24,8 @@ from tests.support import PDS
 
 from .conftest import EpochLog, WitnessProcess
 
+pytestmark = pytest.mark.slow  # a real witness server process
+
 
 def status(w: WitnessProcess) -> dict:
     out = subprocess.run([*PDS, "witness", "status", str(w.directory), "--json"], capture_output=True, text=True,
@@ -44,7 +46,6 @@ def post(url: str, body: bytes) -> tuple[int, bytes, str]:
         return exc.code, exc.read(), exc.headers.get("Content-Type", "")
 
 
-@pytest.mark.slow
 def test_two_witnesses_fifty_epochs_kill_restart_fork_quorum(tmp_path):
     log = EpochLog()
     vkey = str(log.signer.verifier())

@@ -154,14 +154,27 @@ def parse_scalar_evolution(output: str) -> ScevReport:
 _DEFINE = re.compile(rf"^define [^\n]*?@(?P<function>{_NAME})\(", re.M)
 _LABEL = re.compile(rf"^(?P<label>{_NAME}):", re.M)
 _DBG_REF = re.compile(r"!dbg !(\d+)")
-_DILOCATION = re.compile(r"^!(\d+) = !DILocation\(line: (\d+)", re.M)
+_DILOCATION = re.compile(r"^!(\d+) = !DILocation\(line: (\d+)(?:, column: \d+)?, scope: !(\d+)", re.M)
+# the scopes a location can name (a function, a block in it, a block from another file) carry
+# the file they are in; a location inlined from a header names the header's function
+_DISCOPE = re.compile(r"^!(\d+) = (?:distinct )?!DI(?:Subprogram|LexicalBlock|LexicalBlockFile)\([^\n]*?\bfile: !(\d+)",
+                      re.M)
+_DIFILE = re.compile(r'^!(\d+) = !DIFile\(filename: "((?:[^"\\\n]|\\.)*)"', re.M)
+_DICOMPILE_UNIT = re.compile(r"^!\d+ = distinct !DICompileUnit\([^\n]*?\bfile: !(\d+)", re.M)
 
 
 class IrIndex:
     """The functions an IR text defines and the source line of each block (one pass each)."""
 
     def __init__(self, ir: str) -> None:
-        self.lines = {ref: int(line) for ref, line in _DILOCATION.findall(ir)}
+        self.lines = {ref: int(line) for ref, line, _ in _DILOCATION.findall(ir)}
+        scope_file = dict(_DISCOPE.findall(ir))
+        files = dict(_DIFILE.findall(ir))
+        unit = _DICOMPILE_UNIT.search(ir)
+        main = unit.group(1) if unit else None
+        # the file of each location when it is not the pluglet's own source (a header's code)
+        self.files = {ref: files[scope_file[scope]].removeprefix("./") for ref, _, scope in _DILOCATION.findall(ir)
+                      if scope in scope_file and scope_file[scope] != main and scope_file[scope] in files}
         self.blocks: dict[tuple[str, str], str] = {}  # (function, block) -> its text
         self.functions: list[str] = []
         defines = list(_DEFINE.finditer(ir))
@@ -177,12 +190,13 @@ class IrIndex:
                 self.blocks[(name, label.group("label"))] = body[label.end(): end]
 
     def source_line(self, function: str, block: str) -> str:
-        """' (line N)' of the first instruction with a real source line in `block`, '' when the
-        IR carries no debug lines there."""
+        """' (line N)' of the first instruction with a real source line in `block` (' (line N of
+        FILE)' when that line is in another file than the pluglet's source, a header's inlined
+        code), '' when the IR carries no debug lines there."""
         for ref in _DBG_REF.findall(self.blocks.get((function, block), "")):
             line = self.lines.get(ref, 0)
             if line:
-                return f" (line {line})"
+                return f" (line {line} of {self.files[ref]})" if ref in self.files else f" (line {line})"
         return ""
 
 

@@ -238,20 +238,32 @@ def test_ir_index_source_lines():
 
 6:
   ret i64 0
+
+7:
+  br label %2, !dbg !24
 }
 define i64 @"q r"() {
 "a b":
   ret i64 0, !dbg !23
 }
+!0 = distinct !DICompileUnit(language: DW_LANG_C99, file: !1, producer: "clang")
+!1 = !DIFile(filename: "f.c", directory: "/p")
+!2 = !DIFile(filename: "./ext/plugins/helpers.h", directory: "/p")
+!9 = distinct !DISubprogram(name: "f", scope: !1, file: !1, line: 1, unit: !0)
+!10 = distinct !DISubprogram(name: "helper", scope: !2, file: !2, line: 40, unit: !0)
+!11 = distinct !DILexicalBlock(scope: !10, file: !2, line: 41, column: 3)
 !20 = !DILocation(line: 3, column: 1, scope: !9)
 !21 = !DILocation(line: 0, scope: !9)
 !22 = !DILocation(line: 5, column: 2, scope: !9)
 !23 = !DILocation(line: 9, column: 2, scope: !9)
+!24 = !DILocation(line: 42, column: 7, scope: !11, inlinedAt: !22)
 """)
     assert index.functions == ["f", '"q r"']
     assert index.source_line("f", "2") == " (line 5)"  # line 0 (no line) is skipped
     assert index.source_line("f", "6") == "" and index.source_line("f", "nope") == ""
     assert index.source_line('"q r"', '"a b"') == " (line 9)"
+    # code inlined from a header names the header's line (the loop a reader must look at)
+    assert index.source_line("f", "7") == " (line 42 of ext/plugins/helpers.h)"
 
 
 @pytest.mark.parametrize("sed, problem", [

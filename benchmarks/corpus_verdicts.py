@@ -134,10 +134,9 @@ RULES: tuple[Rule, ...] = (
     Rule("termination", r"send_datagram_frame, loop %\d+ \(line 218 of bpf\.h\)", PLUGIN,
          "`while (p == NULL && m->send_buffer > 0) { free_head_datagram_reserved(...); p = my_malloc(...); }`: "
          "send_buffer shrinks by the lengths of the frames freed, which may be 0"),
-    Rule("termination", r"send_datagram_frame, loop %\d+ \(line 196 of bpf\.h\)", LIMITATION,
-         "`for (int i = 0; i < nb_frames; i++)` with nb_frames a local written by cancel_head_reservation; "
-         "marked nocapture it is still reloaded in the loop (the frames freed are reached through the slots "
-         "that helper returned)"),
+    Rule("termination", r"send_datagram_frame, loop %\d+ \(line 196 of bpf\.h\)", PLUGIN,
+         "the retry loop of line 218 again (its header is the inlined free_head_datagram_reserved's "
+         "cancel_head_reservation call, line 196; the inner `for (i < nb_frames)` is counted)"),
     Rule("termination", r"process_datagram_frame, loop %\d+ \(line 18\)", PLUGIN,
          "a retry loop around my_malloc (`do { ... send_head_datagram_buffer(...) ... } while (alloc failed && "
          "m->datagram_buffer != NULL)`): each failed try delivers the buffer's head; it ends only if that "

@@ -130,10 +130,12 @@ RULES: tuple[Rule, ...] = (
     Rule("termination", r"(process_datagram_frame|op_process_datagram_buffer), loop %\d+ \(line (142|157) "
          r"of bpf\.h\)", PLUGIN, _LIST_WALK + " (datagram's receive buffer)"),
     Rule("termination", r"process_datagram_frame, loop %\d+ \(line 180 of bpf\.h\)", PLUGIN,
-         "the retry loop of line 18 as clang laid it out, its header in the inlined send_head_datagram_buffer"),
+         "part of the line-18 retry loop (its `continue` paths make clang lay it out as two loops; this "
+         "header is in the inlined send_head_datagram_buffer): ends only if the receive buffer is finite"),
     Rule("termination", r"send_datagram_frame, loop %\d+ \(line 218 of bpf\.h\)", PLUGIN,
          "`while (p == NULL && m->send_buffer > 0) { free_head_datagram_reserved(...); p = my_malloc(...); }`: "
-         "send_buffer shrinks by the lengths of the frames freed, which may be 0"),
+         "each try cancels one reservation block (send_buffer drops by its frames' lengths, to 0 once the "
+         "queue is empty): it ends only if PQUIC's reservation queue is finite, like a list walk"),
     Rule("termination", r"send_datagram_frame, loop %\d+ \(line 196 of bpf\.h\)", PLUGIN,
          "the retry loop of line 218 again (its header is the inlined free_head_datagram_reserved's "
          "cancel_head_reservation call, line 196; the inner `for (i < nb_frames)` is counted)"),

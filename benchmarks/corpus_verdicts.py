@@ -170,8 +170,9 @@ XBGP_RULES: tuple[Rule, ...] = (
          "UINT16_MAX) return`: it ends (the authors added j for T2), but j's stride-6 unsigned add may wrap "
          "as far as LLVM 14's ScalarEvolution knows (it does not use the guard), so it counts no exit"),
     Rule("termination", r"filter_odd_as, loop %\d+ \(line 55\)", LIMITATION,
-         "`while (i < as_path->length && i >= 0)`: i grows by 2 + 4 * segment_length every iteration and the "
-         "loop writes no memory, so it ends; ScalarEvolution counts no variable-stride induction"),
+         "`while (i < as_path->length && i >= 0)` (unsigned i): every iteration adds 2 + 4 * segment_length "
+         "(at least 2, at most 1022) to i, so it passes the 16-bit length without wrapping and ends; "
+         "ScalarEvolution counts no induction whose stride is read from the data"),
 )
 
 

@@ -171,8 +171,9 @@ XBGP_RULES: tuple[Rule, ...] = (
          "as far as LLVM 14's ScalarEvolution knows (it does not use the guard), so it counts no exit"),
     Rule("termination", r"filter_odd_as, loop %\d+ \(line 55\)", LIMITATION,
          "`while (i < as_path->length && i >= 0)` (unsigned i): every iteration adds 2 + 4 * segment_length "
-         "(at least 2, at most 1022) to i, so it passes the 16-bit length without wrapping and ends; "
-         "ScalarEvolution counts no induction whose stride is read from the data"),
+         "to i, each addition after a test that as_path->length - i exceeds it, so i grows, stays below the "
+         "length without wrapping, and the loop ends; ScalarEvolution counts no induction whose stride is "
+         "read from the data"),
 )
 
 

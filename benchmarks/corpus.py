@@ -634,7 +634,8 @@ def main() -> None:
         for key, value in result["counts"].items():
             print(f"| {key} | {value} |")
         for verifier, statuses in result["verdicts"].items():
-            print(f"| pv check {verifier} | " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) + " |")
+            # from `pds pv check` with --check, else from the in-process safety pass
+            print(f"| verdicts of {verifier} | " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) + " |")
         if result["check_seconds"]["median"] is not None:
             print(f"| pv check seconds (median / max) | {result['check_seconds']['median']:.1f} / "
                   f"{result['check_seconds']['max']:.1f} |")

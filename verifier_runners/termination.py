@@ -27,8 +27,9 @@ Before counting, the pointer arguments the protocol's helpers never keep (`nocap
 helper list) are marked so in a copy of the IR, which is re-optimised: a loop bounded by a field
 of a local that only such a helper saw (a frame copied with my_memcpy) is then counted.
 
-Soundness is ScalarEvolution's (and the helper list's nocapture entries'): it counts assuming the C code has no undefined behaviour
-(signed overflow, out-of-bounds accesses), as the optimiser that compiled the pluglet did.
+Soundness is ScalarEvolution's (and the helper list's nocapture entries'): it counts assuming the
+C code has no undefined behaviour (signed overflow, out-of-bounds accesses), as the optimiser
+that compiled the pluglet did.
 """
 
 from __future__ import annotations

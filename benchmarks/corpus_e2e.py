@@ -18,8 +18,13 @@ xBGP developer and a PV operator would run it:
 4. the site served over HTTP on 127.0.0.1, and `pds peer verify NAME --bytecode DIR` for every
    plugin the PV accepted (and one it rejected, which must be refused).
 
-It prints the counts, the epoch time and every refusal with its reason. The corpora are not
-part of this repository.
+It prints the counts, the epoch time (with each verifier's seconds and the machine's load
+average) and every refusal with its reason, then a table of every refusal: the verifiers that
+failed (read from the PV's results record and logs in its log repo; * marks those the
+acceptance names, which decide), the first reason, and a class from benchmarks/
+corpus_verdicts.py, which judges each failure item (a property of the plugin, a limitation of
+our verifier, or unclassified: printed in full, a judgement owed). The corpora are not part of
+this repository.
 """
 
 from __future__ import annotations

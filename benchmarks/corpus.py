@@ -1,6 +1,6 @@
 """Compatibility benchmark: the real PQUIC and xBGP plugin corpora through PDS.
 
-    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--libxbgp LIBXBGP] [--check] [--safety] [--termination]
+    python benchmarks/corpus.py PQUIC_TREE [XBGP_TREE] [--libxbgp LIBXBGP] [--check] [--no-safety] [--termination]
         [--json]
 
 PQUIC_TREE is a checkout of p-quic/pquic (its `plugins/` and `picoquic/`), XBGP_TREE one of
@@ -17,10 +17,11 @@ it; xBGP: every `.plugin` JSON), the benchmark
    -filetype=obj`) and compares bytes,
 4. with --check, runs `pds pv check` (the default verifiers) on every plugin whose pluglets
    all built, and counts the verdicts per verifier;
-5. with --safety, runs only the two fast in-process verifiers, bytecode_safety and
-   side_effects, on every plugin whose pluglets all built, and counts the calls to helpers
-   PQUIC registers that the allow-list refuses, the calls the side-effect spec cannot judge
-   (a helper with no effect class), and every remaining side-effect verdict with its reason;
+5. unless --no-safety, runs the two fast in-process verifiers, bytecode_safety and
+   side_effects, on the built pluglets of every plugin, and counts the calls to helpers the
+   host registers that the allow-list refuses, the calls to registered helpers the side-effect
+   check cannot judge (no effect class / no libxbgp attributes: writes nothing checks), the
+   distinct pluglets refused for local calls, and every remaining verdict with its reason;
 6. with --termination, runs the loop verifiers `termination` and `bounded` (in-process, on the
    IR of the default recipe) on every plugin's built pluglets and counts, per distinct pluglet
    whose bytecode loops, which pass termination, which pass bounded, which neither, with the
@@ -31,7 +32,9 @@ read with PDS's strict parser, imported (libxbgp's include/ as -I), built with t
 recipe, compared with xbgp_plugins' own pipeline (Makefile_plugins: `clang $(CFLAGS)
 -emit-llvm`, `llc -O2 -march=bpf`), its helper calls counted against what libxbgp registers
 (with --libxbgp, xbgp_helpers.yaml is checked against libxbgp's ubpf_api.c and the host API's
-xbgp_api_vars.h, attributes included), and with --check run through `pds pv check`.
+xbgp_api_vars.h, attributes included), safety and side_effects run as for PQUIC (the
+permission gate for side_effects), every top-level directory accounted for (a plugin's
+manifests, or why it holds none), and with --check run through `pds pv check`.
 
 It prints the counts and every failure with its reason.
 """
@@ -117,12 +120,23 @@ def pquic_pluglets(plugin: Path) -> list[str]:
 
 
 _REFUSED = re.compile(r"^(?P<pluglet>\S+): #\d+: call to (?P<helper>\S+), which is not on the helper allow-list")
-_UNJUDGED = re.compile(r"^(?P<pluglet>\S+) #\d+ in \S+: the spec has no effect class for helper (?P<helper>\S+)")
+# a call the side-effect check cannot judge: PQUIC's spec has no effect class for the helper, or
+# xBGP's helper list gives it no libxbgp attributes (so what it writes is checked by nothing)
+_UNJUDGED = (re.compile(r"^(?P<pluglet>\S+) #\d+ in \S+: the spec has no effect class for helper (?P<helper>\S+)"),
+             re.compile(r"^(?P<pluglet>\S+) #\d+ in \S+: code \S+ calls (?P<helper>\S+), a helper with no libxbgp "
+                        r"attributes"))
+_LOCAL_CALL = re.compile(r"^(?P<pluglet>\S+): #\d+: local call without a relocation")
+REFUSED_REGISTERED = "safety: call sites of registered helpers refused by the allow-list"
+UNJUDGED_REGISTERED = "side_effects: calls to registered helpers the check cannot judge (writes unchecked)"
+UNJUDGED_OTHER = "side_effects: calls the check cannot judge to functions the host does not register"
+LOCAL_CALLS = "safety: distinct pluglets failing on local calls"
 
 
 def safety_counts(dest: Path, name: str, registered: set[str], counts: collections.Counter,
-                  verdicts: dict, failures: list[str], rel: Path, ok: set[str]) -> None:
-    """bytecode_safety and side_effects in-process on one imported plugin."""
+                  verdicts: dict, failures: list[str], rel: Path, ok: set[str],
+                  local_calls: set[str] | None = None, source_of=None) -> None:
+    """bytecode_safety and side_effects in-process on one imported plugin; the sources of the
+    pluglets safety refuses for local calls go to `local_calls` (`source_of(pluglet)` names them)."""
     import verifier_runners as vr
     from pds_log.core.manifest import parse_plugin_manifest
 
@@ -138,6 +152,9 @@ def safety_counts(dest: Path, name: str, registered: set[str], counts: collectio
     if len(built) != len(manifest.hooks):
         counts["plugins checked on their built pluglets only"] += 1
         manifest = dataclasses.replace(manifest, hooks=built)
+        if isinstance(manifest.options.get("codes"), dict):  # xBGP: the permission gate reads the codes
+            codes = {c: spec for c, spec in manifest.options["codes"].items() if spec["obj"] in ok}
+            manifest = dataclasses.replace(manifest, options={**manifest.options, "codes": codes})
     counts["plugins checked (safety, side_effects)"] += 1
     counts["pluglets checked (safety, side_effects), with variants"] += len(manifest.pluglets)
     plugin = vr.PluginInput(name, "0" * 40, files, manifest)
@@ -146,11 +163,17 @@ def safety_counts(dest: Path, name: str, registered: set[str], counts: collectio
         verdicts[vname][result.status] += 1
         refused = {(m["pluglet"], m["helper"]) for m in map(_REFUSED.match, result.log.splitlines()) if m}
         refused_registered = {(p, h) for p, h in refused if h in registered}
-        unjudged = [m for m in map(_UNJUDGED.match, result.log.splitlines()) if m]
-        counts["safety: call sites of registered helpers refused"] += len(refused_registered)
-        counts["side_effects: calls through a helper the spec cannot judge"] += len(unjudged)
+        unjudged = [m for line in result.log.splitlines() for rx in _UNJUDGED if (m := rx.match(line))]
+        counts[REFUSED_REGISTERED] += len(refused_registered)
+        counts[UNJUDGED_REGISTERED] += sum(m["helper"] in registered for m in unjudged)
+        counts[UNJUDGED_OTHER] += sum(m["helper"] not in registered for m in unjudged)
         for pluglet, helper in sorted(refused_registered):
             failures.append(f"{rel}: {pluglet}: registered helper {helper} refused by the allow-list")
+        for m in unjudged:
+            if m["helper"] in registered:
+                failures.append(f"{rel}: {m['pluglet']}: registered helper {m['helper']} unjudged by side_effects")
+        if local_calls is not None and source_of is not None:
+            local_calls |= {source_of(m["pluglet"]) for m in map(_LOCAL_CALL.match, result.log.splitlines()) if m}
         if vname == "side_effects":
             for line in result.log.splitlines():
                 if " is not allowed in protoop " in line or " with unknown key " in line or "cannot judge" in line \
@@ -288,6 +311,7 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
     check_seconds: list[float] = []
     checked_sources: set[Path] = set()
     loops: dict = {}  # --termination: distinct looping pluglet source -> verdicts
+    local_calls: set[str] = set()  # sources of the pluglets safety refuses for local calls
     for manifest in manifests:
         counts["manifests"] += 1
         rel = manifest.relative_to(tree)
@@ -344,7 +368,9 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
                         failures.append(f"{rel}: {pluglet}: differs from the Makefile's object")
         if safety:
             safety_counts(dest, name, registered, counts, verdicts, failures, rel,
-                          {p for p, why in built.items() if why is None})
+                          {p for p, why in built.items() if why is None}, local_calls,
+                          lambda p, m=manifest: str((m.parent / p).with_suffix(".c").resolve().relative_to(
+                              tree.resolve())))
             for pluglet, why in built.items():
                 if why is None:
                     checked_sources.add((manifest.parent / pluglet).with_suffix(".c").resolve())
@@ -366,6 +392,9 @@ def run_corpus(kind: str, manifests: list[Path], tree: Path, work: Path, check: 
                     failures.append(f"{rel}: {r['verifier']}: {r['status']}: {r['reason'][:200]}")
     if safety:
         counts["distinct pluglets checked (safety, side_effects)"] = len(checked_sources)
+        counts[LOCAL_CALLS] = len(local_calls)
+        failures += [f"{source}: safety: local calls (BPF-to-BPF), which PQUIC's VM reads as helper ids"
+                     for source in sorted(local_calls)]
     return {"kind": kind, "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
                               "max": max(check_seconds) if check_seconds else None},
@@ -450,10 +479,12 @@ def xbgp_directories(tree: Path) -> dict[str, str]:
     return out
 
 
-def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = None) -> dict:
+def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = None, safety: bool = True) -> dict:
     """Every `.plugin` JSON of xbgp_plugins: read (strictly), imported, built with the default
     recipe, compared with the Makefile's objects, the helpers its objects call against what
-    libxbgp registers, and with `check` `pds pv check` on each plugin whose pluglets all built."""
+    libxbgp registers, with `safety` bytecode_safety and side_effects (the permission gate)
+    in-process on its built pluglets, and with `check` `pds pv check` on each plugin whose
+    pluglets all built."""
     from pds_log.core.manifest import parse_xbgp
     from verifier_runners import ebpf
     from verifier_runners.xbgp_permissions import load_helper_permissions
@@ -468,6 +499,9 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
     called: set[str] = set()
     ref_callers: dict[str, set[str]] = {}  # helper -> sources whose Makefile-built object calls it
     check_seconds: list[float] = []
+    local_calls: set[str] = set()
+    # what a pluglet may call: what libxbgp and the host API register (else the shipped list)
+    registered = set(xbgp_registered_helpers(libxbgp, tree)) if libxbgp is not None else set(listed)
     if libxbgp is not None:
         problems = check_xbgp_helpers(libxbgp, tree)
         counts["helpers registered by libxbgp + host API"] = len(xbgp_registered_helpers(libxbgp, tree))
@@ -523,6 +557,11 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
                     counts["reproduced byte for byte"] += 1
                 else:
                     failures.append(f"{rel}: {pluglet}: differs from the Makefile's object")
+        if safety:
+            safety_counts(dest, name, registered, counts, verdicts, failures, rel,
+                          {p for p, why in built.items() if why is None}, local_calls,
+                          lambda p, m=manifest: str((m.parent / p).with_suffix(".c").resolve().relative_to(
+                              tree.resolve())))
         if not check:
             continue
         if not all(why is None for why in built.values()):
@@ -552,8 +591,14 @@ def run_xbgp_corpus(tree: Path, work: Path, check: bool, libxbgp: Path | None = 
             f"plugin as its developers build it, which libxbgp would not load)" if own else
             " (the Makefile pipeline's objects do not call it: a difference of our recipe)"))
     counts["distinct plugin names (of the manifests read)"] = len(names)
+    if safety:
+        counts[LOCAL_CALLS] = len(local_calls)
+    directories = xbgp_directories(tree)
+    with_manifests = sum(what.endswith(".plugin") or " manifest(s): " in what for what in directories.values())
+    counts["top-level directories, each accounted for below"] = len(directories)
+    counts["top-level directories with manifests"] = with_manifests
     return {"kind": "xbgp", "counts": dict(counts), "verdicts": {k: dict(v) for k, v in verdicts.items()},
-            "directories": xbgp_directories(tree),
+            "directories": directories,
             "check_seconds": {"median": sorted(check_seconds)[len(check_seconds) // 2] if check_seconds else None,
                               "max": max(check_seconds) if check_seconds else None},
             "failures": failures}
@@ -565,8 +610,10 @@ def main() -> None:
     parser.add_argument("xbgp", type=Path, nargs="?")
     parser.add_argument("--libxbgp", type=Path, help="a libxbgp checkout: check xbgp_helpers.yaml against it")
     parser.add_argument("--check", action="store_true", help="also run `pds pv check` on each built plugin")
-    parser.add_argument("--safety", action="store_true",
-                        help="run only bytecode_safety and side_effects (in-process, fast) on each built plugin")
+    parser.add_argument("--safety", action="store_true", default=True,
+                        help="run bytecode_safety and side_effects (in-process, fast) on each built plugin "
+                             "(the default)")
+    parser.add_argument("--no-safety", dest="safety", action="store_false", help="skip that")
     parser.add_argument("--termination", action="store_true",
                         help="run the loop verifiers termination and bounded on each plugin's built pluglets")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a new temporary one)")
@@ -577,7 +624,7 @@ def main() -> None:
         run_corpus("pquic", top_level_pquic_manifests(args.pquic), args.pquic, work, args.check, args.safety,
                     args.termination)]
     if args.xbgp:
-        results.append(run_xbgp_corpus(args.xbgp, work, args.check, args.libxbgp))
+        results.append(run_xbgp_corpus(args.xbgp, work, args.check, args.libxbgp, args.safety))
     if args.json:
         print(json.dumps(results, indent=1))
         return
@@ -587,7 +634,8 @@ def main() -> None:
         for key, value in result["counts"].items():
             print(f"| {key} | {value} |")
         for verifier, statuses in result["verdicts"].items():
-            print(f"| pv check {verifier} | " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) + " |")
+            # from `pds pv check` with --check, else from the in-process safety pass
+            print(f"| verdicts of {verifier} | " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())) + " |")
         if result["check_seconds"]["median"] is not None:
             print(f"| pv check seconds (median / max) | {result['check_seconds']['median']:.1f} / "
                   f"{result['check_seconds']['max']:.1f} |")

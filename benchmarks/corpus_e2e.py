@@ -18,8 +18,13 @@ xBGP developer and a PV operator would run it:
 4. the site served over HTTP on 127.0.0.1, and `pds peer verify NAME --bytecode DIR` for every
    plugin the PV accepted (and one it rejected, which must be refused).
 
-It prints the counts, the epoch time and every refusal with its reason. The corpora are not
-part of this repository.
+It prints the counts, the epoch time (with each verifier's seconds and the machine's load
+average) and every refusal with its reason, then a table of every refusal: the verifiers that
+failed (read from the PV's results record and logs in its log repo; * marks those the
+acceptance names, which decide), the first reason, and a class from benchmarks/
+corpus_verdicts.py, which judges each failure item (a property of the plugin, a limitation of
+our verifier, or unclassified: printed in full, a judgement owed). The corpora are not part of
+this repository.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import collections
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from corpus import top_level_pquic_manifests  # noqa: E402
+from corpus_verdicts import LIMITATION, PLUGIN, UNCLASSIFIED, classify, failure_items  # noqa: E402
 
 PDS = [sys.executable, "-m", "pds_log"]
 
@@ -91,6 +98,88 @@ def setup(work: Path, namespaces: list[str], acceptance: str | None) -> dict:
     return {"pr": pr, "keys": keys, "config": work / "pv" / "pv.yaml", "init": init}
 
 
+def git_show(repo: Path, spec: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(repo), "show", spec], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def judged(verifier: str, items: list[str]) -> list[dict]:
+    """Each failure item with its class and why (corpus_verdicts)."""
+    out = []
+    for item in items:
+        cls, why = classify(verifier, item)
+        out.append({"item": item, "class": cls, "why": why})
+    return out
+
+
+def refusal_row(name: str, step: str, text: str) -> dict:
+    """A plugin refused before the PV (import, build, submit): its step is the failed 'verifier'."""
+    return {"plugin": name, "failed": {step: {"decisive": True, "reason": first_lines(text),
+                                              "items": judged(step, [text])}}}
+
+
+def rejection_rows(log_git: Path, rejected: list[dict], acceptance: str) -> list[dict]:
+    """Every plugin the PV rejected, from its results record and verifier logs in the log repo:
+    each failed verifier (decisive when the acceptance names it), its reason, and each of its
+    failure items judged."""
+    decisive = set(re.findall(r"[A-Za-z_][\w-]*", acceptance))
+    listing = subprocess.run(["git", "--git-dir", str(log_git), "ls-tree", "-r", "--name-only", "HEAD", "results/"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    rows = []
+    for entry in sorted(rejected, key=lambda e: e["name"]):
+        path = next((p for p in listing if p.endswith(f"/{entry['name']}.json")), None)
+        if path is None:
+            rows.append({"plugin": entry["name"], "failed": {"?": {"decisive": True, "reason": entry["reason"],
+                                                                    "items": judged("?", [entry["reason"]])}}})
+            continue
+        record = json.loads(git_show(log_git, f"HEAD:{path}"))
+        failed = {}
+        for verifier, result in sorted(record["verifiers"].items()):
+            if result["status"] == "pass":
+                continue
+            sha = result.get("log_sha256") or ""
+            log = git_show(log_git, f"HEAD:logs/{sha[:2]}/{sha}") if sha else ""
+            failed[verifier] = {"decisive": verifier in decisive, "reason": result["reason"],
+                                "status": result["status"],
+                                "items": judged(verifier, failure_items(verifier, result["reason"], log))}
+        rows.append({"plugin": entry["name"], "failed": failed})
+    return rows
+
+
+def row_class(row: dict) -> str:
+    """The rejection's class: from its decisive failures (a plugin property decides it; loops our
+    verifier cannot count are said too; an item no rule judges makes it unclassified)."""
+    items = [i for f in row["failed"].values() if f["decisive"] for i in f["items"]]
+    unjudged = sum(i["class"] == UNCLASSIFIED for i in items)
+    if unjudged:
+        return f"{UNCLASSIFIED} ({unjudged} item(s))"
+    plugin = sum(i["class"] == PLUGIN for i in items)
+    limited = sum(i["class"] == LIMITATION for i in items)
+    if plugin:
+        return PLUGIN + (f" (+{limited} item(s) a {LIMITATION})" if limited else "")
+    return LIMITATION
+
+
+def print_rejections(rows: list[dict]) -> None:
+    print(f"\n### every refusal ({len(rows)}), judged (corpus_verdicts.py; * = named in the acceptance)")
+    print("| plugin | failed | reason (first) | class |\n|---|---|---|---|")
+    for row in rows:
+        failed = ", ".join(v + ("*" if f["decisive"] else "") for v, f in row["failed"].items())
+        first = next((f for f in row["failed"].values() if f["decisive"]), next(iter(row["failed"].values())))
+        reason = first["reason"].replace("|", "/").replace("\n", " ")[:160]
+        print(f"| {row['plugin']} | {failed} | {reason} | {row_class(row)} |")
+    print("\nwhy, per plugin and failed verifier (distinct judgements, with how many failure items each):")
+    for row in rows:
+        print(f"- {row['plugin']}")
+        for verifier, f in row["failed"].items():
+            seen: collections.Counter = collections.Counter((i["class"], i["why"]) for i in f["items"])
+            for (cls, why), n in seen.items():
+                print(f"  - {verifier}{'*' if f['decisive'] else ''}: {cls} ({n})" + (f": {why}" if why else ":"))
+            for i in f["items"]:
+                if i["class"] == UNCLASSIFIED:
+                    print(f"    - unclassified: {i['item'][:300]}")
+
+
 def serve(directory: Path) -> tuple[ThreadingHTTPServer, str]:
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
@@ -129,6 +218,7 @@ def main() -> None:
     env = setup(work, namespaces, args.acceptance)
     counts: collections.Counter = collections.Counter()
     refusals: list[str] = []
+    rows: list[dict] = []  # every refusal, judged
     dirs: dict[str, Path] = {}
     timings: dict[str, float] = collections.defaultdict(float)
     for kind, name, manifest in plugins:
@@ -140,6 +230,7 @@ def main() -> None:
         timings["import"] += time.perf_counter() - started
         if run.returncode != 0:
             refusals.append(f"{name}: import: {first_lines(run.stderr)}")
+            rows.append(refusal_row(name, "import", run.stderr))
             continue
         counts["imported"] += 1
         started = time.perf_counter()
@@ -147,6 +238,7 @@ def main() -> None:
         timings["build"] += time.perf_counter() - started
         if run.returncode != 0:
             refusals.append(f"{name}: build: {first_lines(run.stderr)}")
+            rows.append(refusal_row(name, "build", run.stderr))
             continue
         counts["built"] += 1
         started = time.perf_counter()
@@ -155,6 +247,7 @@ def main() -> None:
         timings["submit"] += time.perf_counter() - started
         if run.returncode != 0:
             refusals.append(f"{name}: submit: {first_lines(run.stderr)}")
+            rows.append(refusal_row(name, "submit", run.stderr))
             continue
         counts["pushed"] += 1
         dirs[name] = dest
@@ -166,6 +259,12 @@ def main() -> None:
     counts["rejected by the PV"] = len(epoch["rejected"])
     for entry in sorted(epoch["rejected"], key=lambda e: e["name"]):
         refusals.append(f"{entry['name']}: PV: {entry['reason']}")
+    acceptance = next((ln.split(":", 1)[1].strip() for ln in env["config"].read_text().splitlines()
+                       if ln.startswith("acceptance:")), "")
+    rows += rejection_rows(work / "pv" / "log.git", epoch["rejected"], acceptance)
+    counts["refusals judged a property of the plugin"] = sum(row_class(r).startswith(PLUGIN) for r in rows)
+    counts["refusals judged a verifier limitation"] = sum(row_class(r) == LIMITATION for r in rows)
+    counts["refusals unclassified"] = sum(row_class(r).startswith(UNCLASSIFIED) for r in rows)
     site = work / "site"
     started = time.perf_counter()
     pds("pv", "publish", "--config", env["config"], "--out", site)
@@ -190,8 +289,8 @@ def main() -> None:
     breakdown = {k: round(v, 2) for k, v in (epoch.get("seconds") or {}).items()}
     result = {"work": str(work), "counts": dict(counts), "seconds": {k: round(v, 2) for k, v in timings.items()},
               "epoch": {"epoch": epoch.get("epoch"), "size": epoch.get("size"), "seconds": breakdown},
-              "jobs": os.cpu_count(), "peer": peer,
-              "refusals": refusals}
+              "jobs": os.cpu_count(), "load_average": os.getloadavg(), "peer": peer,
+              "refusals": refusals, "judged": rows, "acceptance": acceptance}
     if args.json:
         print(json.dumps(result, indent=1))
         return
@@ -210,9 +309,12 @@ def main() -> None:
     print("\npeer verify:")
     for name, verdict in peer.items():
         print(f"  {verdict:18} {name}")
+    print(f"\nload average at the end (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in result['load_average'])} "
+          f"on {os.cpu_count()} CPU(s); acceptance: {acceptance}")
     print("\nrefusals:")
     for line in refusals:
         print(f"  {line}")
+    print_rejections(rows)
 
 
 if __name__ == "__main__":

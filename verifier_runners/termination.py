@@ -23,8 +23,13 @@ count line, a function missing, truncated output) are `error`: the verifier coul
 and never a pass. Every loop's verdict goes to the log with its place: pluglet, function,
 header block, source line (when the IR carries debug lines) and the ScalarEvolution count.
 
-Soundness is ScalarEvolution's: it counts assuming the C code has no undefined behaviour
-(signed overflow, out-of-bounds accesses), as the optimiser that compiled the pluglet did.
+Before counting, the pointer arguments the protocol's helpers never keep (`nocapture:` in the
+helper list) are marked so in a copy of the IR, which is re-optimised: a loop bounded by a field
+of a local that only such a helper saw (a frame copied with my_memcpy) is then counted.
+
+Soundness is ScalarEvolution's (and the helper list's nocapture entries'): it counts assuming the
+C code has no undefined behaviour (signed overflow, out-of-bounds accesses), as the optimiser
+that compiled the pluglet did.
 """
 
 from __future__ import annotations
@@ -154,14 +159,27 @@ def parse_scalar_evolution(output: str) -> ScevReport:
 _DEFINE = re.compile(rf"^define [^\n]*?@(?P<function>{_NAME})\(", re.M)
 _LABEL = re.compile(rf"^(?P<label>{_NAME}):", re.M)
 _DBG_REF = re.compile(r"!dbg !(\d+)")
-_DILOCATION = re.compile(r"^!(\d+) = !DILocation\(line: (\d+)", re.M)
+_DILOCATION = re.compile(r"^!(\d+) = !DILocation\(line: (\d+)(?:, column: \d+)?, scope: !(\d+)", re.M)
+# the scopes a location can name (a function, a block in it, a block from another file) carry
+# the file they are in; a location inlined from a header names the header's function
+_DISCOPE = re.compile(r"^!(\d+) = (?:distinct )?!DI(?:Subprogram|LexicalBlock|LexicalBlockFile)\([^\n]*?\bfile: !(\d+)",
+                      re.M)
+_DIFILE = re.compile(r'^!(\d+) = !DIFile\(filename: "((?:[^"\\\n]|\\.)*)"', re.M)
+_DICOMPILE_UNIT = re.compile(r"^!\d+ = distinct !DICompileUnit\([^\n]*?\bfile: !(\d+)", re.M)
 
 
 class IrIndex:
     """The functions an IR text defines and the source line of each block (one pass each)."""
 
     def __init__(self, ir: str) -> None:
-        self.lines = {ref: int(line) for ref, line in _DILOCATION.findall(ir)}
+        self.lines = {ref: int(line) for ref, line, _ in _DILOCATION.findall(ir)}
+        scope_file = dict(_DISCOPE.findall(ir))
+        files = dict(_DIFILE.findall(ir))
+        unit = _DICOMPILE_UNIT.search(ir)
+        main = unit.group(1) if unit else None
+        # the file of each location when it is not the pluglet's own source (a header's code)
+        self.files = {ref: files[scope_file[scope]].removeprefix("./") for ref, _, scope in _DILOCATION.findall(ir)
+                      if scope in scope_file and scope_file[scope] != main and scope_file[scope] in files}
         self.blocks: dict[tuple[str, str], str] = {}  # (function, block) -> its text
         self.functions: list[str] = []
         defines = list(_DEFINE.finditer(ir))
@@ -177,13 +195,131 @@ class IrIndex:
                 self.blocks[(name, label.group("label"))] = body[label.end(): end]
 
     def source_line(self, function: str, block: str) -> str:
-        """' (line N)' of the first instruction with a real source line in `block`, '' when the
-        IR carries no debug lines there."""
+        """' (line N)' of the first instruction with a real source line in `block` (' (line N of
+        FILE)' when that line is in another file than the pluglet's source, a header's inlined
+        code), '' when the IR carries no debug lines there."""
         for ref in _DBG_REF.findall(self.blocks.get((function, block), "")):
             line = self.lines.get(ref, 0)
             if line:
-                return f" (line {line})"
+                return f" (line {line} of {self.files[ref]})" if ref in self.files else f" (line {line})"
         return ""
+
+
+# ------------------------------------------------------------------ helper attributes
+@dataclass(frozen=True)
+class NoCapture:
+    """What a helper does with its pointer arguments: `args` (1-based) it never keeps a copy of,
+    `returns` the one of them it returns (memcpy's destination), which it keeps only through
+    its result: that one is marked only when no call uses the result."""
+
+    args: tuple[int, ...]
+    returns: int | None = None
+
+
+def nocapture_helpers(kind: str) -> dict[str, NoCapture]:
+    """helper -> its NoCapture, from the protocol's helper list (`nocapture:` and `returns:` in
+    pquic_helpers.yaml / xbgp_helpers.yaml)."""
+    from .builtin import DATA, PROTOCOL_HELPERS, load_helpers
+
+    def position(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    out = {}
+    for helper, entry in load_helpers("default", DATA, kind if kind in PROTOCOL_HELPERS else "pquic").items():
+        args = entry.get("nocapture") if isinstance(entry, dict) else None
+        if args is None:
+            continue
+        if not isinstance(args, list) or not args or not all(map(position, args)):
+            raise FormatError(f"helpers.{helper}.nocapture: expected a list of argument positions (1, 2, ...)")
+        returns = entry.get("returns")
+        if returns is not None and (not position(returns) or returns not in args):
+            raise FormatError(f"helpers.{helper}.returns: expected one of the nocapture positions")
+        out[helper] = NoCapture(tuple(args), returns)
+    return out
+
+
+_DECLARE = re.compile(rf"^(declare [^\n]*?@(?P<function>{_NAME})\()(?P<params>[^\n]*?)(\)[^\n]*)$", re.M)
+
+
+def _split_params(params: str) -> list[str]:
+    """A declaration's parameter list split at its top-level commas (types may nest {}, [], ())."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(params):
+        if ch in "{[(<":
+            depth += 1
+        elif ch in "}])>":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(params[start:i].strip())
+            start = i + 1
+    if params.strip():
+        out.append(params[start:].strip())
+    return out
+
+
+_RESULT_OF_CALL = re.compile(
+    rf"^\s*(?P<value>%{_NAME}) = (?:tail |musttail |notail )?call [^\n]*?@(?P<function>{_NAME})\(", re.M)
+
+
+def _split_type(param: str) -> tuple[str, str]:
+    """A parameter's type and its attributes: the type ends at the first space outside brackets."""
+    depth = 0
+    for i, ch in enumerate(param):
+        if ch in "{[(<":
+            depth += 1
+        elif ch in "}])>":
+            depth -= 1
+        elif ch == " " and depth == 0:
+            return param[:i], param[i + 1:]
+    return param, ""
+
+
+def _result_used(ir: str, function: str) -> bool:
+    """Whether any call to `function` in this IR has its result used (a value is named in every
+    function from %0 up, so the name's other occurrences are looked for in its function only)."""
+    for body in re.split(r"^define ", ir, flags=re.M)[1:]:
+        body = body[:body.find("\n}")]
+        for m in _RESULT_OF_CALL.finditer(body):
+            if m.group("function") == function and len(re.findall(re.escape(m.group("value")) + r"\b", body)) > 1:
+                return True
+    return False
+
+
+def mark_nocapture(ir: str, helpers: dict[str, NoCapture]) -> tuple[str, list[str]]:
+    """The IR with `nocapture` on the pointer arguments `helpers` never keep, in the declarations
+    of those it calls, and what was marked. With it, LLVM knows that a local whose address only
+    such a helper saw cannot change behind a later call (PQUIC's TMP_FRAME_BEGIN copies a frame
+    into a local with my_memcpy, then loops up to one of its fields)."""
+    marked: list[str] = []
+
+    def mark(m: re.Match) -> str:
+        spec = helpers.get(m.group("function"))
+        if spec is None:
+            return m.group(0)
+        positions = [p for p in spec.args if p != spec.returns or not _result_used(ir, m.group("function"))]
+        params = _split_params(m.group("params"))
+        done = []
+        for position in positions:
+            if position > len(params):
+                continue
+            param = params[position - 1]
+            type_, attrs = _split_type(param)
+            if not (type_.endswith("*") or type_ == "ptr") or "nocapture" in attrs.split():
+                continue
+            params[position - 1] = f"{type_} nocapture {attrs}".strip()
+            done.append(str(position))
+        if not done:
+            return m.group(0)
+        marked.append(f"{m.group('function')}: argument(s) {', '.join(done)} nocapture")
+        return m.group(1) + ", ".join(params) + m.group(4)
+
+    return _DECLARE.sub(mark, ir), marked
+
+
+# Re-optimised after marking, so that loads of such locals are forwarded or hoisted out of loops
+# before ScalarEvolution counts them: scalar replacement, redundancy elimination, loop-invariant
+# code motion. Semantics-preserving passes: a count of the result is a count of the pluglet.
+_AFTER_MARKING = "function(sroa,early-cse<memssa>,gvn,loop-mssa(licm),instcombine)"
 
 
 # ------------------------------------------------------------------ the verifiers
@@ -207,6 +343,7 @@ class LoopVerifier(Verifier):
 
     def setup(self) -> None:
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
+        self.nocapture = {kind: nocapture_helpers(kind) for kind in ("pquic", "xbgp")}
 
     def judge(self, loop: LoopCount) -> tuple[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -247,6 +384,28 @@ class LoopVerifier(Verifier):
         return PASS, f"every loop {self.property_text} ({len(verdicts)} loop(s)): {shown}" + (
             f" (+{len(verdicts) - 3} more)" if len(verdicts) > 3 else "")
 
+    def with_helper_attributes(self, plugin: PluginInput, pluglet: str, ir: str, workdir: Path,
+                               log: list[str]) -> tuple[str, str | None]:
+        """The IR to count: the recipe's, or when it calls helpers with `nocapture` arguments a
+        copy with them marked, re-optimised; and why not, when that fails."""
+        try:
+            text = (workdir / ir).read_text(errors="replace")
+        except OSError as exc:
+            return ir, f"cannot read the IR: {exc.strerror}"
+        marked_text, marked = mark_nocapture(text, self.nocapture.get(plugin.manifest.kind, {}))
+        if not marked:
+            return ir, None
+        # a copy, so the recipe's own IR stays as compiled (and as the log's argv says)
+        ir = pluglet + ".nocapture.ll"
+        (workdir / ir).write_text(marked_text)
+        argv = ["opt", "-S", f"-passes={_AFTER_MARKING}", ir, "-o", ir]
+        run = self.run_tool(argv, workdir)
+        log.append(f"{pluglet}: helper attributes from the protocol's helper list: {'; '.join(marked)}; "
+                   f"re-optimised\n$ " + " ".join(argv) + "\n" + run.output)
+        if not run.ran or run.timed_out or run.returncode != 0:
+            return ir, f"opt failed on the IR with helper attributes: {run.describe()}"
+        return ir, None
+
     def pluglet_verdicts(self, plugin: PluginInput, pluglet: str, edges: dict[str, list[str]], workdir: Path,
                          log: list[str]) -> list[LoopVerdict]:
         def whole(status: str, why: str) -> list[LoopVerdict]:
@@ -267,6 +426,9 @@ class LoopVerifier(Verifier):
             # no IR, no proof either way: the verifier could not run (never a pass, never a
             # verdict on the loop)
             return whole(ERROR, f"cannot produce the IR the recipe compiles: {run.describe()}")
+        ir, problem = self.with_helper_attributes(plugin, pluglet, ir, workdir, log)
+        if problem:
+            return whole(ERROR, problem)
         argv = ["opt", "-passes=print<scalar-evolution>", "-disable-output", ir]
         run = self.run_tool(argv, workdir)
         log.append("$ " + " ".join(argv) + "\n" + "\n".join(
@@ -283,6 +445,12 @@ class LoopVerifier(Verifier):
             report.problems.insert(0, f"no ScalarEvolution report for function(s) {', '.join(missing)}")
         if report.problems:
             return whole(ERROR, "unreadable opt output: " + "; ".join(report.problems[:3]))
+        return self.loop_verdicts(pluglet, report, index, edges)
+
+    def loop_verdicts(self, pluglet: str, report: ScevReport, index: IrIndex,
+                      edges: dict[str, list[str]]) -> list[LoopVerdict]:
+        """A verdict per loop ScalarEvolution reports, and a failure per function whose bytecode
+        loops where the IR shows no loop."""
         verdicts = []
         for loop in report.loops:
             loop.line = index.source_line(loop.function, loop.loop)
@@ -302,7 +470,9 @@ class Termination(LoopVerifier):
     values fixed at loop entry) or a maximum."""
 
     runner = "termination"
-    version = "3"  # a symbolic count proves termination; the limit moved to `bounded`
+    # 3: a symbolic count proves termination; the limit moved to `bounded`. 4: pointer arguments
+    # the protocol's helpers never keep are marked nocapture before counting
+    version = "4"
     options = {"recipe": None, "max_trip_count": None}  # the latter only to say where it went
     property_text = "terminates"
 
@@ -330,7 +500,7 @@ class Bounded(LoopVerifier):
     maximum backedge-taken count under the limit."""
 
     runner = "bounded"
-    version = "1"
+    version = "2"  # 2: helper nocapture attributes, as termination 4
     options = {"max_trip_count": 100_000, "recipe": None}
     property_text = "is bounded"
 

@@ -100,6 +100,8 @@ def check(verifier: Any, plugin: PluginInput, helpers: dict[str, dict[str, tuple
     calls_of: dict[str, list[tuple[str, str]]] = {}  # object -> [(where, helper)]
     for code, spec in codes.items():
         obj_path = spec["obj"]
+        if obj_path not in plugin.files:  # the manifest names an object the plugin does not ship
+            return verifier.result(FAIL, f"{manifest.path}: code {code}: its object {obj_path} is not in the plugin")
         if obj_path not in calls_of:
             try:
                 obj = ebpf.load_object(plugin.files[obj_path])

@@ -99,6 +99,17 @@ def test_a_helper_libxbgp_does_not_register_is_an_error_not_a_pass(tmp_path, obj
     assert result.status == "error" and "not_a_libxbgp_helper" in result.reason
 
 
+def test_a_code_whose_object_is_missing_fails_with_its_name(tmp_path, objects):
+    """A hostile or broken plugin: its manifest names an object it does not ship."""
+    plugin = tmp_path / "gone"
+    plugin.mkdir()
+    (plugin / "reader.o").write_bytes(objects["reader.o"])
+    codes = {"r": {"obj": "reader.o", "permissions": ["read"]}, "g": {"obj": "gone.o", "permissions": ["read"]}}
+    (plugin / "p.plugin").write_text(json.dumps({"name": "p", "obj_code_list": codes, "insertion_points": replace("r")}))
+    result = vr.run_verifier(VERIFIER, plugin_input(plugin, "org.example.gone"))
+    assert result.status == "fail" and "code g: its object gone.o is not in the plugin" in result.reason, result
+
+
 def test_legacy_manifest_cannot_pass(tmp_path, objects):
     plugin = tmp_path / "legacy"
     plugin.mkdir()

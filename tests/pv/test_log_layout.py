@@ -184,3 +184,19 @@ def test_new_pvs_write_layout_2(tmp_path):
     head = repo.revparse_single("main")
     assert repo[head.tree[layout.LAYOUT_FILE].id].data == layout.layout_file(2)
     assert all(layout.parse_sharded_path(p, 2) for p in sharded_files(repo, head))
+
+
+@pytest.mark.parametrize("value", [0, 3, "2", True, None, [2]])
+def test_pv_yaml_log_layout_refuses_anything_but_1_or_2(value):
+    from pathlib import Path
+
+    import yaml
+
+    from pds_log.pv.config import parse_config
+
+    base = {"version": 1, "origin": "pv1.example", "pr": {"url": "/srv/pr.git"}, "keys": {"note": "keys/note.key"},
+            "verifiers": {"safety": {"runner": "bytecode_safety"}}, "acceptance": "safety"}
+    assert parse_config(yaml.safe_dump(base).encode(), Path("/srv/pv.yaml")).log_layout == 2
+    assert parse_config(yaml.safe_dump({**base, "log_layout": 1}).encode(), Path("/srv/pv.yaml")).log_layout == 1
+    with pytest.raises(FormatError, match="'log_layout' must be 1 or 2"):
+        parse_config(yaml.safe_dump({**base, "log_layout": value}).encode(), Path("/srv/pv.yaml"))

@@ -153,24 +153,30 @@ def epoch_in(code: Path, pv_yaml: Path) -> dict:
     return row
 
 
-def compare_size(n: int, changed: int, before_code: Path, work: Path, rounds: int = 1) -> dict:
+def compare_size(n: int, changed: int, before_code: Path, work: Path, rounds: int = 1,
+                 synthetic: bool = False) -> dict:
     t = time.perf_counter()
     world = World(work, developers={"alice": ["org.bench.*"]})
     names = [f"org.bench.p{i:07d}" for i in range(n)]
-    for start in range(0, n, BULK_PLUGINS_PER_COMMIT):
-        chunk = names[start:start + BULK_PLUGINS_PER_COMMIT]
+    targets = names[:: max(1, n // changed)][:changed]
+    for start in range(0, len(targets) if synthetic else n, BULK_PLUGINS_PER_COMMIT):
+        chunk = (targets if synthetic else names)[start:start + BULK_PLUGINS_PER_COMMIT]
         commit_plugins(world, chunk, b"", f"{len(chunk)} plugins")
     cfg = init_pv(work / "pv", "bench.pv", str(world.pr), verifiers={"always": {"runner": "always_pass"}},
                   acceptance="always")
     with open(cfg, "a") as f:
         f.write("report_to_pr: false\n")
     config = load_config(cfg)
-    targets = names[:: max(1, n // changed)][:changed]
-    prefill_results(config, names)
+    prefill_results(config, targets if synthetic else names)
     for r in range(rounds):
         prefill_results(config, targets, CHANGE_TAG * (r + 1))
-    first = epoch_in(before_code, cfg)
-    assert first["added"] == n, first
+    if synthetic:
+        source = str(pygit2.Repository(str(world.pr)).revparse_single("main").id)
+        synthetic_first_epoch(config, names, source)
+        first = {"epoch_s": None}
+    else:
+        first = epoch_in(before_code, cfg)
+        assert first["added"] == n, first
     setup_s = time.perf_counter() - t
     copies = {}
     for label in ("before", "after"):
@@ -187,7 +193,7 @@ def compare_size(n: int, changed: int, before_code: Path, work: Path, rounds: in
             runs[label].append(run)
     # the round with the median wall time stands for each side
     rows = {label: sorted(rs, key=lambda x: x["epoch_s"])[len(rs) // 2] for label, rs in runs.items()}
-    return {"n": n, "changed": len(targets), "rounds": rounds,
+    return {"n": n, "changed": len(targets), "rounds": rounds, "synthetic": synthetic,
             **{f"{label}_epoch_s_all": [x["epoch_s"] for x in rs] for label, rs in runs.items()},
             "setup_s": round(setup_s, 1), "first_epoch_s": first["epoch_s"],
             "migrate_s": migration["epoch_s"], "migrate_kib": round(migration["log_bytes"] / 1024, 1),
@@ -199,6 +205,88 @@ def compare_size(n: int, changed: int, before_code: Path, work: Path, rounds: in
             **{f"{label}_tree_s": r["phases"].get("tree") for label, r in rows.items()},
             **{f"{label}_commit_s": r["phases"].get("commit") for label, r in rows.items()},
             "phases": {label: r["phases"] for label, r in rows.items()}}
+
+
+def synthetic_first_epoch(config, names: list[str], source: str) -> None:
+    """Write epoch 1 of the PV straight into its (empty) log repo with git fast-import, as the
+    code before issue 15 writes it (log layout 1): every plugin of `names` accepted with
+    `plugin_bytes`' files from PR commit `source`, its binding, results record, manifest and
+    object, every tile of the tree, the signed STR and the epoch record, and the tree cache.
+    For sizes whose PR the bulk generator cannot make in time (1M plugins in a flat PR tree):
+    the PR then holds only the plugins the measured epochs change, which is all they read."""
+    import subprocess
+
+    from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
+    from pds_log.core.log_layout import EpochRecord
+    from pds_log.core.names import name_key
+    from pds_log.core.records import ResultRecord, VerifierOutcome
+    from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str
+    from pds_log.core.tiles import all_tiles
+    from pds_log.core.tree import PrefixTree
+    from pds_log.infra.resources import template
+    from pds_log.pv import verification
+    from pds_log.pv.treestate import TreeState
+
+    def v1(kind: str, hex_hash: str) -> str:
+        return f"{kind}/{hex_hash[:2]}/{hex_hash}"
+
+    def shard(name: str) -> str:
+        k = name_key(name).hex()
+        return f"{k[:2]}/{k[2:4]}"
+
+    result = verification.build(config)["always"].result("pass", "always passes (test runner)")
+    log_bytes = (result.log or "").encode()
+    log_sha = sha256_hex(log_bytes)
+    outcome = {"always": VerifierOutcome.of(result, log_sha)}
+    obj_sha = sha256_hex(ELF)
+    now = int(time.time())
+    proc = subprocess.Popen(["git", "--git-dir", str(config.log_repo), "fast-import", "--quiet", "--done"],
+                            stdin=subprocess.PIPE)
+    out = proc.stdin
+    assert out is not None
+    out.write(f"commit refs/heads/main\ncommitter {config.origin} <{config.origin}@pds.invalid> {now} +0000\n".encode())
+    values: dict[str, bytes] = {}
+    files: list[tuple[str, bytes]] = []
+
+    def put(path: str, data: bytes) -> None:
+        files.append((path, data))
+
+    put(v1("bytecode", obj_sha), ELF)
+    put(v1("logs", log_sha), log_bytes)
+    for name in names:
+        plugin = plugin_bytes(name)
+        manifest_sha = sha256_hex(plugin["p.plugin"])
+        binding = Binding.create(name, "p.plugin", manifest_sha, {"a.o": obj_sha}, source, ["always"])
+        value = binding.value()
+        values[name] = value
+        put(f"bindings/{shard(name)}/{name}.json", binding.encode())
+        put(f"results/{shard(name)}/{name}.json", ResultRecord(
+            name, 1, "accepted", "", source, plugin_files_digest(plugin), value.hex(), outcome, None).encode())
+        put(v1("bytecode", manifest_sha), plugin["p.plugin"])
+    tree = PrefixTree.from_items({name_key(n): v for n, v in values.items()})
+    for h, tile in all_tiles(tree):
+        put(f"tiles/{tile.level}/{h.hex()[:2]}/{h.hex()}", tile.encode())
+    head = TreeHead(config.origin, 1, tree.root(), ZERO_HASH, now, source, len(tree), config.policy_hash())
+    note = sign_str(head, config.signer()).note
+    record = EpochRecord(epoch=1, origin=config.origin, pr_from=None, pr_to=source, time=now, root=tree.root().hex(),
+                         size=len(tree), added=list(names), commits=[], policy=config.policy_hash())
+    put("latest.note", note)
+    put("epochs/0/1.note", note)
+    put("epochs/0/1.json", record.encode())
+    put("pv.json", __import__("json").dumps(config.descriptor(), indent=1, sort_keys=True).encode() + b"\n")
+    put("README.md", template("log", "README.md").read_bytes())
+    message = f"epoch 1\n\nroot {tree.root().hex()}\npr {source}\nsize {len(tree)}\n".encode()
+    out.write(b"data %d\n%s\n" % (len(message), message))
+    for path, data in files:
+        out.write(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data))
+    out.write(b"\ndone\n")
+    out.close()
+    if proc.wait() != 0:
+        raise SystemExit("git fast-import failed")
+    commit = subprocess.run(["git", "--git-dir", str(config.log_repo), "rev-parse", "refs/heads/main"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    TreeState.from_values(values).save(config.state_dir / "tree.cache", commit)
 
 
 def compare(args) -> None:
@@ -213,7 +301,7 @@ def compare(args) -> None:
     try:
         for n in [int(x) for x in args.sizes.split(",")]:
             load0 = os.getloadavg()[0]
-            row = compare_size(n, args.changed, before_code, work / f"n{n}", args.rounds)
+            row = compare_size(n, args.changed, before_code, work / f"n{n}", args.rounds, args.synthetic)
             row["load_avg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
             rows.append(row)
             print(json.dumps(row) if args.json else
@@ -235,6 +323,8 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REV", help="before/after the log side of issue 15 (see above)")
     parser.add_argument("--sizes", default="1000,100000", help="with --compare: the numbers of plugins")
     parser.add_argument("--json", action="store_true", help="with --compare: one JSON object per size")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="with --compare: epoch 1 written by git fast-import (synthetic_first_epoch), for 1M")
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: measured epochs per side (median)")
     parser.add_argument("--run-epoch", metavar="PV_YAML", help=argparse.SUPPRESS)  # compare's child process
     args = parser.parse_args()

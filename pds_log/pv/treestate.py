@@ -148,12 +148,17 @@ class TreeState:
     @classmethod
     def load(cls, path: Path, commit: str, root: bytes) -> "TreeState | None":
         """The cached state if it belongs to `commit` and rebuilds to `root`; else None."""
-        values = cls.load_values(path, commit, root)
-        return cls.from_values(values) if values is not None else None
+        found = cls._load_cached(path, commit, root)
+        return cls(found[1], found[0]) if found is not None else None
+
+    @classmethod
+    def load_values(cls, path: Path, commit: str, root: bytes) -> dict[str, bytes] | None:
+        """The cached values if they belong to `commit` and rebuild to `root`; else None."""
+        found = cls._load_cached(path, commit, root)
+        return found[0] if found is not None else None
 
     @staticmethod
-    def load_values(path: Path, commit: str, root: bytes) -> dict[str, bytes] | None:
-        """The cached values if they belong to `commit` and rebuild to `root`; else None."""
+    def _load_cached(path: Path, commit: str, root: bytes) -> tuple[dict[str, bytes], PrefixTree] | None:
         try:
             data = path.read_bytes()
         except OSError:
@@ -177,7 +182,7 @@ class TreeState:
         except (ValueError, KeyError, IndexError, UnicodeDecodeError, json.JSONDecodeError):
             return None
         tree = PrefixTree.from_items({name_key(n): v for n, v in values.items()})
-        return values if tree.root() == root else None
+        return (values, tree) if tree.root() == root else None
 
 
 class _Names(Collection[str]):

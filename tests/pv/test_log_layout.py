@@ -200,3 +200,21 @@ def test_pv_yaml_log_layout_refuses_anything_but_1_or_2(value):
     assert parse_config(yaml.safe_dump({**base, "log_layout": 1}).encode(), Path("/srv/pv.yaml")).log_layout == 1
     with pytest.raises(FormatError, match="'log_layout' must be 1 or 2"):
         parse_config(yaml.safe_dump({**base, "log_layout": value}).encode(), Path("/srv/pv.yaml"))
+
+
+def test_a_policy_change_loads_every_name_and_still_re_verifies_all(tmp_path):
+    """The planner needs every name in the tree when the acceptance policy changes: the tree
+    state, loaded from tiles, then loads in full; a plugin the new policy rejects leaves."""
+    world = World(tmp_path)
+    config_path = world.add_pv("pv3.example", verifiers={**FAST, "never": {"runner": "external", "inline": {
+        "argv": ["true"], "pass": "never-matches", "fail": ""}}}, acceptance="safety")
+    world.push_plugins({"org.pds.q.a": "org.pds.examples.rtt_monitor", "org.pds.q.b": "org.pds.examples.cwin_total"})
+    first = run_epoch(load_config(config_path), EpochOptions(push=False))
+    assert sorted(first.added) == ["org.pds.q.a", "org.pds.q.b"]
+    config_path.write_text(config_path.read_text().replace("acceptance: safety", "acceptance: safety & never"))
+    lines: list[str] = []
+    second = run_epoch(load_config(config_path), EpochOptions(push=False, progress=lines.append))
+    assert "every name was needed" in lines and second.size == 0
+    assert sorted(r["name"] for r in second.removed) == ["org.pds.q.a", "org.pds.q.b"]
+    result = run(*PDS, "audit", load_config(config_path).log_repo, "--pr", world.pr, "--json", check=False)
+    assert json.loads(result.stdout)["ok"], result.stdout

@@ -3,6 +3,7 @@
     python benchmarks/epoch.py                       # 100,000 plugins in the tree, 10 changed
     python benchmarks/epoch.py --plugins 20000
     python benchmarks/epoch.py --compare 2e2d533 --sizes 1000,100000 --changed 10 [--json]
+    python benchmarks/epoch.py --compare 2e2d533 --sizes 1000,100000,1000000 --synthetic --json
 
 --compare REV: the log side of issue 15, before and after, side by side in one run. Per size N:
 a PR of N plugins (the generator below, in commits of 3,000), a PV (`init_pv`, `always_pass`,
@@ -14,7 +15,15 @@ K plugins change in one signed commit, and each copy runs the same epoch: "befor
 at REV (layout 1, tree from its cache), "after" by the current code (layout 2, tree loaded
 from the tiles on the changed paths). Each epoch runs in its own process with only that code
 on sys.path; `epoch_s` is run_epoch's wall time in it, `log_kib_per_change` the growth of the
-log's object store (file sizes) over K.
+log's object store (file sizes) over K; each side runs `--rounds` epochs (the same K plugins
+change again each round, the two sides alternating who goes first) and reports the median
+round, and the min. The log repos get gc.auto 0: the reservation push into the log would
+otherwise start a background `gc --auto` that repacks while epochs are timed.
+
+--synthetic: epoch 1 is not run but written by git fast-import (`synthetic_first_epoch`), and
+the PR holds only the K plugins the measured epochs change: a 1M-plugin PR in the flat PR
+layout 1 takes this generator hours, and the log side reads only the changed plugins. With a
+1M PR of layout 2 (benchmarks/scale.py), call synthetic_first_epoch with its head as source.
 
 Setup (not timed as the result): a real PR (`pds pr init`, a developer in the policy) whose
 main branch gets one commit, signed by that developer, adding N plugins (written straight into

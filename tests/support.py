@@ -262,7 +262,7 @@ def forge_epoch(log_clone: Path, signer, mutate) -> None:
     tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})
     shutil.rmtree(log_clone / "tiles", ignore_errors=True)
     for h, tile in all_tiles(tree):
-        target = log_clone / layout.tile_path(tile.level, h)
+        target = log_clone / layout.tile_path(tile.level, h, layout.LATEST_LAYOUT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tile.encode())
     h = signed.head

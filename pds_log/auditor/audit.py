@@ -3,6 +3,11 @@
 For every epoch commit (oldest first) the auditor checks:
 
 * shape: one parent per commit (a linear history), message ``epoch <E>``;
+* layout (core/log_layout.py): ``layout.json`` absent (layout 1) or exactly ``{"log":2}``, never
+  going back from 2 to 1; every file an epoch adds under ``tiles/``, ``bytecode/`` and ``logs/``
+  sits in its own shard for the commit's layout (all of them at the first epoch and at the
+  epoch that migrates 1 -> 2); and the migrating epoch moves every earlier file to its new path
+  with the same blob (no content changes; only tiles the epoch replaced may go);
 * STR: signed by the PV key (given, or the one in the first epoch's pv.json, which must never
   change), epoch numbers 1, 2, 3..., chain (v1: prev hash, time; v2: time; no v1 after a v2),
   ``latest.note`` equal to ``epochs/.../<E>.note``, and every earlier STR file still
@@ -113,6 +118,7 @@ class Changes:
     modified: dict[str, Binding] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)  # name -> "A" | "M" | "D"
+    sharded: list[str] = field(default_factory=list)  # files added or changed under tiles/, bytecode/, logs/
     epoch_files: list[str] = field(default_factory=list)  # epochs/ files other than this epoch's own
 
 
@@ -256,6 +262,7 @@ class Auditor:
         self._elog = tlog.MemoryHashes.empty()  # the epoch log rebuilt from the STRs
         self._entries: list[bytes] = []
         self._v2_since: int | None = None
+        self._log_layout = 1  # the layout of the epoch commit being checked
 
     def find(self, epoch: int | None, check: str, message: str) -> None:
         self.report.findings.append(Finding(epoch, check, message))
@@ -284,7 +291,10 @@ class Auditor:
             epoch = signed.head.epoch
             self._check_epoch_log(commit, epoch, signed)
             parent = commit.parents[0] if commit.parents else None
+            parent_layout = self._log_layout
+            self._log_layout = self._layout_of(commit, epoch, parent_layout if parent is not None else None)
             changes = self._changes(parent, commit, epoch)
+            self._check_shards(parent, commit, epoch, parent_layout, changes)
             self._apply_changes(epoch, signed, changes, bindings, tree)
             self._check_policy(commit, signed, epoch)
             for path in changes.epoch_files:
@@ -325,6 +335,58 @@ class Auditor:
             self.find(epoch, "tree", f"{len(tree)} bindings, the STR says size {signed.head.size}")
 
     # ------------------------------------------------------------------ checks
+    def _layout_of(self, commit: pygit2.Commit, epoch: int, before: int | None) -> int:
+        """The commit's log layout (layout.json); a finding if it is malformed or goes back."""
+        try:
+            found = layout.parse_layout_file(self.read(commit, layout.LAYOUT_FILE))
+        except FormatError as exc:
+            self.find(epoch, "layout", str(exc))
+            return before or layout.LATEST_LAYOUT
+        if before is not None and found < before:
+            self.find(epoch, "layout", f"log layout goes back from {before} to {found}")
+        return found
+
+    def _check_shards(self, parent: pygit2.Commit | None, commit: pygit2.Commit, epoch: int,
+                      parent_layout: int, changes: Changes) -> None:
+        """Every file added under tiles/, bytecode/, logs/ in its shard; at a layout change,
+        every file of the commit there, and every file of the parent moved with its blob."""
+        migrating = parent is not None and parent_layout != self._log_layout
+        paths = changes.sharded
+        if migrating:
+            paths = [p for top in layout.SHARDED_DIRS for p, _ in self._blobs_under(commit, top)]
+        for path in paths:
+            try:
+                layout.parse_sharded_path(path, self._log_layout)
+            except FormatError as exc:
+                self.find(epoch, "layout", str(exc))
+        if not migrating:
+            return
+        assert parent is not None
+        for top in layout.SHARDED_DIRS:
+            for path, oid in self._blobs_under(parent, top):
+                try:
+                    target = layout.reshard_path(path, parent_layout, self._log_layout)
+                except FormatError as exc:
+                    self.find(epoch - 1, "layout", str(exc))
+                    continue
+                try:
+                    moved = commit.tree[target].id
+                except KeyError:
+                    if top != "tiles":  # tiles off the tree's new paths go; content-addressed files stay
+                        self.find(epoch, "layout", f"{path} was not moved to {target} by the layout migration")
+                    continue
+                if moved != oid:
+                    self.find(epoch, "layout", f"{path} -> {target}: the migration changed the file's content")
+
+    def _blobs_under(self, commit: pygit2.Commit, top: str) -> Iterator[tuple[str, pygit2.Oid]]:
+        try:
+            entry = commit.tree[top]
+        except KeyError:
+            return iter(())
+        if entry.type_str != "tree":
+            return iter([(top, entry.id)])
+        return walk_blobs(self.repo, tree_at(self.repo, entry.id), top + "/")
+
     def _descriptor(self, commit: pygit2.Commit) -> PvDescriptor:
         data = self.read(commit, layout.PV_DESCRIPTOR)
         if data is None:
@@ -436,12 +498,16 @@ class Auditor:
             wanted[bundle.path()] = tlog.encode_entry_bundle(self._entries[start:start + bundle.width])
         return wanted
 
-    def _changes(self, parent, commit, epoch) -> Changes:
-        """The bindings/ and results/ changes of one epoch commit, bindings decoded."""
-        changes = Changes()
+    def _record_deltas(self, parent, commit, epoch, changes: Changes) -> list[tuple[str, str]]:
+        """(path, "A" | "M" | "D") of the commit's bindings/ and results/ files; the other
+        paths it changes go to `changes` (epochs/ files, files under the sharded directories)."""
         if parent is None:
-            entries = [(p, "A") for p, _ in walk_blobs(self.repo, commit.tree)
-                       if p.startswith(("bindings/", "results/"))]
+            entries = []
+            for p, _ in walk_blobs(self.repo, commit.tree):
+                if p.startswith(("bindings/", "results/")):
+                    entries.append((p, "A"))
+                elif p.split("/", 1)[0] in layout.SHARDED_DIRS:
+                    changes.sharded.append(p)
         else:
             entries = []
             for delta in self.repo.diff(parent.tree, commit.tree).deltas:
@@ -449,12 +515,19 @@ class Auditor:
                 if path.startswith("epochs/") and path not in (layout.str_path(epoch),
                                                                 layout.epoch_record_path(epoch)):
                     changes.epoch_files.append(path)
+                if path.split("/", 1)[0] in layout.SHARDED_DIRS and delta.status != pygit2.enums.DeltaStatus.DELETED:
+                    changes.sharded.append(path)
                 if not path.startswith(("bindings/", "results/")):
                     continue
                 code = {pygit2.enums.DeltaStatus.ADDED: "A", pygit2.enums.DeltaStatus.MODIFIED: "M",
                         pygit2.enums.DeltaStatus.DELETED: "D"}.get(delta.status, "?")
                 entries.append((path, code))
-        for path, code in entries:
+        return entries
+
+    def _changes(self, parent, commit, epoch) -> Changes:
+        """The bindings/ and results/ changes of one epoch commit, bindings decoded."""
+        changes = Changes()
+        for path, code in self._record_deltas(parent, commit, epoch, changes):
             try:
                 name = layout.name_from_record_path(path)
             except FormatError as exc:
@@ -562,7 +635,7 @@ class Auditor:
             self.find(epoch, "results", f"{name}: properties {list(binding.properties)} are not the passing "
                                         f"verifiers {sorted(v for v, ok in verdicts.items() if ok)}")
         for path, digest in ((binding.manifest_path, binding.manifest_sha256), *binding.pluglets.items()):
-            blob = self.read(commit, layout.blob_path("bytecode", digest))
+            blob = self.read(commit, layout.blob_path("bytecode", digest, self._log_layout))
             if blob is None or hashlib.sha256(blob).hexdigest() != digest:
                 self.find(epoch, "bytecode", f"{name}: {path} ({digest[:12]}...) missing from bytecode/")
 
@@ -617,7 +690,7 @@ class Auditor:
 
     def _check_tiles(self, commit, epoch, tree, keys) -> None:
         for tile_hash, tile in tiles_on_paths(tree, keys).items():
-            data = self.read(commit, layout.tile_path(tile.level, tile_hash))
+            data = self.read(commit, layout.tile_path(tile.level, tile_hash, self._log_layout))
             if data != tile.encode():
                 self.find(epoch, "tiles", f"tile {tile.level}/{tile_hash.hex()[:16]}... missing or wrong")
 

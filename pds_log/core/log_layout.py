@@ -1,25 +1,38 @@
-"""The PV log repository format (log v1): paths and records, shared by PVs and auditors.
+"""The PV log repository format (log v1 and log layout v2): paths and records, shared by PVs
+and auditors.
 
 A PV's log repo is a git repository whose branch ``main`` has exactly one commit per epoch
 (message ``epoch <E>``; the commit of epoch E has the commit of epoch E-1 as its only parent).
 The tree of the epoch-E commit is the complete state after epoch E:
 
+    layout.json                              {"log":2} (canonical JSON): the layout version;
+                                             absent = layout 1
     pv.json                                  the PV descriptor (origin, verifier key, PR, acceptance)
     latest.note                              the STR of epoch E
     epochs/<E // 1000>/<E>.note              the STR of every epoch so far
     epochs/<E // 1000>/<E>.json              the epoch record of every epoch so far
     bindings/<k0>/<k1>/<name>.json           canonical binding of every plugin in the tree
     results/<k0>/<k1>/<name>.json            the latest verification record of every plugin seen
-    tiles/<level>/<h0>/<hash hex>            the tiles of the current tree (core.tiles format)
-    bytecode/<h0>/<sha256 hex>               validated objects and manifests, content-addressed
-    logs/<h0>/<sha256 hex>                   verifier logs, content-addressed
+    tiles/<level>/<h0>/<h1>/<hash hex>       the tiles of the current tree (core.tiles format)
+    bytecode/<h0>/<h1>/<sha256 hex>          validated objects and manifests, content-addressed
+    logs/<h0>/<h1>/<sha256 hex>              verifier logs, content-addressed
 
-where k0/k1 are the first two and next two hex digits of SHA-256(name) and h0 the first two hex
-digits of the file's own hash. Sharding keeps git tree objects small, so an epoch that changes
-k plugins writes O(k) new objects whatever the number of plugins.
+where k0/k1 are the first two and next two hex digits of SHA-256(name) and h0/h1 the first two
+and next two hex digits of the file's own hash. Sharding keeps git tree objects small, so an
+epoch that changes k plugins writes O(k * depth) new objects of bounded size whatever the
+number of plugins N (two levels of 256 keep every shard tree to a few entries up to ~10^7 files).
 
-The static publication (``pds pv publish``) uses the same relative paths for the files it
-serves, plus ``proofs/<E>/<name>.json`` one-file proofs; only ``latest.note`` ever changes.
+Layout 1 (logs written before layout 2; no ``layout.json``) shards the content-addressed
+files one level only: ``tiles/<level>/<h0>/<hash>``, ``bytecode/<h0>/<sha>``, ``logs/<h0>/<sha>``
+(at 1M plugins each shard tree has ~4k entries and every change rewrites ~330 KiB of trees).
+Migration 1 -> 2: the first epoch a layout-2 PV runs on a layout-1 log moves every file under
+``tiles/``, ``bytecode/`` and ``logs/`` to its layout-2 path (the same blob: no content changes)
+and adds ``layout.json``, inside that epoch's one commit. A log never goes back from 2 to 1.
+Every other path is the same in both layouts.
+
+The static publication (``pds pv publish``, core.static_layout) keeps the layout-1 paths for
+what it serves (`published_path` maps a log path to it), plus ``proofs/<E>/<name>.json``
+one-file proofs; only ``latest.note`` ever changes.
 """
 
 from __future__ import annotations
@@ -65,16 +78,92 @@ def result_path(name: str) -> str:
     return f"results/{_name_shard(name)}/{name}.json"
 
 
-def tile_path(level: int, tile_hash: bytes) -> str:
-    h = tile_hash.hex()
-    return f"tiles/{level}/{h[:2]}/{h}"
+def _shard(h: str, layout: int) -> str:
+    if layout == 1:
+        return f"{h[:2]}/{h}"
+    if layout == 2:
+        return f"{h[:2]}/{h[2:4]}/{h}"
+    raise FormatError(f"unknown log layout {layout!r}")
 
 
-def blob_path(kind: str, sha256_hex: str) -> str:
-    """Content-addressed file under `kind` ("bytecode" or "logs")."""
+def tile_path(level: int, tile_hash: bytes, layout: int) -> str:
+    """Where the log repo of layout `layout` keeps the tile named `tile_hash`."""
+    return f"tiles/{level}/{_shard(tile_hash.hex(), layout)}"
+
+
+def blob_path(kind: str, sha256_hex: str, layout: int) -> str:
+    """Content-addressed file under `kind` ("bytecode" or "logs") in a log of layout `layout`."""
     if kind not in ("bytecode", "logs") or not _HEX64.fullmatch(sha256_hex):
         raise FormatError(f"bad content-addressed path {kind}/{sha256_hex}")
-    return f"{kind}/{sha256_hex[:2]}/{sha256_hex}"
+    return f"{kind}/{_shard(sha256_hex, layout)}"
+
+
+# ---------------------------------------------------------------------- layout versions
+LAYOUT_FILE = "layout.json"
+LATEST_LAYOUT = 2
+SHARDED_DIRS = ("tiles", "bytecode", "logs")  # the directories whose sharding the layout sets
+_MAX_LAYOUT_FILE = 64
+
+
+def layout_file(layout: int) -> bytes:
+    """The bytes of layout.json for `layout` (>= 2; layout 1 has no such file)."""
+    if layout != 2:
+        raise FormatError(f"log layout {layout} has no {LAYOUT_FILE}")
+    return canonical_json({"log": layout})
+
+
+def parse_layout_file(data: bytes | None, where: str = LAYOUT_FILE) -> int:
+    """The layout a log commit says it has: 1 without layout.json, else its version (only the
+    canonical bytes of a known version are accepted)."""
+    if data is None:
+        return 1
+    if len(data) > _MAX_LAYOUT_FILE:
+        raise FormatError(f"{where}: {len(data)} bytes, not a layout file")
+    obj = jsondoc.loads(data, where)
+    if not isinstance(obj, dict) or set(obj) != {"log"} or obj["log"] != 2 or isinstance(obj["log"], bool):
+        raise FormatError(f"{where}: not a known log layout (expected {{\"log\":2}})")
+    if data != layout_file(2):
+        raise FormatError(f"{where}: not canonical JSON (expected {layout_file(2).decode()!r})")
+    return 2
+
+
+def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
+    """(kind, tile level or None, hash hex) of a file under tiles/, bytecode/ or logs/, checked
+    to sit in its own shard for `layout`; FormatError naming the path otherwise."""
+    parts = path.split("/")
+    kind = parts[0]
+    if kind not in SHARDED_DIRS:
+        raise FormatError(f"{path}: not under {', '.join(SHARDED_DIRS)}")
+    level: int | None = None
+    rest = parts[1:]
+    if kind == "tiles":
+        if not rest or not rest[0].isdigit() or str(int(rest[0])) != rest[0] or int(rest[0]) > 31:
+            raise FormatError(f"{path}: bad tile level")
+        level = int(rest[0])
+        rest = rest[1:]
+    name = rest[-1] if rest else ""
+    if not _HEX64.fullmatch(name):
+        raise FormatError(f"{path}: file name is not a 64-digit hex hash")
+    if "/".join(rest) != _shard(name, layout):
+        raise FormatError(f"{path}: file is in the wrong shard for log layout {layout} "
+                          f"(expected {kind}/{'' if level is None else f'{level}/'}{_shard(name, layout)})")
+    return kind, level, name
+
+
+def reshard_path(path: str, from_layout: int, to_layout: int) -> str:
+    """The path in layout `to_layout` of a file under tiles/, bytecode/ or logs/ of a log of
+    layout `from_layout` (checked to be in its right shard there)."""
+    kind, level, name = parse_sharded_path(path, from_layout)
+    prefix = f"{kind}/{level}/" if level is not None else f"{kind}/"
+    return prefix + _shard(name, to_layout)
+
+
+def published_path(path: str, layout: int) -> str:
+    """The static publication's path (core.static_layout: the layout-1 paths) of the file at
+    `path` in a log of layout `layout`: the peer's wire format does not depend on the layout."""
+    if path.split("/", 1)[0] in SHARDED_DIRS:
+        return reshard_path(path, layout, 1)
+    return path
 
 
 def proof_path(epoch: int, name: str) -> str:

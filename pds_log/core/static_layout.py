@@ -26,6 +26,10 @@ A peer verifying plugin n: GET latest.note (verify, check chain/freshness), then
 from the root named in the STR down to n's position (each tile is checked against the hash its
 parent gave), then GET bindings/<v0>/<value>.json for the value found at the leaf and check it
 hashes to that value. Publishing epoch E writes only files that did not exist before.
+
+The paths of tiles/, bytecode/ and logs/ are those of the log repo's layout 1 for every log
+layout (core.log_layout.published_path maps a layout-2 log's path to them), so a log's
+migration to layout 2 changes nothing a peer fetches.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from __future__ import annotations
 import re
 
 from .errors import FormatError
-from .log_layout import epoch_record_path, str_path, tile_path
+from .log_layout import epoch_record_path, str_path
 from .names import validate_name
 
 __all__ = ["CHECKPOINT", "LATEST", "DESCRIPTOR", "SITE_DIR", "binding_by_value_path", "content_path",
@@ -44,6 +48,12 @@ CHECKPOINT = "checkpoint"
 DESCRIPTOR = "pv.json"
 SITE_DIR = "site"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def tile_path(level: int, tile_hash: bytes) -> str:
+    """Where a tile is published (the log's layout-1 path, whatever the log's own layout)."""
+    h = tile_hash.hex()
+    return f"tiles/{level}/{h[:2]}/{h}"
 
 
 def binding_by_value_path(value: bytes) -> str:

@@ -27,7 +27,19 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .errors import FormatError, VerificationError
-from .tree import ZERO, Node, PrefixTree, _fold, _rehash, check_key, leaf_hash, node_hash
+from .tree import (
+    ZERO,
+    Node,
+    NotLoaded,
+    PrefixTree,
+    _fold,
+    _rehash,
+    build_from_nodes,
+    check_key,
+    leaf_hash,
+    node_hash,
+    stub,
+)
 
 TILE_MAGIC = b"PDT1"
 TILE_HEIGHT = 8
@@ -140,6 +152,12 @@ def _entries_under(node: Node, depth: int, bottom: int, out: list[TileEntry]) ->
         out.append(TileEntry(_bits(node[0], bottom - TILE_HEIGHT, TILE_HEIGHT), LEAF, key=node[0], value=node[1]))
         return
     b = node[0]
+    if len(node) == 4:  # a stub (partial tree): fine at or below the frontier, never above it
+        if b < bottom:
+            raise NotLoaded(b, node[2], node[1], "tile")
+        out.append(TileEntry((node[2] >> (256 - bottom)) & 0xFF, NODE,
+                             hash=_fold(node[1], node[2], b, bottom) if b > bottom else node[1]))
+        return
     if b >= bottom:
         own = node[4] if node[4] is not None else _rehash(node)
         h = _fold(own, node[3], b, bottom) if b > bottom else own
@@ -163,6 +181,8 @@ def tile_at(tree: PrefixTree, level: int, prefix: int) -> tuple[bytes, Tile] | N
     tile = Tile(level, tuple(entries))
     if len(node) == 3:
         top = node[2]
+    elif len(node) == 4:
+        top = _fold(node[1], node[2], node[0], depth) if node[0] > depth else node[1]
     else:
         top = _fold(node[4], node[3], node[0], depth) if node[0] > depth else node[4]
     return top, tile
@@ -201,6 +221,56 @@ def all_tiles(tree: PrefixTree) -> Iterator[tuple[bytes, Tile]]:
         for e in found[1].entries:
             if e.kind == NODE:
                 pending.append((level + 1, (prefix << TILE_HEIGHT) | e.index))
+
+
+# ---------------------------------------------------------------------- loading (partial trees)
+def subtree_from_tile(tile: Tile, prefix: int, where: str = "tile") -> Node:
+    """The part of the tree tile `tile` (at its level, position `prefix`) describes: its leaves,
+    and a stub for each NODE entry (the child tile, not loaded). FormatError on a tile that no
+    honest tree has there: a leaf whose key is not below the tile's position, or a tile below
+    the root holding fewer than two leaves."""
+    level = tile.level
+    depth = level * TILE_HEIGHT
+    child_depth = depth + TILE_HEIGHT
+    if not tile.entries:
+        raise FormatError(f"{where}: a tile with no entries")
+    if level > 0 and len(tile.entries) == 1 and tile.entries[0].kind == LEAF:
+        raise FormatError(f"{where}: a level-{level} tile holding one leaf (not canonical)")
+    if level == MAX_LEVEL and any(e.kind == NODE for e in tile.entries):  # pragma: no cover - Tile.decode refuses
+        raise FormatError(f"{where}: child tiles below level {MAX_LEVEL}")
+    items: list[tuple[int, Node]] = []
+    for e in tile.entries:
+        if e.kind == LEAF:
+            kint = int.from_bytes(e.key, "big")
+            if depth and kint >> (256 - depth) != prefix:
+                raise FormatError(f"{where}: leaf {e.key.hex()[:16]}... is not below the tile's position")
+            items.append((kint, (e.key, e.value, leaf_hash(e.key, e.value))))
+        else:
+            rep = ((prefix << TILE_HEIGHT) | e.index) << (256 - child_depth)
+            items.append((rep, stub(child_depth, rep, e.hash)))
+    return build_from_nodes(items)
+
+
+def load_path(tree: PrefixTree, key: bytes, fetch: Callable[[int, bytes], bytes]) -> int:
+    """Load into partial `tree` every tile on `key`'s path that it holds as a stub, so that any
+    operation on `key` (get, prove, set, delete, tiles_on_paths) works; returns how many tiles
+    it loaded. `fetch(level, hash)` returns a tile's bytes. Each tile must hash to what its
+    parent (or the root the tree was made from) says: VerificationError otherwise, FormatError
+    on a malformed one; the tree is unchanged by a tile that fails."""
+    loaded = 0
+    while True:
+        missing = tree.stub_on_path(key)
+        if missing is None:
+            return loaded
+        level = missing.depth // TILE_HEIGHT
+        if missing.depth % TILE_HEIGHT:
+            raise FormatError(f"stub at depth {missing.depth}: not a tile position")
+        where = f"tile {level}/{missing.hash.hex()}"
+        tile = Tile.decode(fetch(level, missing.hash), where)
+        if tile.level != level:
+            raise VerificationError(f"{where}: claims level {tile.level}, expected {level}")
+        tree.replace_stub(missing.depth, missing.rep, subtree_from_tile(tile, missing.prefix, where))
+        loaded += 1
 
 
 # ---------------------------------------------------------------------- proving (peer side)

@@ -21,9 +21,17 @@ tree cost O(k log N) hashes, never a rebuild.
 Nodes are plain tuples and lists (cheaper than objects in CPython, which matters at 1M leaves):
     leaf   = (key: bytes, value: bytes, hash: bytes)      a tuple: leaves never change in place
     branch = [depth: int, left, right, rep: int, hash: bytes | None]
+    stub   = (depth: int, hash: bytes, rep: int, 0)       a subtree not loaded (partial trees)
 where `depth` is the branch's position depth (its children sit at depth + 1, split on key bit
 `depth`), `rep` is any key below it as an int (all keys below share its first `depth` bits) and
 `hash` is its own hash at its position, or None when dirty.
+
+A *partial* tree (`PrefixTree.partial`, filled by core.tiles.load_path) holds some subtrees as
+stubs: the position (depth, rep's first `depth` bits) and the hash of a subtree of two or more
+leaves, known from a verified parent but not loaded. Hashing treats a stub as that hash, so the
+root stays exact; any operation that needs to go inside a stub (get, prove, set, delete, items
+of a key below it) raises `NotLoaded` naming it, and `replace_stub` puts the loaded subtree in
+its place after checking that it hashes to the stub's hash.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import gc
 import hashlib
 from typing import Any, Iterable, Iterator, Mapping, TypeAlias
 
-from .errors import FormatError
+from .errors import FormatError, PdsError, VerificationError
 
 # A node is a leaf tuple or a branch list (see above): plain sequences with positional fields,
 # kept untyped on purpose (a class per node costs measurably at 1M leaves); their shapes are
@@ -73,6 +81,37 @@ def check_key(key: object, what: str = "key") -> bytes:
     return bytes(key)
 
 
+class NotLoaded(PdsError):
+    """An operation needs the inside of a subtree a partial tree holds as a stub only."""
+
+    def __init__(self, depth: int, rep: int, subtree_hash: bytes, what: str) -> None:
+        self.depth, self.rep, self.hash = depth, rep, subtree_hash
+        prefix = format(rep >> (KEY_BITS - depth), f"0{depth}b") if depth else ""
+        super().__init__(f"{what}: the subtree at depth {depth} (prefix bits {prefix or '(root)'}, hash "
+                         f"{subtree_hash.hex()[:16]}...) is not loaded in this partial tree; load its tiles first")
+
+    @property
+    def prefix(self) -> int:
+        """The stub's position: its first `depth` key bits."""
+        return self.rep >> (KEY_BITS - self.depth) if self.depth else 0
+
+
+def stub(depth: int, rep: int, subtree_hash: bytes) -> Node:
+    """A stub node: the subtree of two or more leaves at position (depth, rep) with that hash."""
+    return (depth, subtree_hash, rep, 0)
+
+
+def _not_loaded(node: Node, what: str) -> NotLoaded:
+    return NotLoaded(node[0], node[2], node[1], what)
+
+
+def _under(kint: int, node: Node) -> bool:
+    """Whether key `kint` lies below the position of stub `node`."""
+    depth: int = node[0]
+    rep: int = node[2]
+    return depth == 0 or (kint >> (KEY_BITS - depth)) == (rep >> (KEY_BITS - depth))
+
+
 def _fold(h: bytes, rep: int, from_depth: int, to_depth: int) -> bytes:
     """Re-hash the unary chain above a node: its hash `h` at `from_depth` -> at `to_depth`."""
     sha = _sha256
@@ -93,6 +132,8 @@ def _top_hash(node: Node, depth: int) -> bytes:
     if len(node) == 3:
         leaf_h: bytes = node[2]
         return leaf_h
+    if len(node) == 4:  # a stub: its hash at its own depth
+        return _fold(node[1], node[2], node[0], depth) if node[0] > depth else node[1]
     own: bytes | None = node[4]
     if own is None:
         own = _rehash(node)
@@ -131,6 +172,51 @@ class PrefixTree:
         tree._size = len(pairs)
         return tree
 
+    @classmethod
+    def partial(cls, root: bytes, size: int) -> "PrefixTree":
+        """A tree known only by its root hash and size (e.g. from a signed STR): one stub, to be
+        loaded path by path (core.tiles.load_path). A tree of one leaf has no stub form: its
+        root is that leaf's hash, and its root tile is loaded like any other."""
+        tree = cls()
+        if size < 0 or (size == 0) != (root == ZERO):
+            raise FormatError(f"partial tree: size {size} does not fit root {root.hex()[:16]}...")
+        if size:
+            tree._root = stub(0, 0, bytes(root))
+            tree._size = size
+        return tree
+
+    def stub_on_path(self, key: bytes) -> NotLoaded | None:
+        """The stub `key`'s path enters (what to load before using that key), or None."""
+        node = self._root
+        kint = _from_bytes(check_key(key), "big")
+        while node is not None:
+            n = len(node)
+            if n == 3:
+                return None
+            if n == 4:
+                return _not_loaded(node, "key path") if _under(kint, node) else None
+            if (KEY_BITS - (kint ^ node[3]).bit_length()) < node[0]:
+                return None  # the path leaves this subtree above its branch
+            node = node[2] if (kint >> (255 - node[0])) & 1 else node[1]
+        return None
+
+    def replace_stub(self, depth: int, rep: int, node: Node) -> None:
+        """Put the loaded subtree `node` where the stub at (depth, rep) is. VerificationError if
+        it does not hash to the stub's hash there (the tree is then unchanged)."""
+        parent: Node | None = None
+        side = 0
+        cur = self._root
+        while cur is not None and len(cur) == 5 and cur[0] < depth:
+            parent, side = cur, (rep >> (255 - cur[0])) & 1
+            cur = cur[2] if side else cur[1]
+        if cur is None or len(cur) != 4 or cur[0] != depth or not _under(rep, cur):
+            raise FormatError(f"no stub at depth {depth} to replace")
+        got = _top_hash(node, depth)
+        if got != cur[1]:
+            raise VerificationError(f"loaded subtree at depth {depth} hashes to {got.hex()[:16]}..., "
+                                    f"its parent says {cur[1].hex()[:16]}...")
+        self._replace(parent, side, node)
+
     def __len__(self) -> int:
         return self._size
 
@@ -150,6 +236,10 @@ class PrefixTree:
         if node is None:
             return None
         while len(node) != 3:
+            if len(node) == 4:
+                if _under(_from_bytes(key, "big"), node):
+                    raise _not_loaded(node, "get")
+                return None
             node = node[2] if key_bit(key, node[0]) else node[1]
         return node[1] if node[0] == key else None
 
@@ -160,6 +250,8 @@ class PrefixTree:
             node = stack.pop()
             if len(node) == 3:
                 yield node[0], node[1]
+            elif len(node) == 4:
+                raise _not_loaded(node, "items")
             else:
                 stack.append(node[2])
                 stack.append(node[1])
@@ -179,8 +271,10 @@ class PrefixTree:
         while True:
             if len(node) == 3:
                 return siblings, (node[0], node[1])
-            depth, rep = node[0], node[3]
+            depth, rep = node[0], node[3 if len(node) == 5 else 2]
             shared = KEY_BITS - (kint ^ rep).bit_length()
+            if len(node) == 4 and shared >= depth:
+                raise _not_loaded(node, "prove")
             if shared < depth:
                 # The path leaves this subtree above its branch: key's side at depth shared+1
                 # is empty and the subtree is the sibling there.
@@ -219,6 +313,12 @@ class PrefixTree:
                 shared = common_prefix_bits(key, node[0])
                 self._insert_branch(parent, side, node, new_leaf, kint, shared)
                 return
+            if len(node) == 4:
+                shared = KEY_BITS - (kint ^ node[2]).bit_length()
+                if shared >= node[0]:
+                    raise _not_loaded(node, "set")
+                self._insert_branch(parent, side, node, new_leaf, kint, shared)
+                return
             depth, rep = node[0], node[3]
             shared = KEY_BITS - (kint ^ rep).bit_length()
             if shared < depth:
@@ -253,6 +353,10 @@ class PrefixTree:
         path: list[tuple[Node, int]] = []
         kint = _from_bytes(key, "big")
         while len(node) != 3:
+            if len(node) == 4:
+                if _under(kint, node):
+                    raise _not_loaded(node, "delete")
+                return False
             side = (kint >> (255 - node[0])) & 1
             path.append((node, side))
             node = node[2] if side else node[1]
@@ -292,13 +396,15 @@ class PrefixTree:
                 ok = depth == 0 or (_from_bytes(node[0], "big") >> (256 - depth)) == prefix_int
                 return node if ok else None
             nd = node[0]
-            rep = node[3]
+            rep = node[3] if len(node) == 5 else node[2]
             if nd >= depth:
                 if depth == 0 or (rep >> (256 - depth)) == prefix_int:
                     return node
                 return None
             if depth and (rep >> (256 - nd)) != (prefix_int >> (depth - nd)):
                 return None
+            if len(node) == 4:
+                raise _not_loaded(node, "node_at")
             side = (prefix_int >> (depth - nd - 1)) & 1
             node = node[2] if side else node[1]
         return None
@@ -365,6 +471,32 @@ def _build_sorted(keys: list[bytes], values: Mapping[bytes, bytes]) -> Node:
     finally:
         if gc_was_enabled:
             gc.enable()
+    return node
+
+
+def build_from_nodes(items: list[tuple[int, Node]]) -> Node:
+    """The trie over `items` = (rep, node) sorted by rep, whose positions are pairwise disjoint
+    (leaves, stubs, subtrees): the branches between neighbours at their common-prefix depths.
+    Used to rebuild the part of a tree one tile describes (at most 256 items)."""
+    if not items:
+        raise FormatError("no nodes to build a subtree from")
+    stack: list[Node] = []
+    prev_rep, node = items[0]
+    for rep, nxt in items[1:]:
+        if rep <= prev_rep:
+            raise FormatError("subtree nodes not in increasing key order")
+        shared = KEY_BITS - (rep ^ prev_rep).bit_length()
+        prev_rep = rep
+        while stack and stack[-1][0] > shared:
+            top = stack.pop()
+            top[2] = node
+            node = top
+        stack.append([shared, node, None, rep, None])
+        node = nxt
+    while stack:
+        top = stack.pop()
+        top[2] = node
+        node = top
     return node
 
 

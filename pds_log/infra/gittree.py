@@ -51,12 +51,13 @@ def blob_at(repo: pygit2.Repository, oid: pygit2.Oid | str) -> bytes:
 
 
 def update_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
-                changes: Mapping[str, bytes | None]) -> pygit2.Oid:
-    """A new tree = `base` with each path set to its bytes (or removed when None).
+                changes: Mapping[str, bytes | pygit2.Oid | None]) -> pygit2.Oid:
+    """A new tree = `base` with each path set to its bytes, or to an existing blob of the
+    repository given by its id (a file moved, not rewritten), or removed when None.
 
     Empty directories left by removals disappear, as git requires."""
-    grouped: dict[str, dict[str, bytes | None]] = {}
-    direct: dict[str, bytes | None] = {}
+    grouped: dict[str, dict[str, bytes | pygit2.Oid | None]] = {}
+    direct: dict[str, bytes | pygit2.Oid | None] = {}
     for path, data in changes.items():
         head, sep, rest = path.partition("/")
         if not head or head in (".", ".."):
@@ -67,11 +68,7 @@ def update_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
             direct[head] = data
     builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
     for name, data in direct.items():
-        if data is None:
-            if base is not None and name in base:
-                builder.remove(name)
-        else:
-            builder.insert(name, repo.create_blob(data), BLOB_MODE)
+        _set_file(repo, builder, base, name, data)
     for name, sub in grouped.items():
         sub_base = None
         if base is not None and name in base:
@@ -85,6 +82,17 @@ def update_tree(repo: pygit2.Repository, base: pygit2.Tree | None,
         else:
             builder.insert(name, new_id, TREE_MODE)
     return builder.write()
+
+
+def _set_file(repo: pygit2.Repository, builder: pygit2.TreeBuilder, base: pygit2.Tree | None, name: str,
+              data: bytes | pygit2.Oid | None) -> None:
+    if data is None:
+        if base is not None and name in base:
+            builder.remove(name)
+    elif isinstance(data, pygit2.Oid):  # the id of a blob the caller read from this repository
+        builder.insert(name, data, BLOB_MODE)
+    else:
+        builder.insert(name, repo.create_blob(data), BLOB_MODE)
 
 
 def read_path(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None:

@@ -30,6 +30,9 @@
         vkey: witness.example/w1+20324abe+BC...   # its cosignature/v1 verifier key
         url: https://witness.example/w1           # submission prefix (POST <url>/add-checkpoint)
     witness_timeout: 5                # seconds per witness request; a witness that is down never blocks an epoch
+    log_layout: 2                     # the log repo's layout (core/log_layout.py; default 2): a layout-1 log
+                                      #   is migrated in its next epoch; 1 keeps a layout-1 log as it is
+                                      #   (a log never goes back from 2 to 1)
 
 Relative paths are relative to the directory of pv.yaml.
 """
@@ -76,6 +79,7 @@ class PvConfig:
     str_version: int = 1
     witnesses: list["WitnessSetting"] = field(default_factory=list)
     witness_timeout: float = 5.0
+    log_layout: int = 2
 
     @property
     def base(self) -> Path:
@@ -131,6 +135,13 @@ class WitnessSetting:
 
 MAX_WITNESSES = 64
 MAX_WITNESS_TIMEOUT = 120
+
+
+def _log_layout(doc: dict, where: str) -> int:
+    value = doc.get("log_layout", 2)
+    if isinstance(value, bool) or value not in (1, 2):
+        raise FormatError(f"{where}: 'log_layout' must be 1 or 2, not {str(value)[:20]!r}")
+    return int(value)
 
 
 def _str_version(doc: dict, where: str) -> int:
@@ -232,7 +243,8 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
     where = str(path)
     doc = parse_mapping(data, where, {"version", "origin", "pr", "keys", "log_repo", "state_dir", "verifiers",
                                       "acceptance", "epoch_interval", "jobs", "mirrors", "report_to_pr",
-                                      "published", "str_version", "witnesses", "witness_timeout"})
+                                      "published", "str_version", "witnesses", "witness_timeout",
+                                      "log_layout"})
     version = doc.get("version")
     if version != 1 or isinstance(version, bool):
         raise FormatError(f"{where}: 'version' must be 1")
@@ -285,6 +297,7 @@ def parse_config(data: str | bytes, path: Path) -> PvConfig:
         str_version=str_version,
         witnesses=witnesses,
         witness_timeout=witness_timeout,
+        log_layout=_log_layout(doc, where),
     )
     try:
         config.acceptance_formula()

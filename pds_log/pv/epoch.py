@@ -46,11 +46,10 @@ from pds_log.core import log_layout as layout
 from pds_log.core import note as notes
 from pds_log.core.binding import Binding, plugin_files_digest, sha256_hex
 from pds_log.core.errors import PdsError
-from pds_log.core.names import is_valid_name, name_key
+from pds_log.core.names import is_valid_name
 from pds_log.core.records import ResultRecord, VerifierOutcome
 from pds_log.core.signed_root import ZERO_HASH, TreeHead
 from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, sign_any, v2_head
-from pds_log.core.tiles import tiles_on_paths
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
 
@@ -165,17 +164,29 @@ def recover_pending(log: LogRepo, state_dir: Path) -> tuple[int | None, Replay |
 
 def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedStr | None,
                     state_dir: Path) -> TreeState:
+    """The tree after the last epoch: its signed root, loaded from the log's tiles on demand
+    (pv/treestate.py), and in full from the cache or the bindings when it must be."""
     if head is None or prev is None:
         return TreeState.from_values({})
-    cached = TreeState.load(state_dir / TREE_CACHE, str(head.id), prev.head.root)
-    if cached is not None:
-        return cached
-    state = TreeState.from_values({b.name: b.value() for b in log.bindings(head)})
-    if state.tree.root() != prev.head.root:
-        raise PdsError(
-            f"log repo {log.path}: the bindings of epoch {prev.head.epoch} hash to "
-            f"{state.tree.root().hex()}, but its STR signed {prev.head.root.hex()}; refusing to continue")
-    return state
+    log_layout = log.layout(head)
+    root = prev.head.root
+
+    def fetch_tile(level: int, tile_hash: bytes) -> bytes:
+        return log.tile(head, level, tile_hash, log_layout)
+
+    def full_load() -> dict[str, bytes]:
+        cached = TreeState.load_values(state_dir / TREE_CACHE, str(head.id), root)
+        if cached is not None:
+            return cached
+        values = {b.name: b.value() for b in log.bindings(head)}
+        rebuilt = TreeState.from_values(values).tree.root()
+        if rebuilt != root:
+            raise PdsError(
+                f"log repo {log.path}: the bindings of epoch {prev.head.epoch} hash to "
+                f"{rebuilt.hex()}, but its STR signed {root.hex()}; refusing to continue")
+        return values
+
+    return TreeState.partial(root, prev.head.size, fetch_tile, full_load)
 
 
 # ---------------------------------------------------------------------- the job
@@ -191,10 +202,12 @@ class EpochContext:
     state: TreeState
     mirror: PrMirror
     say: Callable[[str], None]
+    head_layout: int = layout.LATEST_LAYOUT  # the log layout of `head` (a new log: the latest)
+    log_layout: int = layout.LATEST_LAYOUT  # the layout this epoch writes (pv.yaml log_layout)
     pr_head: pygit2.Commit | None = None
     now: int = 0
     record: layout.EpochRecord | None = None
-    changes: dict[str, bytes | None] = field(default_factory=dict)
+    changes: dict[str, bytes | pygit2.Oid | None] = field(default_factory=dict)
 
     @property
     def epoch(self) -> int:
@@ -219,7 +232,12 @@ def open_context(config: PvConfig, say: Callable[[str], None]) -> EpochContext:
     state = load_tree_state(log, head, prev, config.state_dir)
     mirror = PrMirror(config.state_dir / "pr.git", config.pr_url, config.pr_branch, config.ssh_key,
                       config.known_hosts)
-    return EpochContext(config, log, head, prev, state, mirror, say)
+    head_layout = log.layout(head) if head is not None else config.log_layout
+    if head_layout > config.log_layout:
+        raise PdsError(f"{config.path}: log_layout is {config.log_layout}, but the log {log.path} has layout "
+                       f"{head_layout} since an earlier epoch; a log never goes back. Set 'log_layout: "
+                       f"{head_layout}'; nothing was signed")
+    return EpochContext(config, log, head, prev, state, mirror, say, head_layout, config.log_layout)
 
 
 def select_pr_head(ctx: EpochContext, fetched: pygit2.Commit, pinned: str | None) -> pygit2.Commit:
@@ -267,7 +285,7 @@ def plan_for(ctx: EpochContext, checks: CommitChecks) -> EpochPlan:
     """The planner's view of this epoch: the log's state and the judged PR snapshot."""
     assert ctx.pr_head is not None
     pr_head, last = ctx.pr_head, ctx.last_pr
-    previous = PreviousState(frozenset(ctx.state.values), ctx.prev.head.policy if ctx.prev else None,
+    previous = PreviousState(ctx.state.names(), ctx.prev.head.policy if ctx.prev else None,
                              _Lazy(lambda n: _previous_of(ctx, n)))
     snapshot = PrSnapshot(
         str(pr_head.id), frozenset(ctx.mirror.changed_plugins(ctx.mirror.commit(last) if last else None, pr_head)),
@@ -422,14 +440,16 @@ class EpochJob:
             epoch=ctx.epoch, origin=self.config.origin, pr_from=ctx.last_pr, pr_to=str(ctx.pr_head.id),
             time=ctx.now, root="", size=0, commits=checks.records, policy=self.config.policy_hash(),
             pr_policy=checks.policy_source or "")
-        old_keys = [name_key(n) for n in plan.changed if is_valid_name(n)]
-        old_tiles = tiles_on_paths(ctx.state.tree, old_keys)
+        changed = [n for n in plan.changed if is_valid_name(n)]
+        old_tiles = ctx.state.tiles_on_paths(changed)
         spent: dict[str, float] = {}
         PluginOutcomes(ctx, self.options).apply(plan, spent)
         t = self._tick("verify", t)
         for vname, seconds in sorted(spent.items()):  # summed over parallel jobs: may exceed "verify"
             self.timings[f"verifier {vname} (sum)"] = round(seconds, 4)
-        head_str = self._update_tree(ctx, old_keys, old_tiles)
+        head_str = self._update_tree(ctx, changed, old_tiles)
+        self.say(ctx.state.fallback or (f"tree: {ctx.state.tiles_loaded} tiles loaded from the log"
+                                        if ctx.state.is_partial else "tree: loaded in full"))
         t = self._tick("tree", t)
         signed = self._sign(ctx, standing, replay, head_str)
         t = self._tick("reserve and sign", t)
@@ -462,15 +482,15 @@ class EpochJob:
             self.say(f"replaying epoch {local.epoch}: its STR was reserved or signed by an earlier run")
         return local
 
-    def _update_tree(self, ctx: EpochContext, old_keys: list[bytes], old_tiles: dict[bytes, Any]) -> TreeHead:
+    def _update_tree(self, ctx: EpochContext, changed: list[str], old_tiles: dict[bytes, Any]) -> TreeHead:
         """The tiles the plan changed, and the new STR body."""
-        new_tiles = tiles_on_paths(ctx.state.tree, old_keys)
+        new_tiles = ctx.state.tiles_on_paths(changed)
         for h, tile in old_tiles.items():
             if h not in new_tiles:
-                ctx.changes[layout.tile_path(tile.level, h)] = None
+                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = None
         for h, tile in new_tiles.items():
             if h not in old_tiles:
-                ctx.changes[layout.tile_path(tile.level, h)] = tile.encode()
+                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = tile.encode()
         root = ctx.state.tree.root()
         assert ctx.record is not None and ctx.pr_head is not None
         ctx.record.root, ctx.record.size = root.hex(), len(ctx.state.tree)
@@ -528,6 +548,7 @@ class EpochJob:
             ctx.changes[layout.PV_DESCRIPTOR] = descriptor
         if head is None:
             ctx.changes["README.md"] = template("log", "README.md").read_bytes()
+        self._migrate_layout(ctx)
         message = (f"epoch {epoch}\n\nroot {record.root}\npr {record.pr_to}\nsize {record.size}\n"
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")
@@ -543,6 +564,19 @@ class EpochJob:
             raise
         pending.unlink(missing_ok=True)
         ctx.state.save(self.config.state_dir / TREE_CACHE, str(commit_id))
+
+    def _migrate_layout(self, ctx: EpochContext) -> None:
+        """A log of an older layout moves to the configured one inside this epoch's commit: every
+        file under tiles/, bytecode/ and logs/ keeps its blob and moves to its new path (what this
+        epoch itself writes or removes there, in the new layout, wins), and layout.json says so."""
+        if ctx.head is not None and ctx.head_layout != ctx.log_layout:
+            moves = ctx.log.reshard(ctx.head, ctx.head_layout, ctx.log_layout)
+            for path, value in moves.items():
+                ctx.changes.setdefault(path, value)
+            self.say(f"log layout {ctx.head_layout} -> {ctx.log_layout}: {len(moves) // 2} files moved to their "
+                     f"new shards in epoch {ctx.epoch}")
+        if ctx.log_layout >= 2 and (ctx.head is None or ctx.head_layout != ctx.log_layout):
+            ctx.changes[layout.LAYOUT_FILE] = layout.layout_file(ctx.log_layout)
 
     def _summary(self, ctx: EpochContext, signed: SignedStr, recovered: bool) -> EpochSummary:
         record = ctx.record
@@ -601,7 +635,7 @@ class PluginOutcomes:
         return d.source or last_touching_commit(self.ctx.mirror, self.ctx.pr_head, d.name)
 
     def _remove(self, name: str) -> None:
-        if name in self.ctx.state.values:
+        if name in self.ctx.state:
             self.ctx.state.delete(name)
             self.record.removed.append({"name": name, "reason": DELETED})
             self.ctx.changes[layout.binding_path(name)] = None
@@ -611,21 +645,21 @@ class PluginOutcomes:
     def _accept(self, snap: PluginSnapshot, manifest: Any, binding: Binding, outcome: dict[str, Any]) -> None:
         name, state = snap.name, self.ctx.state
         value = binding.value()
-        old = state.values.get(name)
+        old = state.get(name)
         if old != value:
             (self.record.updated if old is not None else self.record.added).append(name)
             state.set(name, value)
             self.ctx.changes[layout.binding_path(name)] = binding.encode()
         for path in (*manifest.files, *manifest.pluglets):
             data = snap.files[path]
-            self.ctx.changes[layout.blob_path("bytecode", sha256_hex(data))] = data
+            self.ctx.changes[layout.blob_path("bytecode", sha256_hex(data), self.ctx.log_layout)] = data
         self._write_result(name, "accepted", "", binding.source, outcome, snap, value)
         self.ctx.say(f"  {name}: accepted ({', '.join(binding.properties)})")
 
     def _reject(self, name: str, reason: str, snap: PluginSnapshot | None, outcome: dict[str, Any],
                 source: str | None, taint: str | None = None) -> None:
         self.record.rejected.append({"name": name, "reason": reason})
-        if name in self.ctx.state.values:
+        if name in self.ctx.state:
             self.ctx.state.delete(name)
             self.record.removed.append({"name": name, "reason": reason})
             self.ctx.changes[layout.binding_path(name)] = None
@@ -637,7 +671,7 @@ class PluginOutcomes:
         verifiers = {}
         for vname, res in sorted(outcome.items()):
             log_bytes = (res.log or "").encode("utf-8", "replace")
-            self.ctx.changes[layout.blob_path("logs", sha256_hex(log_bytes))] = log_bytes
+            self.ctx.changes[layout.blob_path("logs", sha256_hex(log_bytes), self.ctx.log_layout)] = log_bytes
             verifiers[vname] = VerifierOutcome.of(res, sha256_hex(log_bytes))
         self.ctx.changes[layout.result_path(name)] = ResultRecord(
             name, self.ctx.epoch, status, reason, source, plugin_files_digest(snap.files) if snap else None,

@@ -11,7 +11,7 @@ import pygit2
 
 from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding
-from pds_log.core.errors import PdsError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.note import NoteVerifier
 from pds_log.core.signed_root import SignedTreeRoot, open_str
 from pds_log.infra.gittree import blob_at, commit_at, read_path, tree_at, update_tree, walk_blobs
@@ -61,6 +61,39 @@ class LogRepo:
             raise PdsError(f"{self.path}: commit {commit.id} has no {layout.LATEST_STR}")
         return open_str(data, verifier)
 
+    def layout(self, commit: pygit2.Commit) -> int:
+        """The log layout of an epoch commit (its layout.json; 1 without one)."""
+        try:
+            return layout.parse_layout_file(self.read(commit, layout.LAYOUT_FILE),
+                                            f"{self.path}: commit {commit.id}: {layout.LAYOUT_FILE}")
+        except FormatError as exc:
+            raise PdsError(str(exc)) from None
+
+    def tile(self, commit: pygit2.Commit, level: int, tile_hash: bytes, log_layout: int) -> bytes:
+        """The bytes of a tile of the epoch's tree (PdsError if the commit has none by that name)."""
+        data = self.read(commit, layout.tile_path(level, tile_hash, log_layout))
+        if data is None:
+            raise PdsError(f"{self.path}: commit {commit.id} has no tile {level}/{tile_hash.hex()}")
+        return data
+
+    def reshard(self, commit: pygit2.Commit, from_layout: int, to_layout: int) -> dict[str, pygit2.Oid | None]:
+        """The tree changes that move every file under tiles/, bytecode/ and logs/ of `commit`
+        from its `from_layout` path to its `to_layout` path: the same blobs (by id), moved."""
+        moves: dict[str, pygit2.Oid | None] = {}
+        for top in layout.SHARDED_DIRS:
+            try:
+                entry = commit.tree[top]
+            except KeyError:
+                continue
+            for path, oid in walk_blobs(self.repo, tree_at(self.repo, entry.id), top + "/"):
+                try:
+                    target = layout.reshard_path(path, from_layout, to_layout)
+                except FormatError as exc:
+                    raise PdsError(f"{self.path}: commit {commit.id}: {exc}; refusing to migrate the log") from None
+                moves[path] = None
+                moves[target] = oid
+        return moves
+
     def bindings(self, commit: pygit2.Commit) -> Iterator[Binding]:
         """Every binding in the epoch's tree (reads one blob per plugin)."""
         try:
@@ -75,7 +108,7 @@ class LogRepo:
             yield binding
 
     # ------------------------------------------------------------------ writing
-    def write_epoch_commit(self, parent: pygit2.Commit | None, changes: Mapping[str, bytes | None],
+    def write_epoch_commit(self, parent: pygit2.Commit | None, changes: Mapping[str, bytes | pygit2.Oid | None],
                            epoch: int, origin: str, when: int, message: str) -> pygit2.Oid:
         """Write the epoch's objects and commit (not yet on the branch: see `advance`)."""
         tree_id = update_tree(self.repo, parent.tree if parent else None, changes)

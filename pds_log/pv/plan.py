@@ -45,7 +45,7 @@ class PreviousResult:
 class PreviousState:
     """The PV's state after the last epoch."""
 
-    names: frozenset[str] = frozenset()  # plugins in the tree
+    names: Collection[str] = frozenset()  # plugins in the tree (iterated only on a policy change)
     policy: str | None = None  # the policy hash the last STR signed; None before the first epoch
     results: Mapping[str, PreviousResult] = field(default_factory=dict)  # name -> its last result
 

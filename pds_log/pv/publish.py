@@ -3,7 +3,9 @@
 
 Anyone holding a clone of the log repo can publish it: the publisher trusts nothing but the
 STRs it verifies against the key in pv.json of the log (and, if given, the expected key).
-Epochs are published in order; for each, only the files that epoch added are written, each
+Files under tiles/, bytecode/ and logs/ are published at their layout-1 paths whatever the
+log's layout (core.log_layout.published_path), so a log's move to layout 2 changes nothing a
+peer fetches. Epochs are published in order; for each, only the files that epoch added are written, each
 atomically, and `latest.note` is replaced last, so a reader never sees an STR whose tiles,
 bindings or proofs are not there yet. A log that signs STR v2 also gets its epoch log as C2SP
 tlog-tiles (``tile/...``, copied from the log repo's ``tlog/``: O(log n) new files per epoch)
@@ -26,7 +28,7 @@ from pds_log.core import log_layout as logl
 from pds_log.core import static_layout as site
 from pds_log.core.binding import Binding
 from pds_log.core.checkpoint import CosignatureVerifier
-from pds_log.core.errors import PdsError
+from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.names import is_valid_name, name_key
 from pds_log.core.note import NoteVerifier
 from pds_log.core.proof import make_proof_from_leaf
@@ -148,10 +150,18 @@ class Publisher:
         record = logl.EpochRecord.decode(self.log.read_required(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
         changed = _added_or_modified(repo, parent, commit)
+        log_layout = self.log.layout(commit)
         results: dict[str, ResultRecord] = {}
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
-                self.write(path, blob_at(repo, oid))
+                # published at its layout-1 path whatever the log's layout; a file a layout
+                # migration moved is already published there, and written once
+                try:
+                    published = logl.published_path(path, log_layout)
+                except FormatError as exc:
+                    raise PdsError(f"log epoch {epoch}: {exc}") from None
+                if not (self.out / published).exists():
+                    self.write(published, blob_at(repo, oid))
             elif path.startswith(logl.TLOG_DIR + "/tile/"):
                 self.write(path[len(logl.TLOG_DIR) + 1:], blob_at(repo, oid))
             elif path.startswith("bindings/"):
@@ -185,8 +195,10 @@ class Publisher:
 
 def proof_at(log: LogRepo, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
     """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
+    log_layout = log.layout(commit)
+
     def fetch(level: int, tile_hash: bytes) -> bytes:
-        data = log.read(commit, logl.tile_path(level, tile_hash))
+        data = log.read(commit, logl.tile_path(level, tile_hash, log_layout))
         if data is None:
             raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
         return data

@@ -1,9 +1,19 @@
-"""The PV's in-memory tree and its local cache.
+"""The PV's in-memory tree: loaded from the log's tiles path by path, or in full.
 
-The log repo is the truth; rebuilding the tree from it reads one blob per plugin. The cache
-(state/tree.cache) stores (name, key, value) for the last committed epoch so the next epoch
-starts in a fraction of a second; it is only trusted when the tree it yields has exactly the
-root that the log's latest STR signed.
+The log repo is the truth. An epoch that changes k plugins needs the tree only on the k paths
+of their keys, and the log already holds the tree cut into tiles (core.tiles), each named by
+its hash; so the state starts as the signed STR root alone (`TreeState.partial`), and the first
+use of a key loads the O(log N) tiles on its path, each checked against the hash its parent
+gave (the root tile against the STR root): O(changed * log N), not O(N).
+
+What needs every name (the planner when the acceptance policy changed) loads the state in full
+(`names`), as does any tile that is missing, malformed or does not hash to what its parent
+says (`fallback`): then the tree is rebuilt from the cache or from the bindings (one blob per
+plugin), checked against the signed root, and the changes made so far are applied again.
+
+The cache (state/tree.cache) stores (name, key, value) for the last committed epoch of a state
+that was loaded in full; it is only trusted when the tree it yields has exactly the root that
+the log's latest STR signed.
 """
 
 from __future__ import annotations
@@ -12,9 +22,12 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Collection, Iterator
 
+from pds_log.core.errors import PdsError
 from pds_log.core.names import name_key
-from pds_log.core.tree import PrefixTree
+from pds_log.core.tiles import Tile, load_path, tiles_on_paths
+from pds_log.core.tree import NotLoaded, PrefixTree
 from pds_log.infra.files import atomic_write_bytes
 
 CACHE_MAGIC = b"PDSTREE1\n"
@@ -23,21 +36,108 @@ CACHE_MAGIC = b"PDSTREE1\n"
 @dataclass
 class TreeState:
     tree: PrefixTree
-    values: dict[str, bytes] = field(default_factory=dict)  # name -> leaf value
+    values: dict[str, bytes] | None = field(default_factory=dict)  # name -> leaf value; None: partial
+    fetch_tile: Callable[[int, bytes], bytes] | None = None  # partial: a tile's bytes by (level, hash)
+    full_load: Callable[[], dict[str, bytes]] | None = None  # partial: every value, root checked
+    journal: list[tuple[str, bytes | None]] = field(default_factory=list)  # partial: changes so far
+    tiles_loaded: int = 0
+    fallback: str | None = None  # why a partial state was loaded in full
 
     @classmethod
     def from_values(cls, values: dict[str, bytes]) -> "TreeState":
         return cls(PrefixTree.from_items({name_key(n): v for n, v in values.items()}), dict(values))
 
+    @classmethod
+    def partial(cls, root: bytes, size: int, fetch_tile: Callable[[int, bytes], bytes],
+                full_load: Callable[[], dict[str, bytes]]) -> "TreeState":
+        """The state of a tree known by its signed root and size, loaded on demand from tiles."""
+        return cls(PrefixTree.partial(root, size), None, fetch_tile, full_load)
+
+    @property
+    def is_partial(self) -> bool:
+        return self.values is None
+
+    # ------------------------------------------------------------------ loading
+    def _load_full(self, why: str) -> dict[str, bytes]:
+        assert self.full_load is not None
+        values = self.full_load()
+        tree = PrefixTree.from_items({name_key(n): v for n, v in values.items()})
+        for name, value in self.journal:
+            if value is None:
+                values.pop(name, None)
+                tree.delete(name_key(name))
+            else:
+                values[name] = value
+                tree.set(name_key(name), value)
+        self.tree, self.values, self.fallback = tree, values, why
+        self.journal = []
+        return values
+
+    def load_paths(self, names: Collection[str]) -> None:
+        """Make every operation on `names` possible (load the tiles on their paths); on any
+        tile that fails its check, load the state in full instead."""
+        if self.values is not None:
+            return
+        assert self.fetch_tile is not None
+        try:
+            for name in names:
+                self.tiles_loaded += load_path(self.tree, name_key(name), self.fetch_tile)
+        except PdsError as exc:  # FormatError / VerificationError from a tile, PdsError from the read
+            self._load_full(f"tile check failed, tree loaded in full: {exc}")
+
+    def _key(self, name: str) -> bytes:
+        self.load_paths((name,))
+        return name_key(name)
+
+    # ------------------------------------------------------------------ use
+    def get(self, name: str) -> bytes | None:
+        if self.values is not None:
+            return self.values.get(name)
+        return self.tree.get(self._key(name))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def names(self) -> Collection[str]:
+        """Every name in the tree, listed only when iterated (which loads the state in full)."""
+        return _Names(self)
+
+    def all_values(self) -> dict[str, bytes]:
+        if self.values is None:
+            return self._load_full("every name was needed")
+        return self.values
+
     def set(self, name: str, value: bytes) -> None:
-        self.values[name] = value
-        self.tree.set(name_key(name), value)
+        key = self._key(name)
+        self.tree.set(key, value)
+        if self.values is not None:
+            self.values[name] = value
+        else:
+            self.journal.append((name, value))
 
     def delete(self, name: str) -> None:
-        if self.values.pop(name, None) is not None:
-            self.tree.delete(name_key(name))
+        if self.values is not None:
+            if self.values.pop(name, None) is not None:
+                self.tree.delete(name_key(name))
+            return
+        if self.tree.delete(self._key(name)):
+            self.journal.append((name, None))
 
+    def tiles_on_paths(self, names: Collection[str]) -> dict[bytes, Tile]:
+        """core.tiles.tiles_on_paths for the keys of `names`, their paths loaded first."""
+        self.load_paths(names)
+        try:
+            return tiles_on_paths(self.tree, [name_key(n) for n in names])
+        except NotLoaded as exc:  # load_paths loaded every path: a bug, never a hostile log
+            raise PdsError(f"tree state: {exc}") from None
+
+    # ------------------------------------------------------------------ the cache
     def save(self, path: Path, commit: str) -> None:
+        """Write the cache of a state loaded in full; a partial state needs none (the next
+        epoch loads from the tiles), so a stale cache is removed instead."""
+        if self.values is None:
+            path.unlink(missing_ok=True)
+            return
         header = json.dumps({"commit": commit, "count": len(self.values), "root": self.tree.root().hex()})
         parts = [CACHE_MAGIC, header.encode(), b"\n"]
         for name in sorted(self.values):
@@ -48,6 +148,17 @@ class TreeState:
     @classmethod
     def load(cls, path: Path, commit: str, root: bytes) -> "TreeState | None":
         """The cached state if it belongs to `commit` and rebuilds to `root`; else None."""
+        found = cls._load_cached(path, commit, root)
+        return cls(found[1], found[0]) if found is not None else None
+
+    @classmethod
+    def load_values(cls, path: Path, commit: str, root: bytes) -> dict[str, bytes] | None:
+        """The cached values if they belong to `commit` and rebuild to `root`; else None."""
+        found = cls._load_cached(path, commit, root)
+        return found[0] if found is not None else None
+
+    @staticmethod
+    def _load_cached(path: Path, commit: str, root: bytes) -> tuple[dict[str, bytes], PrefixTree] | None:
         try:
             data = path.read_bytes()
         except OSError:
@@ -70,5 +181,21 @@ class TreeState:
                 return None
         except (ValueError, KeyError, IndexError, UnicodeDecodeError, json.JSONDecodeError):
             return None
-        state = cls.from_values(values)
-        return state if state.tree.root() == root else None
+        tree = PrefixTree.from_items({name_key(n): v for n, v in values.items()})
+        return (values, tree) if tree.root() == root else None
+
+
+class _Names(Collection[str]):
+    """The names of a state: membership by a path load, iteration by a full load."""
+
+    def __init__(self, state: TreeState) -> None:
+        self._state = state
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._state.all_values()))
+
+    def __len__(self) -> int:
+        return len(self._state.tree)

@@ -87,11 +87,11 @@ def by_hand(lines: list[str]) -> dict[str, bytes]:
 def build() -> dict[Path, bytes]:
     """Every generated file (relative to the repository) and its bytes."""
     from pds_log.core.binding import canonical_json
-    from pds_log.core.log_layout import str_path, tile_path
+    from pds_log.core.log_layout import str_path
     from pds_log.core.names import name_key
     from pds_log.core.note import NoteSigner
     from pds_log.core.signed_root import ZERO_HASH, TreeHead, sign_str
-    from pds_log.core.static_layout import binding_by_value_path, proof_path
+    from pds_log.core.static_layout import binding_by_value_path, proof_path, tile_path
     from pds_log.core.tiles import TILE_HEIGHT, tile_at
     from pds_log.core.tree import PrefixTree
 

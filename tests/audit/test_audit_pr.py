@@ -137,7 +137,7 @@ def rewrite_last_epoch(clone, signer, ignore: list[str]) -> None:
     tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})
     shutil.rmtree(clone / "tiles")
     for h, tile in all_tiles(tree):
-        target = clone / layout.tile_path(tile.level, h)
+        target = clone / layout.tile_path(tile.level, h, layout.LATEST_LAYOUT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tile.encode())
     signed = open_str((clone / layout.LATEST_STR).read_bytes(), signer.verifier())

@@ -124,7 +124,7 @@ def test_results_and_failure_report_reach_the_pr(scenario):
     result = json.loads(log[head.tree[layout.result_path("org.pds.bad.rtt_tamper")].id].data)
     assert result["status"] == "rejected"
     assert "set_cnx(cnx.state) is not allowed in protoop update_rtt" in result["verifiers"]["side_effects"]["reason"]
-    log_blob = log[head.tree[layout.blob_path("logs", result["verifiers"]["side_effects"]["log_sha256"])].id].data
+    log_blob = log[head.tree[layout.blob_path("logs", result["verifiers"]["side_effects"]["log_sha256"], layout.LATEST_LAYOUT)].id].data
     assert b"reset_state" in log_blob
 
 

@@ -12,8 +12,6 @@ import pygit2
 from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError
-from pds_log.core.note import NoteVerifier
-from pds_log.core.signed_root import SignedTreeRoot, open_str
 from pds_log.infra.gittree import blob_at, commit_at, read_path, tree_at, update_tree, walk_blobs
 
 BRANCH = "refs/heads/main"
@@ -54,12 +52,6 @@ class LogRepo:
         if data is None:
             raise PdsError(f"{self.path}: commit {commit.id} has no {path}")
         return data
-
-    def latest_str(self, commit: pygit2.Commit, verifier: NoteVerifier) -> SignedTreeRoot:
-        data = self.read(commit, layout.LATEST_STR)
-        if data is None:
-            raise PdsError(f"{self.path}: commit {commit.id} has no {layout.LATEST_STR}")
-        return open_str(data, verifier)
 
     def layout(self, commit: pygit2.Commit) -> int:
         """The log layout of an epoch commit (its layout.json; 1 without one)."""

@@ -2,7 +2,7 @@
 
     python benchmarks/scale.py --sizes 1000,10000,100000 --changed 10     # a table
     python benchmarks/scale.py --sizes 1000,100000 --changed 10 --json    # one JSON object per size
-    python benchmarks/scale.py --sizes 1000000                            # 1M: several minutes, GBs
+    python benchmarks/scale.py --sizes 1000000 --no-tree-load             # 1M: ~30 min, ~15 GB (the log's first epoch)
     python benchmarks/scale.py --jobs-check                               # verification, jobs 1 vs 2
     python benchmarks/scale.py --sizes 1000,10000 --variants L1,L2p       # PR layout before / after
 
@@ -11,27 +11,54 @@ flat plugins/<name>/, with git's default unpack limits, i.e. before issue 15; L2
 plugins/<label>/.../+/; L2p = layout 2 and the PR and the PV's mirror keep what they receive
 packed, receive.unpackLimit / fetch.unpackLimit 1, as `pds pr init` and the PV now set them),
 on real repositories made by `pds` (not timed as the result):
-- a PR (`pds pr init`, developer alice for org.bench.*) whose main branch gets commits signed
-  by alice adding N plugins, written straight into the bare repository with pygit2
-  (benchmarks/epoch.py's generator; the PV re-checks every commit anyway); names are
-  org.bench.g<i // fanout>.p<i> (`--fanout`, 0: all in org.bench); for layout 2 the PR is then
-  moved with `pds pr migrate-layout`'s function, one admin commit through the real hook;
+- a PR (`pds pr init --layout` 1 or 2, developer alice for org.bench.*) whose main branch
+  gets the N plugins (benchmarks/epoch.py's files) from `git fast-import`, in commits of 3,000
+  plugins (under the commit checks' file limit), each re-made as a commit signed by alice
+  (`bulk_pr`): one pack, seconds even at 1M, and the PV's first epoch checks every one of those
+  commits as it checks any push;
 - a PV (`pds pv init`) with one `always_pass` verifier, so that verification cost does not hide
-  the O(N) costs, and a first epoch accepting all N;
+  the O(N) costs, and a first epoch accepting all N (its verdicts prefilled in the results
+  cache, as a CI fan-out of `pds pv run-one` would leave them; everything else is the real
+  epoch: commit checks, plan, tree, log commit);
 - `changed` pushes through the PR's real hook, one plugin each, made the way `pds dev submit`
   makes them (fetch main into the developer's repository, `update_tree`, `signed_commit`,
   `push`), from a developer repository that borrows the PR's objects (git alternates), so the
   setup does not clone N plugins `changed` times.
-Then the measured second epoch. Figures (bytes are file sizes in the object stores: loose objects
-zlib'd, packs as received, i.e. about what git transferred):
+Then the measured second epoch. No repository the benchmark makes runs `git gc --auto`
+(gc.auto 0, set before its first push or fetch): git runs it after every push into the PR and
+every fetch, and a repack there would move bytes between the counts.
+
+Names have the same shape at every N (`bench_names`): org.bench.g<d1>.....g<dk>.p<i>, a
+balanced tree of label directories below org.bench with at most `--fanout` (32) entries each:
+max(2, ceil(log32 N)) levels of equal width (1k: 2 levels of 32; 100k: 4 of 18; 1M: 4 of 32).
+A push in layout 2 rewrites one tree per label on its plugin's path, each as large as that
+directory's width, so the cost per push and per fetched change is what it is for any namespace
+tree of bounded width: growing N adds levels (O(log N)), never width. The changed plugins are
+spread evenly, each in its own top-level group org.bench.g<d1> (asserted), so at every N they
+share no directory below plugins/org/bench/ and the fetch carries `changed` disjoint paths.
+(Before, names were org.bench.g<i // 1000>.p<i>: 1,000 plugins per namespace, and the changes
+fell into 1 namespace tree at 1k but 10 at 10k, so fetch bytes grew 7x by that alone.)
+`--fanout 0` puts all N in org.bench: one directory of width N on every path, the case a
+directory's width grows with N.
+
+Figures (store bytes are file sizes in the object stores: loose objects zlib'd, packs and their
+.idx as kept; wire bytes are the packs git sent):
   epoch_s                wall time of the second epoch (phases in `phases`)
-  fetch_bytes / objects  growth of the PV's PR mirror during that epoch
-  pr_bytes_per_push      growth of the PR repository's object store per push
+  fetch_bytes / objects  growth of the PV's PR mirror during that epoch; with
+                         fetch.unpackLimit 1 index-pack --fix-thin appends to the kept pack
+                         every delta base the thin pack referred to (a full copy of each old
+                         tree on the changed paths)
+  fetch_wire_bytes       the pack that fetch received (GIT_TRACE_PACKFILE), thin: deltas
+                         against the trees the mirror already has
+  pr_bytes_per_push      growth of the PR repository's object store per push (same --fix-thin)
+  pr_wire_bytes_per_push the pack that push sends (send-pack's own pack-objects --thin call)
   log_bytes_per_change   growth of the log repository in that epoch, per changed plugin
+  commit_checks_s        the epoch's commit checks phase (signatures, namespaces, rules)
   tree_load_s            the epoch with its tree cache deleted (tree rebuilt from the log)
   fetch_cli_s / fetch_pygit2_s / fetch_pygit2_bytes
                          the same fetch (the pushes) into two copies of the PV's mirror, by the
                          git CLI (what the PV runs) and by pygit2 (libgit2), side by side
+  load                   the 1-minute load average when the size was done (2 cores, shared)
 
 --jobs-check: `pds_log.pv.verification.run_all` over 100 plugins (example rtt_monitor, renamed)
 with a CPU-bound verifier set (bytecode_safety + termination, no external tools), cache

@@ -55,9 +55,10 @@ Figures (store bytes are file sizes in the object stores: loose objects zlib'd, 
   log_bytes_per_change   growth of the log repository in that epoch, per changed plugin
   commit_checks_s        the epoch's commit checks phase (signatures, namespaces, rules)
   tree_load_s            the epoch with its tree cache deleted (tree rebuilt from the log)
-  fetch_cli_s / fetch_pygit2_s / fetch_pygit2_bytes
-                         the same fetch (the pushes) into two copies of the PV's mirror, by the
-                         git CLI (what the PV runs) and by pygit2 (libgit2), side by side
+  fetch_pds_s / fetch_cli_s / fetch_pygit2_s (and _bytes)
+                         the same fetch (the pushes) into copies of the PV's mirror, by
+                         PrMirror.fetch (git fetch-pack + sparse check), by `git fetch` and by
+                         pygit2 (libgit2), side by side
   load                   the 1-minute load average when the size was done (2 cores, shared)
 
 --jobs-check: `pds_log.pv.verification.run_all` over 100 plugins (example rtt_monitor, renamed)
@@ -251,18 +252,24 @@ def git_config(repo: Path, key: str, value: str | None) -> None:
 
 
 def fetch_both(config, work: Path) -> dict:
-    """The epoch's fetch (everything pushed since the last epoch), done into two copies of the
-    PV's mirror: by the git CLI, as PrMirror.fetch runs it, and by pygit2 (libgit2)."""
+    """The epoch's fetch (everything pushed since the last epoch), done into copies of the PV's
+    mirror: by PrMirror.fetch (git fetch-pack and the sparse completeness check: what the PV
+    runs), by plain `git fetch` (what it ran before; its connectivity check walks the whole new
+    tree) and by pygit2 (libgit2)."""
+    from pds_log.pv.prsource import PrMirror
+
     mirror = config.state_dir / "pr.git"
     refspecs = [f"+refs/heads/{config.pr_branch}:refs/remotes/pr/{config.pr_branch}",
                 "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
     out: dict = {}
-    for tool in ("cli", "pygit2"):
+    for tool in ("pds", "cli", "pygit2"):
         copy = work / f"mirror-{tool}.git"
         shutil.copytree(mirror, copy, symlinks=True)
         before = store_stats(copy)
         t = time.perf_counter()
-        if tool == "cli":
+        if tool == "pds":
+            PrMirror(copy, config.pr_url, config.pr_branch).fetch()
+        elif tool == "cli":
             subprocess.run(["git", "--git-dir", str(copy), "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
                             config.pr_url, *refspecs], check=True, capture_output=True)
         else:
@@ -440,7 +447,8 @@ TABLE = [("n", "N", "{:>9,}"), ("variant", "PR", "{:>4}"), ("changed", "chg", "{
          ("log_bytes_per_change", "log KiB/chg", "{:>12,.1f}", 1024),
          ("log_kib_per_epoch", "log KiB/ep", "{:>11,.1f}"), ("idle_epoch_s", "idle s", "{:>7.2f}"),
          ("tree_load_s", "no-cache s", "{:>11.2f}"), ("push_s", "push s", "{:>7.2f}"),
-         ("fetch_cli_s", "cli s", "{:>6.2f}"), ("fetch_pygit2_s", "pygit2 s", "{:>9.2f}"),
+         ("fetch_pds_s", "pds s", "{:>6.2f}"), ("fetch_cli_s", "cli s", "{:>6.2f}"),
+         ("fetch_pygit2_s", "pygit2 s", "{:>9.2f}"),
          ("fetch_pygit2_bytes", "pygit2 KiB", "{:>11,.0f}", 1024), ("load", "load", "{:>5.2f}")]
 
 

@@ -7,7 +7,7 @@ invalid; nothing is ever checked out). Each commit's tree is read in the PR layo
 policy sets (pds_log.infra.prtree, `commit_check.layout_at`); what changed between two commits
 is found by diffing only the subtrees whose ids differ.
 
-A hostile PR cannot make the PV inflate what it will refuse: the fetch is `git fetch` (its
+A hostile PR cannot make the PV inflate what it will refuse: the fetch is `git fetch-pack` (its
 index-pack streams big blobs; libgit2's fetch held a 1 GiB zero blob, a 1 MB pack, in memory:
 1.1 GB RSS), and every blob's size is read from its object header and checked against the
 per-plugin limits (files, bytes) before the blob is read.
@@ -33,6 +33,7 @@ from pds_log.infra.prtree import changed_plugins, list_plugins, plugin_entry, pl
 __all__ = ["MAX_PLUGIN_BYTES", "MAX_PLUGIN_FILES", "PLUGINS_DIR", "HistoryRewritten", "PluginSnapshot", "PrMirror",
            "changed_plugin_names", "read_plugin_tree"]
 FETCH_TIMEOUT = 600  # seconds for one fetch of the PR
+MIRROR_PREFIX = "refs/remotes/pr/"  # the PR's refs/heads/<x> are the mirror's refs/remotes/pr/<x>
 
 
 def hosts_setting(known_hosts: Path | None) -> str:
@@ -74,31 +75,80 @@ class PrMirror:
     def fetch(self) -> pygit2.Commit:
         """Fetch the PR's main branch and every PV area; return the new head commit.
 
+        The transfer is `git fetch-pack`, git fetch's own transfer half: one thin pack against
+        the refs the mirror has, kept whole (index-pack --fix-thin, fetch.unpackLimit 1). The
+        mirror's refs move only after `_check_complete` has read every object the new tips reach
+        and the old ones do not. `git fetch` checks the same with `rev-list --objects --not
+        --all`, which opens every tree of the new head: O(N) per fetch (0.30 of a 0.32 s fetch
+        at 100k plugins); pack-objects' sparse walk opens only the trees whose ids changed.
+
         Fetches into the mirror are serialised by a lock of their own (plan, run-one and epoch
         jobs may share a state dir), under which ref locks left by a killed fetch are cleared."""
-        refspecs = [f"+refs/heads/{self.branch}:refs/remotes/pr/{self.branch}",
-                    "+refs/heads/pvs/*:refs/remotes/pr/pvs/*"]
         known_hosts = pinned_hosts_file(self.url, self.known_hosts, "keys.known_hosts in pv.yaml")
+        env = git_env(self.ssh_key, known_hosts)
         with exclusive_lock(self.path.parent / "pr-mirror.lock", wait=True):
             clear_stale_git_locks(self.path)
+            self.repo = pygit2.Repository(str(self.path))
+            old = {ref: self.repo.references[ref].target for ref in self.repo.references
+                   if ref.startswith(MIRROR_PREFIX)}
+            out = self._git(["fetch-pack", "--thin", "--keep", "-q", "--all", self.url], env, "fetch the PR from")
+            packs = [line.split("\t", 1)[1] for line in out.splitlines() if line.startswith("keep\t")]
+            wanted = {}
+            for line in out.splitlines():
+                oid, _, ref = line.partition(" ")
+                if ref == f"refs/heads/{self.branch}" or ref.startswith("refs/heads/pvs/"):
+                    wanted[MIRROR_PREFIX + ref.removeprefix("refs/heads/")] = oid
             try:
-                result = subprocess.run(["git", "--git-dir", str(self.path), "fetch", "--quiet", "--no-tags",
-                                         "--no-write-fetch-head", self.url, *refspecs],
-                                        capture_output=True, text=True,
-                                        env=git_env(self.ssh_key, known_hosts), timeout=FETCH_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                raise PdsError(f"cannot fetch the PR from {self.url}: no answer in {FETCH_TIMEOUT} s") from None
-            if result.returncode != 0:
-                lines = result.stderr.strip().splitlines()
-                raise PdsError(connection_problem(result.stderr, self.url, action="fetch the PR from",
-                                                  key_setting=self.key_setting,
-                                                  hosts_setting=hosts_setting(self.known_hosts))
-                               or f"cannot fetch the PR from {self.url}: {lines[-1] if lines else 'git fetch failed'}")
-        self.repo = pygit2.Repository(str(self.path))  # see the objects and refs git just wrote
+                moved = {ref: oid for ref, oid in wanted.items() if str(old.get(ref)) != oid}
+                if moved:
+                    self._check_complete(list(moved.values()), [str(o) for o in old.values()], env)
+                for ref, oid in moved.items():
+                    self.repo.references.create(ref, pygit2.Oid(hex=oid), force=True)
+            finally:  # a kept pack's .keep would stop gc from ever merging it
+                for pack in packs:
+                    (self.path / "objects" / "pack" / f"pack-{pack}.keep").unlink(missing_ok=True)
+            subprocess.run(["git", "--git-dir", str(self.path), "gc", "--auto", "--quiet"], capture_output=True,
+                           timeout=FETCH_TIMEOUT)  # what git fetch runs after a fetch
+        self.repo = pygit2.Repository(str(self.path))  # see the objects and refs just written
         head = self.head()
         if head is None:
             raise PdsError(f"the PR at {self.url} has no branch {self.branch}")
         return head
+
+    def _git(self, args: list[str], env: dict[str, str], action: str, stdin: str | None = None) -> str:
+        try:
+            result = subprocess.run(["git", "--git-dir", str(self.path), *args], input=stdin, capture_output=True,
+                                    text=True, env=env, timeout=FETCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise PdsError(f"cannot {action} {self.url}: no answer in {FETCH_TIMEOUT} s") from None
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines()
+            raise PdsError(connection_problem(result.stderr, self.url, action=action,
+                                              key_setting=self.key_setting,
+                                              hosts_setting=hosts_setting(self.known_hosts))
+                           or f"cannot {action} {self.url}: {lines[-1] if lines else 'git ' + args[0] + ' failed'}")
+        return result.stdout
+
+    def _check_complete(self, new: list[str], old: list[str], env: dict[str, str]) -> None:
+        """Refuse a fetch unless every object reachable from `new` and not from `old` (whose
+        objects the mirror holds: every earlier fetch passed this check) is in the mirror.
+        pack-objects reads each of them (a missing or corrupt one is fatal), walking from
+        `old` sparsely: only the trees on paths whose ids differ; no deltas (--window=0), the
+        pack itself is discarded. Without `old` (the first fetch) rev-list, as git fetch."""
+        if old:
+            args, stdin = ["pack-objects", "--revs", "--sparse", "--window=0", "--stdout", "-q"], \
+                "".join(f"{oid}\n" for oid in new) + "".join(f"^{oid}\n" for oid in old)
+        else:
+            args, stdin = ["rev-list", "--objects", "--quiet", "--stdin"], "".join(f"{oid}\n" for oid in new)
+        try:
+            result = subprocess.run(["git", "--git-dir", str(self.path), *args], input=stdin.encode(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=FETCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise PdsError(f"checking the objects fetched from {self.url} took over {FETCH_TIMEOUT} s") from None
+        if result.returncode != 0:
+            why = result.stderr.decode(errors="replace").strip().splitlines()
+            raise PdsError(f"the PR at {self.url} sent an incomplete or corrupt pack "
+                           f"({why[-1] if why else 'objects missing'}); the mirror's refs were not moved")
 
     def head(self) -> pygit2.Commit | None:
         try:

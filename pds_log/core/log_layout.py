@@ -24,7 +24,11 @@ directory entries whatever the number of plugins N (five levels of 16: about one
 directory at 10^6 files, ~15 at 10^7). Why 16 and not 256: every tree on a changed path is
 rewritten whole, and a 256-entry tree is ~7 KiB of mostly incompressible object ids; with two
 levels of 256 each change rewrote one full 256-entry tree per kind at 10^6 plugins
-(benchmarks/epoch.py: 42.7 KiB per change at 1M against 5.0 at 1k).
+(benchmarks/epoch.py --synthetic: 42.4 KiB of loose objects per change at 1M against 5.0 at 1k;
+five levels of 16: 19.0 against 4.8). What still grows with N is the tiles themselves: from
+~10^5 plugins on, the level-1 tile on a changed path has ~256 entries (~8.7 KiB), rewritten
+per change. The price of one file per leaf directory: ~N more, small, tree objects in the
+snapshot (the one-time migration of 1M plugins writes ~265 MiB of loose objects, not ~76).
 
 Layout 1 (logs written before layout 2; no ``layout.json``) shards ``bindings/<k0>/<k1>/`` and
 ``results/<k0>/<k1>/`` by the first two and next two hex digits of SHA-256(name), and the

@@ -11,24 +11,25 @@ The tree of the epoch-E commit is the complete state after epoch E:
     latest.note                              the STR of epoch E
     epochs/<E // 1000>/<E>.note              the STR of every epoch so far
     epochs/<E // 1000>/<E>.json              the epoch record of every epoch so far
-    bindings/<k0>/<k1>/<k2>/<k3>/<k4>/<name>.json      canonical binding of every plugin in the tree
-    results/<k0>/<k1>/<k2>/<k3>/<k4>/<name>.json       the latest verification record of every plugin seen
-    tiles/<level>/<h0>/<h1>/<h2>/<h3>/<h4>/<hash hex>  the tiles of the current tree (core.tiles format)
-    bytecode/<h0>/<h1>/<h2>/<h3>/<h4>/<sha256 hex>     validated objects and manifests, content-addressed
-    logs/<h0>/<h1>/<h2>/<h3>/<h4>/<sha256 hex>         verifier logs, content-addressed
+    bindings/<k0>/<k1>/<k2>/<k3>/<name>.json           canonical binding of every plugin in the tree
+    results/<k0>/<k1>/<k2>/<k3>/<name>.json            the latest verification record of every plugin seen
+    tiles/<level>/<h0>/<h1>/<h2>/<h3>/<hash hex>       the tiles of the current tree (core.tiles format)
+    bytecode/<h0>/<h1>/<h2>/<h3>/<sha256 hex>          validated objects and manifests, content-addressed
+    logs/<h0>/<h1>/<h2>/<h3>/<sha256 hex>              verifier logs, content-addressed
 
-where k0..k4 are the first five hex digits of SHA-256(name), one per directory, and h0..h4 the
-first five hex digits of the file's own hash (LAYOUT2_LEVELS). Sharding keeps git tree objects
+where k0..k3 are the first four hex digits of SHA-256(name), one per directory, and h0..h3 the
+first four hex digits of the file's own hash (LAYOUT2_LEVELS). Sharding keeps git tree objects
 small, so an epoch that changes k plugins writes O(k * depth) new tree objects of at most 16
-directory entries whatever the number of plugins N (five levels of 16: about one file per leaf
-directory at 10^6 files, ~15 at 10^7). Why 16 and not 256: every tree on a changed path is
+directory entries whatever the number of plugins N (four levels of 16: ~15 files per leaf
+directory at 10^6 files). Why 16 and not 256: every tree on a changed path is
 rewritten whole, and a 256-entry tree is ~7 KiB of mostly incompressible object ids; with two
 levels of 256 each change rewrote one full 256-entry tree per kind at 10^6 plugins
 (benchmarks/epoch.py --synthetic: 42.4 KiB of loose objects per change at 1M against 5.0 at 1k;
-five levels of 16: 19.0 against 4.8). What still grows with N is the tiles themselves: from
+four levels of 16: 18.6 against 4.6). What still grows with N is the tiles themselves: from
 ~10^5 plugins on, the level-1 tile on a changed path has ~256 entries (~8.7 KiB), rewritten
-per change. The price of one file per leaf directory: ~N more, small, tree objects in the
-snapshot (the one-time migration of 1M plugins writes ~265 MiB of loose objects, not ~76).
+per change. Four levels, not five: five measured no smaller per change at 1M (19.0) but put
+about one file in each leaf directory, ~N more tree objects in the snapshot (the migration of
+1M plugins wrote ~265 MiB of loose objects in 220 s; four levels: ~80 MiB in 61 s).
 
 Layout 1 (logs written before layout 2; no ``layout.json``) shards ``bindings/<k0>/<k1>/`` and
 ``results/<k0>/<k1>/`` by the first two and next two hex digits of SHA-256(name), and the
@@ -77,7 +78,7 @@ def epoch_record_path(epoch: int) -> str:
     return f"{epoch_dir(epoch)}/{epoch}.json"
 
 
-LAYOUT2_LEVELS = 5  # layout 2: directory levels of one hex digit each, for every sharded kind
+LAYOUT2_LEVELS = 4  # layout 2: directory levels of one hex digit each, for every sharded kind
 
 
 def _shard_dirs(h: str, layout: int, record: bool) -> str:

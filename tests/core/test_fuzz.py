@@ -570,7 +570,7 @@ def _name_texts() -> st.SearchStrategy[str]:
     return st.one_of(st.text(max_size=140), st.sampled_from(NAMES[:3] + ["*", "be.*", "be..x", "a" * 200 + ".b"]),
                      st.from_regex(r"[A-Za-z0-9_.*/-]{0,20}", fullmatch=True),
                      st.sampled_from([binding_path(NAMES[0], 1), result_path(NAMES[1], 1), binding_path(NAMES[0], 2),
-                                      result_path(NAMES[1], 2), "bindings/00/00/x.y.json", "bindings/0/0/0/0/0/x.y.json",
+                                      result_path(NAMES[1], 2), "bindings/00/00/x.y.json", "bindings/0/0/0/0/x.y.json",
                                       "results/../../a.b.json"]))
 
 

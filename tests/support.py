@@ -256,7 +256,7 @@ def forge_epoch(log_clone: Path, signer, mutate) -> None:
     mutate(bindings)
     shutil.rmtree(log_clone / "bindings")
     for b in bindings.values():
-        target = log_clone / layout.binding_path(b.name)
+        target = log_clone / layout.binding_path(b.name, layout.LATEST_LAYOUT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(b.encode())
     tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})

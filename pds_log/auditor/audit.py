@@ -74,7 +74,7 @@ from pds_log.core.tiles import tiles_on_paths
 from pds_log.core.tree import PrefixTree
 from pds_log.infra import commit_check
 from pds_log.infra.files import atomic_write_bytes
-from pds_log.infra.gittree import blob_at, commit_at, entry_name, read_path, tree_at, walk_blobs
+from pds_log.infra.gittree import blob_at, commit_at, entry_name, read_path, renamed_diff, tree_at, walk_blobs
 from pds_log.infra.prtree import changed_plugins, plugin_entry, plugins_tree
 
 # A log record is small; anything bigger is hostile and is refused before it is parsed.
@@ -293,7 +293,7 @@ class Auditor:
             parent = commit.parents[0] if commit.parents else None
             parent_layout = self._log_layout
             self._log_layout = self._layout_of(commit, epoch, parent_layout if parent is not None else None)
-            changes = self._changes(parent, commit, epoch)
+            changes = self._changes(parent, commit, epoch, parent_layout)
             self._check_shards(parent, commit, epoch, parent_layout, changes)
             self._apply_changes(epoch, signed, changes, bindings, tree)
             self._check_policy(commit, signed, epoch)
@@ -349,11 +349,12 @@ class Auditor:
     def _check_shards(self, parent: pygit2.Commit | None, commit: pygit2.Commit, epoch: int,
                       parent_layout: int, changes: Changes) -> None:
         """Every file added under tiles/, bytecode/, logs/ in its shard; at a layout change,
-        every file of the commit there, and every file of the parent moved with its blob."""
+        every file of the commit there, and every file of the parent moved with its blob
+        (bindings/ and results/ files are checked as records: `_record_deltas`)."""
         migrating = parent is not None and parent_layout != self._log_layout
         paths = changes.sharded
         if migrating:
-            paths = [p for top in layout.SHARDED_DIRS for p, _ in self._blobs_under(commit, top)]
+            paths = [p for top in layout.CONTENT_DIRS for p, _ in self._blobs_under(commit, top)]
         for path in paths:
             try:
                 layout.parse_sharded_path(path, self._log_layout)
@@ -362,7 +363,7 @@ class Auditor:
         if not migrating:
             return
         assert parent is not None
-        for top in layout.SHARDED_DIRS:
+        for top in layout.CONTENT_DIRS:
             for path, oid in self._blobs_under(parent, top):
                 try:
                     target = layout.reshard_path(path, parent_layout, self._log_layout)
@@ -498,38 +499,58 @@ class Auditor:
             wanted[bundle.path()] = tlog.encode_entry_bundle(self._entries[start:start + bundle.width])
         return wanted
 
-    def _record_deltas(self, parent, commit, epoch, changes: Changes) -> list[tuple[str, str]]:
-        """(path, "A" | "M" | "D") of the commit's bindings/ and results/ files; the other
-        paths it changes go to `changes` (epochs/ files, files under the sharded directories)."""
+    def _record_deltas(self, parent, commit, epoch, changes: Changes, parent_layout: int) -> list[tuple[str, str]]:
+        """(path, "A" | "M" | "D") of the commit's bindings/ and results/ files (at a layout
+        migration, each parent record compared at its new path); the other paths it changes go to
+        `changes` (epochs/ files, files under the content-addressed directories)."""
         if parent is None:
             entries = []
             for p, _ in walk_blobs(self.repo, commit.tree):
                 if p.startswith(("bindings/", "results/")):
                     entries.append((p, "A"))
-                elif p.split("/", 1)[0] in layout.SHARDED_DIRS:
+                elif p.split("/", 1)[0] in layout.CONTENT_DIRS:
                     changes.sharded.append(p)
         else:
             entries = []
+            migrating = parent_layout != self._log_layout
+            if migrating:
+                entries = self._migrated_record_deltas(parent, commit, epoch, parent_layout)
             for delta in self.repo.diff(parent.tree, commit.tree).deltas:
                 path = delta.new_file.path or delta.old_file.path
                 if path.startswith("epochs/") and path not in (layout.str_path(epoch),
                                                                 layout.epoch_record_path(epoch)):
                     changes.epoch_files.append(path)
-                if path.split("/", 1)[0] in layout.SHARDED_DIRS and delta.status != pygit2.enums.DeltaStatus.DELETED:
+                if path.split("/", 1)[0] in layout.CONTENT_DIRS and delta.status != pygit2.enums.DeltaStatus.DELETED:
                     changes.sharded.append(path)
-                if not path.startswith(("bindings/", "results/")):
+                if not path.startswith(("bindings/", "results/")) or migrating:
                     continue
                 code = {pygit2.enums.DeltaStatus.ADDED: "A", pygit2.enums.DeltaStatus.MODIFIED: "M",
                         pygit2.enums.DeltaStatus.DELETED: "D"}.get(delta.status, "?")
                 entries.append((path, code))
         return entries
 
-    def _changes(self, parent, commit, epoch) -> Changes:
+    def _migrated_record_deltas(self, parent, commit, epoch, parent_layout: int) -> list[tuple[str, str]]:
+        """_record_deltas at a layout migration: the parent's records at their new paths."""
+        bad: list[str] = []
+
+        def moved(path: str) -> str:
+            try:
+                return layout.reshard_path(path, parent_layout, self._log_layout)
+            except FormatError as exc:
+                bad.append(str(exc))
+                return path  # compared as is: it matches nothing of the commit, so shows as deleted
+
+        deltas = renamed_diff(self.repo, parent.tree, commit.tree, layout.RECORD_DIRS, moved)
+        for message in bad:
+            self.find(epoch - 1, "layout", message)
+        return [(path, code) for path, code, _ in deltas]
+
+    def _changes(self, parent, commit, epoch, parent_layout: int) -> Changes:
         """The bindings/ and results/ changes of one epoch commit, bindings decoded."""
         changes = Changes()
-        for path, code in self._record_deltas(parent, commit, epoch, changes):
+        for path, code in self._record_deltas(parent, commit, epoch, changes, parent_layout):
             try:
-                name = layout.name_from_record_path(path)
+                name = layout.name_from_record_path(path, self._log_layout)
             except FormatError as exc:
                 self.find(epoch, "layout", str(exc))
                 continue
@@ -572,7 +593,7 @@ class Auditor:
 
     def _result(self, commit, name, epoch) -> ResultRecord | None:
         """The results record of `name` in `commit`; a malformed one is a finding (and None)."""
-        path = layout.result_path(name)
+        path = layout.result_path(name, self._log_layout)
         data = self.read(commit, path)
         if data is None:
             return None

@@ -11,24 +11,37 @@ The tree of the epoch-E commit is the complete state after epoch E:
     latest.note                              the STR of epoch E
     epochs/<E // 1000>/<E>.note              the STR of every epoch so far
     epochs/<E // 1000>/<E>.json              the epoch record of every epoch so far
-    bindings/<k0>/<k1>/<name>.json           canonical binding of every plugin in the tree
-    results/<k0>/<k1>/<name>.json            the latest verification record of every plugin seen
-    tiles/<level>/<h0>/<h1>/<hash hex>       the tiles of the current tree (core.tiles format)
-    bytecode/<h0>/<h1>/<sha256 hex>          validated objects and manifests, content-addressed
-    logs/<h0>/<h1>/<sha256 hex>              verifier logs, content-addressed
+    bindings/<k0>/<k1>/<k2>/<k3>/<name>.json           canonical binding of every plugin in the tree
+    results/<k0>/<k1>/<k2>/<k3>/<name>.json            the latest verification record of every plugin seen
+    tiles/<level>/<h0>/<h1>/<h2>/<h3>/<hash hex>       the tiles of the current tree (core.tiles format)
+    bytecode/<h0>/<h1>/<h2>/<h3>/<sha256 hex>          validated objects and manifests, content-addressed
+    logs/<h0>/<h1>/<h2>/<h3>/<sha256 hex>              verifier logs, content-addressed
 
-where k0/k1 are the first two and next two hex digits of SHA-256(name) and h0/h1 the first two
-and next two hex digits of the file's own hash. Sharding keeps git tree objects small, so an
-epoch that changes k plugins writes O(k * depth) new objects of bounded size whatever the
-number of plugins N (two levels of 256 keep every shard tree to a few entries up to ~10^7 files).
+where k0..k3 are the first four hex digits of SHA-256(name), one per directory, and h0..h3 the
+first four hex digits of the file's own hash (LAYOUT2_LEVELS). Sharding keeps git tree objects
+small, so an epoch that changes k plugins writes O(k * depth) new tree objects of at most 16
+directory entries whatever the number of plugins N (four levels of 16: ~15 files per leaf
+directory at 10^6 files). Why 16 and not 256: every tree on a changed path is
+rewritten whole, and a 256-entry tree is ~7 KiB of mostly incompressible object ids; with two
+levels of 256 each change rewrote one full 256-entry tree per kind at 10^6 plugins
+(benchmarks/epoch.py --synthetic: 42.4 KiB of loose objects per change at 1M against 5.0 at 1k;
+four levels of 16: 18.6 against 4.6). What still grows with N is the tiles themselves: from
+~10^5 plugins on, the level-1 tile on a changed path has ~256 entries (~8.7 KiB), rewritten
+per change. Four levels, not five: five measured no smaller per change at 1M (19.0) but put
+about one file in each leaf directory, ~N more tree objects in the snapshot (the migration of
+1M plugins wrote ~265 MiB of loose objects in 220 s; four levels: ~80 MiB in 61 s).
 
-Layout 1 (logs written before layout 2; no ``layout.json``) shards the content-addressed
-files one level only: ``tiles/<level>/<h0>/<hash>``, ``bytecode/<h0>/<sha>``, ``logs/<h0>/<sha>``
-(at 1M plugins each shard tree has ~4k entries and every change rewrites ~330 KiB of trees).
+Layout 1 (logs written before layout 2; no ``layout.json``) shards ``bindings/<k0>/<k1>/`` and
+``results/<k0>/<k1>/`` by the first two and next two hex digits of SHA-256(name), and the
+content-addressed files one level only: ``tiles/<level>/<h0>/<hash>``, ``bytecode/<h0>/<sha>``,
+``logs/<h0>/<sha>`` (h0 the first two hex digits; at 1M plugins each shard tree has ~4k
+entries and every change rewrites ~330 KiB of trees).
 Migration 1 -> 2: the first epoch a layout-2 PV runs on a layout-1 log moves every file under
-``tiles/``, ``bytecode/`` and ``logs/`` to its layout-2 path (the same blob: no content changes)
-and adds ``layout.json``, inside that epoch's one commit. A log never goes back from 2 to 1.
-Every other path is the same in both layouts.
+``bindings/``, ``results/``, ``tiles/``, ``bytecode/`` and ``logs/`` to its layout-2 path (the
+same blob: no content changes; what the epoch itself writes there wins) and adds
+``layout.json``, inside that epoch's one commit. Readers that diff that commit against its
+parent (auditor, publisher) compare each parent record at its layout-2 path. A log never goes
+back from 2 to 1. Every other path is the same in both layouts.
 
 The static publication (``pds pv publish``, core.static_layout) keeps the layout-1 paths for
 what it serves (`published_path` maps a log path to it), plus ``proofs/<E>/<name>.json``
@@ -65,43 +78,51 @@ def epoch_record_path(epoch: int) -> str:
     return f"{epoch_dir(epoch)}/{epoch}.json"
 
 
-def _name_shard(name: str) -> str:
-    k = name_key(validate_name(name)).hex()
-    return f"{k[:2]}/{k[2:4]}"
+LAYOUT2_LEVELS = 4  # layout 2: directory levels of one hex digit each, for every sharded kind
 
 
-def binding_path(name: str) -> str:
-    return f"bindings/{_name_shard(name)}/{name}.json"
-
-
-def result_path(name: str) -> str:
-    return f"results/{_name_shard(name)}/{name}.json"
-
-
-def _shard(h: str, layout: int) -> str:
+def _shard_dirs(h: str, layout: int, record: bool) -> str:
+    """The shard directories of a file whose hash (SHA-256 of the name for a record) is `h`."""
     if layout == 1:
-        return f"{h[:2]}/{h}"
+        return f"{h[:2]}/{h[2:4]}" if record else h[:2]
     if layout == 2:
-        return f"{h[:2]}/{h[2:4]}/{h}"
+        return "/".join(h[:LAYOUT2_LEVELS])
     raise FormatError(f"unknown log layout {layout!r}")
+
+
+def _record_path(kind: str, name: str, layout: int) -> str:
+    return f"{kind}/{_shard_dirs(name_key(validate_name(name)).hex(), layout, True)}/{name}.json"
+
+
+def binding_path(name: str, layout: int) -> str:
+    """Where the log repo of layout `layout` keeps the binding of plugin `name`."""
+    return _record_path("bindings", name, layout)
+
+
+def result_path(name: str, layout: int) -> str:
+    """Where the log repo of layout `layout` keeps the latest results record of plugin `name`."""
+    return _record_path("results", name, layout)
 
 
 def tile_path(level: int, tile_hash: bytes, layout: int) -> str:
     """Where the log repo of layout `layout` keeps the tile named `tile_hash`."""
-    return f"tiles/{level}/{_shard(tile_hash.hex(), layout)}"
+    h = tile_hash.hex()
+    return f"tiles/{level}/{_shard_dirs(h, layout, False)}/{h}"
 
 
 def blob_path(kind: str, sha256_hex: str, layout: int) -> str:
     """Content-addressed file under `kind` ("bytecode" or "logs") in a log of layout `layout`."""
     if kind not in ("bytecode", "logs") or not _HEX64.fullmatch(sha256_hex):
         raise FormatError(f"bad content-addressed path {kind}/{sha256_hex}")
-    return f"{kind}/{_shard(sha256_hex, layout)}"
+    return f"{kind}/{_shard_dirs(sha256_hex, layout, False)}/{sha256_hex}"
 
 
 # ---------------------------------------------------------------------- layout versions
 LAYOUT_FILE = "layout.json"
 LATEST_LAYOUT = 2
-SHARDED_DIRS = ("tiles", "bytecode", "logs")  # the directories whose sharding the layout sets
+CONTENT_DIRS = ("tiles", "bytecode", "logs")  # content-addressed: a file's name is its hash
+RECORD_DIRS = ("bindings", "results")  # one <name>.json per plugin, sharded by SHA-256(name)
+SHARDED_DIRS = RECORD_DIRS + CONTENT_DIRS  # the directories whose sharding the layout sets
 _MAX_LAYOUT_FILE = 64
 
 
@@ -128,8 +149,9 @@ def parse_layout_file(data: bytes | None, where: str = LAYOUT_FILE) -> int:
 
 
 def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
-    """(kind, tile level or None, hash hex) of a file under tiles/, bytecode/ or logs/, checked
-    to sit in its own shard for `layout`; FormatError naming the path otherwise."""
+    """(kind, tile level or None, hash hex -- or plugin name for bindings/ and results/) of a
+    file under one of SHARDED_DIRS, checked to sit in its own shard for `layout`; FormatError
+    naming the path otherwise."""
     parts = path.split("/")
     kind = parts[0]
     if kind not in SHARDED_DIRS:
@@ -141,27 +163,39 @@ def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
             raise FormatError(f"{path}: bad tile level")
         level = int(rest[0])
         rest = rest[1:]
-    name = rest[-1] if rest else ""
-    if not _HEX64.fullmatch(name):
-        raise FormatError(f"{path}: file name is not a 64-digit hex hash")
-    if "/".join(rest) != _shard(name, layout):
-        raise FormatError(f"{path}: file is in the wrong shard for log layout {layout} "
-                          f"(expected {kind}/{'' if level is None else f'{level}/'}{_shard(name, layout)})")
-    return kind, level, name
+    file_name = rest[-1] if rest else ""
+    if kind in RECORD_DIRS:
+        if not file_name.endswith(".json"):
+            raise FormatError(f"{path}: not a {kind}/ record path (<name>.json)")
+        try:
+            stem = validate_name(file_name[:-5])
+        except FormatError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+        expected = _record_path(kind, stem, layout)
+    else:
+        if not _HEX64.fullmatch(file_name):
+            raise FormatError(f"{path}: file name is not a 64-digit hex hash")
+        stem = file_name
+        expected = f"{kind}/{'' if level is None else f'{level}/'}{_shard_dirs(stem, layout, False)}/{stem}"
+    if path != expected:
+        raise FormatError(f"{path}: file is in the wrong shard for log layout {layout} (expected {expected})")
+    return kind, level, stem
 
 
 def reshard_path(path: str, from_layout: int, to_layout: int) -> str:
-    """The path in layout `to_layout` of a file under tiles/, bytecode/ or logs/ of a log of
-    layout `from_layout` (checked to be in its right shard there)."""
-    kind, level, name = parse_sharded_path(path, from_layout)
+    """The path in layout `to_layout` of a file under one of SHARDED_DIRS of a log of layout
+    `from_layout` (checked to be in its right shard there)."""
+    kind, level, stem = parse_sharded_path(path, from_layout)
+    if kind in RECORD_DIRS:
+        return _record_path(kind, stem, to_layout)
     prefix = f"{kind}/{level}/" if level is not None else f"{kind}/"
-    return prefix + _shard(name, to_layout)
+    return f"{prefix}{_shard_dirs(stem, to_layout, False)}/{stem}"
 
 
 def published_path(path: str, layout: int) -> str:
     """The static publication's path (core.static_layout: the layout-1 paths) of the file at
     `path` in a log of layout `layout`: the peer's wire format does not depend on the layout."""
-    if path.split("/", 1)[0] in SHARDED_DIRS:
+    if path.split("/", 1)[0] in CONTENT_DIRS:
         return reshard_path(path, layout, 1)
     return path
 
@@ -170,16 +204,12 @@ def proof_path(epoch: int, name: str) -> str:
     return f"proofs/{epoch}/{validate_name(name)}.json"
 
 
-def name_from_record_path(path: str) -> str:
-    """The plugin name of a bindings/ or results/ path (checked against its shard)."""
-    parts = path.split("/")
-    if len(parts) != 4 or parts[0] not in ("bindings", "results") or not parts[3].endswith(".json"):
+def name_from_record_path(path: str, layout: int) -> str:
+    """The plugin name of a bindings/ or results/ path of a log of layout `layout` (checked
+    against its shard)."""
+    if path.split("/", 1)[0] not in RECORD_DIRS:
         raise FormatError(f"{path}: not a bindings/ or results/ record path")
-    name = parts[3][:-5]
-    expected = binding_path(name) if parts[0] == "bindings" else result_path(name)
-    if expected != path:
-        raise FormatError(f"{path}: file is in the wrong shard for {name}")
-    return name
+    return parse_sharded_path(path, layout)[2]
 
 
 @dataclass

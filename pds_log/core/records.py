@@ -2,7 +2,7 @@
 strict parsers, in one place: the writer (pds_log.pv.epoch), the publisher and the human site
 (pds_log.pv), the auditor and the peer all use these, never a raw dict.
 
-    results/<k0>/<k1>/<name>.json   ResultRecord    canonical JSON + "\\n"
+    results/<shard>/<name>.json     ResultRecord    canonical JSON + "\\n" (path: log_layout.result_path)
     status/<name>.json              PluginStatus    json.dumps(sort_keys=True) + "\\n" (site only)
     pv.json                         PvDescriptor    json.dumps(indent=1, sort_keys=True) + "\\n"
     STR ``policy`` line             policy_hash(acceptance, verifiers)

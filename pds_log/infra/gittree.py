@@ -7,7 +7,7 @@ epoch that changes k files writes O(k * depth) objects.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import pygit2
 
@@ -113,6 +113,26 @@ def walk_blobs(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str = "") -> 
             yield from walk_blobs(repo, tree_at(repo, entry.id), path + "/")
         elif entry.type_str == "blob":
             yield path, entry.id
+
+
+def renamed_diff(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree, tops: Iterable[str],
+                 rename: Callable[[str], str]) -> list[tuple[str, str, pygit2.Oid | None]]:
+    """(path in `new`, "A" | "M" | "D", blob id in `new` or None) of every file under the
+    directories `tops` that differs between `old`, each of its paths first mapped by `rename`
+    (a log layout migration's moves), and `new`. Walks both trees whole."""
+    def files(tree: pygit2.Tree, mapped: bool) -> dict[str, pygit2.Oid]:
+        out: dict[str, pygit2.Oid] = {}
+        for top in tops:
+            sub = subtree(repo, tree, top)
+            for path, oid in walk_blobs(repo, sub, top + "/") if sub is not None else ():
+                out[rename(path) if mapped else path] = oid
+        return out
+
+    before, after = files(old, True), files(new, False)
+    changed: list[tuple[str, str, pygit2.Oid | None]] = [
+        (path, "A" if path not in before else "M", oid) for path, oid in after.items() if before.get(path) != oid]
+    changed += [(path, "D", None) for path in before if path not in after]
+    return sorted(changed)
 
 
 def subtree(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> pygit2.Tree | None:

@@ -220,8 +220,9 @@ class EpochContext:
     def previous_result(self, name: str) -> ResultRecord | None:
         if self.head is None:
             return None
-        data = self.log.read(self.head, layout.result_path(name))
-        return ResultRecord.decode(data, layout.result_path(name)) if data else None
+        path = layout.result_path(name, self.head_layout)
+        data = self.log.read(self.head, path)
+        return ResultRecord.decode(data, path) if data else None
 
 
 def open_context(config: PvConfig, say: Callable[[str], None]) -> EpochContext:
@@ -567,7 +568,7 @@ class EpochJob:
 
     def _migrate_layout(self, ctx: EpochContext) -> None:
         """A log of an older layout moves to the configured one inside this epoch's commit: every
-        file under tiles/, bytecode/ and logs/ keeps its blob and moves to its new path (what this
+        file under bindings/, results/, tiles/, bytecode/ and logs/ keeps its blob and moves to its new path (what this
         epoch itself writes or removes there, in the new layout, wins), and layout.json says so."""
         if ctx.head is not None and ctx.head_layout != ctx.log_layout:
             moves = ctx.log.reshard(ctx.head, ctx.head_layout, ctx.log_layout)
@@ -638,7 +639,7 @@ class PluginOutcomes:
         if name in self.ctx.state:
             self.ctx.state.delete(name)
             self.record.removed.append({"name": name, "reason": DELETED})
-            self.ctx.changes[layout.binding_path(name)] = None
+            self.ctx.changes[layout.binding_path(name, self.ctx.log_layout)] = None
         self._write_result(name, "removed", DELETED, None, {}, None)
         self.ctx.say(f"  {name}: removed ({DELETED})")
 
@@ -649,7 +650,7 @@ class PluginOutcomes:
         if old != value:
             (self.record.updated if old is not None else self.record.added).append(name)
             state.set(name, value)
-            self.ctx.changes[layout.binding_path(name)] = binding.encode()
+            self.ctx.changes[layout.binding_path(name, self.ctx.log_layout)] = binding.encode()
         for path in (*manifest.files, *manifest.pluglets):
             data = snap.files[path]
             self.ctx.changes[layout.blob_path("bytecode", sha256_hex(data), self.ctx.log_layout)] = data
@@ -662,7 +663,7 @@ class PluginOutcomes:
         if name in self.ctx.state:
             self.ctx.state.delete(name)
             self.record.removed.append({"name": name, "reason": reason})
-            self.ctx.changes[layout.binding_path(name)] = None
+            self.ctx.changes[layout.binding_path(name, self.ctx.log_layout)] = None
         self._write_result(name, "rejected", reason, source, outcome, snap, taint=taint)
         self.ctx.say(f"  {name}: rejected: {reason}")
 
@@ -673,7 +674,7 @@ class PluginOutcomes:
             log_bytes = (res.log or "").encode("utf-8", "replace")
             self.ctx.changes[layout.blob_path("logs", sha256_hex(log_bytes), self.ctx.log_layout)] = log_bytes
             verifiers[vname] = VerifierOutcome.of(res, sha256_hex(log_bytes))
-        self.ctx.changes[layout.result_path(name)] = ResultRecord(
+        self.ctx.changes[layout.result_path(name, self.ctx.log_layout)] = ResultRecord(
             name, self.ctx.epoch, status, reason, source, plugin_files_digest(snap.files) if snap else None,
             value.hex() if value else None, verifiers, taint).encode()
 

@@ -69,8 +69,8 @@ class LogRepo:
         return data
 
     def reshard(self, commit: pygit2.Commit, from_layout: int, to_layout: int) -> dict[str, pygit2.Oid | None]:
-        """The tree changes that move every file under tiles/, bytecode/ and logs/ of `commit`
-        from its `from_layout` path to its `to_layout` path: the same blobs (by id), moved."""
+        """The tree changes that move every file under the sharded directories (layout.SHARDED_DIRS)
+        of `commit` from its `from_layout` path to its `to_layout` path: the same blobs (by id), moved."""
         moves: dict[str, pygit2.Oid | None] = {}
         for top in layout.SHARDED_DIRS:
             try:
@@ -92,8 +92,12 @@ class LogRepo:
             entry = commit.tree["bindings"]
         except KeyError:
             return
+        log_layout = self.layout(commit)
         for path, oid in walk_blobs(self.repo, tree_at(self.repo, entry.id), "bindings/"):
-            name = layout.name_from_record_path(path)
+            try:
+                name = layout.name_from_record_path(path, log_layout)
+            except FormatError as exc:
+                raise PdsError(f"{self.path}: commit {commit.id}: {exc}") from None
             binding = Binding.decode(blob_at(self.repo, oid), path)
             if binding.name != name:
                 raise PdsError(f"{path}: holds the binding of {binding.name}")

@@ -36,7 +36,7 @@ from pds_log.core.records import ACCEPTED, PluginStatus, PvDescriptor, ResultRec
 from pds_log.core.strs import SignedStr, open_any
 from pds_log.core.tiles import prove_from_tiles
 from pds_log.infra.files import atomic_write_bytes
-from pds_log.infra.gittree import blob_at
+from pds_log.infra.gittree import blob_at, renamed_diff, walk_blobs
 
 from .logrepo import LogRepo
 
@@ -149,8 +149,8 @@ class Publisher:
         signed = open_any(note, self.verifier)
         record = logl.EpochRecord.decode(self.log.read_required(commit, logl.epoch_record_path(epoch)))
         parent = commit.parents[0] if commit.parents else None
-        changed = _added_or_modified(repo, parent, commit)
         log_layout = self.log.layout(commit)
+        changed = _added_or_modified(self.log, parent, commit, epoch)
         results: dict[str, ResultRecord] = {}
         for path, oid in changed:
             if path.startswith(_COPIED_PREFIXES):
@@ -168,7 +168,7 @@ class Publisher:
                 data = blob_at(repo, oid)
                 self.write(site.binding_by_value_path(hashlib.sha256(data).digest()), data)
             elif path.startswith("results/"):
-                name = logl.name_from_record_path(path)
+                name = _record_name(path, log_layout, epoch)
                 data = blob_at(repo, oid)
                 self.write(site.result_path(epoch, name), data)
                 result = ResultRecord.decode(data, f"{path}@epoch {epoch}")
@@ -185,7 +185,8 @@ class Publisher:
         if self.site is not None:
             bindings = {}
             for name, result in results.items():
-                binding = self.log.read(commit, logl.binding_path(name)) if result.status == ACCEPTED else None
+                binding = (self.log.read(commit, logl.binding_path(name, log_layout))
+                           if result.status == ACCEPTED else None)
                 bindings[name] = Binding.decode(binding) if binding else None
             self.site.record_epoch(epoch, record, results, bindings)
 
@@ -206,7 +207,7 @@ def proof_at(log: LogRepo, commit: pygit2.Commit, root: bytes, epoch: int, name:
     siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
 
     def binding_of(n: str) -> Binding:
-        data = log.read(commit, logl.binding_path(n))
+        data = log.read(commit, logl.binding_path(n, log_layout))
         if data is None:
             raise PdsError(f"log epoch {epoch}: binding of {n} missing")
         return Binding.decode(data)
@@ -229,17 +230,38 @@ def latest_proof(log_repo: str | Path, name: str):
     return proof_at(log, head, signed.head.root, signed.head.epoch, name)
 
 
-def _added_or_modified(repo: pygit2.Repository, parent: pygit2.Commit | None, commit: pygit2.Commit):
-    """(path, blob id) of every file added or changed by `commit`."""
-    if parent is None:
-        from pds_log.infra.gittree import walk_blobs
+def _record_name(path: str, log_layout: int, epoch: int) -> str:
+    try:
+        return logl.name_from_record_path(path, log_layout)
+    except FormatError as exc:
+        raise PdsError(f"log epoch {epoch}: {exc}") from None
 
+
+def _added_or_modified(log: LogRepo, parent: pygit2.Commit | None, commit: pygit2.Commit, epoch: int):
+    """(path, blob id) of every file added or changed by `commit`; at a log layout migration,
+    a bindings/ or results/ record counts only if it differs from the parent's record (at its
+    new path): a record the migration only moved was published by an earlier epoch."""
+    repo = log.repo
+    if parent is None:
         return list(walk_blobs(repo, commit.tree))
+    parent_layout, log_layout = log.layout(parent), log.layout(commit)
+    migrating = parent_layout != log_layout
     diff = parent.tree.diff_to_tree(commit.tree)
     out = []
     for delta in diff.deltas:
         if delta.status in (pygit2.enums.DeltaStatus.ADDED, pygit2.enums.DeltaStatus.MODIFIED):
+            if migrating and delta.new_file.path.split("/", 1)[0] in logl.RECORD_DIRS:
+                continue
             out.append((delta.new_file.path, delta.new_file.id))
+    if migrating:
+        def moved(path: str) -> str:
+            try:
+                return logl.reshard_path(path, parent_layout, log_layout)
+            except FormatError as exc:
+                raise PdsError(f"log epoch {epoch - 1}: {exc}") from None
+
+        deltas = renamed_diff(repo, parent.tree, commit.tree, logl.RECORD_DIRS, moved)
+        out += [(path, oid) for path, _, oid in deltas if oid is not None]
     return out
 
 

@@ -121,7 +121,7 @@ def rewrite_last_epoch(clone, signer, ignore: list[str]) -> None:
     repo = pygit2.Repository(str(clone))
     parent = repo.revparse_single("HEAD~1")
     for name in ignore:
-        for path in (layout.binding_path(name), layout.result_path(name)):
+        for path in (layout.binding_path(name, layout.LATEST_LAYOUT), layout.result_path(name, layout.LATEST_LAYOUT)):
             target = clone / path
             try:
                 data = repo[parent.tree[path].id].data
@@ -201,7 +201,7 @@ def test_a_pv_that_ignores_a_refused_commit(scenario, clone):
 
 
 def rewrite_result(clone, name, **fields) -> dict:
-    path = clone / layout.result_path(name)
+    path = clone / layout.result_path(name, layout.LATEST_LAYOUT)
     record = json.loads(path.read_bytes())
     for verifier in record["verifiers"].values():
         verifier["status"], verifier["reason"] = "pass", ""
@@ -231,15 +231,15 @@ def test_a_rejected_plugins_record_rewritten_as_accepted_in_its_new_epoch(scenar
 
 
 def test_hostile_records_make_findings_not_tracebacks(scenario, clone):
-    (clone / layout.result_path(REJ)).write_bytes(b"[" * 100_000 + b"]" * 100_000)
-    (clone / layout.result_path(KEEP)).write_bytes(b'{"v":1,"epoch":' + b"9" * 5000 + b"}")
+    (clone / layout.result_path(REJ, layout.LATEST_LAYOUT)).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    (clone / layout.result_path(KEEP, layout.LATEST_LAYOUT)).write_bytes(b'{"v":1,"epoch":' + b"9" * 5000 + b"}")
     record = clone / layout.epoch_record_path(5)
     record.write_bytes(b'{"v":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     run("git", "-C", clone, "commit", "-q", "-a", "--amend", "--no-edit")
     code, out = audit(clone, "--pr", scenario["world"].pr)
     assert code == 1, out
-    assert f"epoch 5: results: {layout.result_path(REJ)}: JSON nested too deeply" in out
-    assert f"epoch 5: results: {layout.result_path(KEEP)}: invalid JSON (integer of 5000 digits" in out
+    assert f"epoch 5: results: {layout.result_path(REJ, layout.LATEST_LAYOUT)}: JSON nested too deeply" in out
+    assert f"epoch 5: results: {layout.result_path(KEEP, layout.LATEST_LAYOUT)}: invalid JSON (integer of 5000 digits" in out
     assert f"epoch 5: record: {layout.epoch_record_path(5)}: JSON nested too deeply" in out
 
 

@@ -538,7 +538,8 @@ def run_vkey(text: str) -> None:
 
 
 def run_names(text: str) -> None:
-    for check in (names.validate_name, names.validate_namespace, name_from_record_path):
+    for check in (names.validate_name, names.validate_namespace, lambda t: name_from_record_path(t, 1),
+                  lambda t: name_from_record_path(t, 2)):
         try:
             check(text)
         except PdsError:
@@ -568,7 +569,8 @@ def _vkey_texts() -> st.SearchStrategy[str]:
 def _name_texts() -> st.SearchStrategy[str]:
     return st.one_of(st.text(max_size=140), st.sampled_from(NAMES[:3] + ["*", "be.*", "be..x", "a" * 200 + ".b"]),
                      st.from_regex(r"[A-Za-z0-9_.*/-]{0,20}", fullmatch=True),
-                     st.sampled_from([binding_path(NAMES[0]), result_path(NAMES[1]), "bindings/00/00/x.y.json",
+                     st.sampled_from([binding_path(NAMES[0], 1), result_path(NAMES[1], 1), binding_path(NAMES[0], 2),
+                                      result_path(NAMES[1], 2), "bindings/00/00/x.y.json", "bindings/0/0/0/0/x.y.json",
                                       "results/../../a.b.json"]))
 
 

@@ -121,7 +121,7 @@ def test_results_and_failure_report_reach_the_pr(scenario):
     config = load_config(scenario["config"])
     log = pygit2.Repository(str(config.log_repo))
     head = log.revparse_single("main")
-    result = json.loads(log[head.tree[layout.result_path("org.pds.bad.rtt_tamper")].id].data)
+    result = json.loads(log[head.tree[layout.result_path("org.pds.bad.rtt_tamper", layout.LATEST_LAYOUT)].id].data)
     assert result["status"] == "rejected"
     assert "set_cnx(cnx.state) is not allowed in protoop update_rtt" in result["verifiers"]["side_effects"]["reason"]
     log_blob = log[head.tree[layout.blob_path("logs", result["verifiers"]["side_effects"]["log_sha256"], layout.LATEST_LAYOUT)].id].data

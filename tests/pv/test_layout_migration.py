@@ -25,7 +25,7 @@ def bindings(config_path) -> dict[str, bytes]:
     config = load_config(config_path)
     repo = pygit2.Repository(str(config.log_repo))
     tree = repo.revparse_single("main").tree
-    return {name: repo[tree[layout.binding_path(name)].id].data for name in PLUGINS}
+    return {name: repo[tree[layout.binding_path(name, layout.LATEST_LAYOUT)].id].data for name in PLUGINS}
 
 
 @pytest.fixture(scope="module")

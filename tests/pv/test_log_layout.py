@@ -148,6 +148,7 @@ def test_auditor_names_a_file_in_the_wrong_shard(clone):
     moved = sorted((clone / "bytecode").rglob("*"))
     victim = next(p for p in moved if p.is_file())
     wrong = clone / "bytecode" / victim.name[:2] / victim.name  # its layout-1 path
+    wrong.parent.mkdir(parents=True, exist_ok=True)
     victim.rename(wrong)
     run("git", "-C", clone, "add", "-A")
     run("git", "-C", clone, "commit", "-q", "--amend", "--no-edit")
@@ -155,6 +156,48 @@ def test_auditor_names_a_file_in_the_wrong_shard(clone):
     assert code == 1
     assert any(f["check"] == "layout" and "wrong shard" in f["message"] and victim.name in f["message"]
                for f in report["findings"]), report["findings"]
+
+
+def test_auditor_names_a_record_in_the_wrong_shard(clone):
+    name = "org.pds.l1.p"
+    victim = clone / layout.binding_path(name, 2)
+    wrong = clone / layout.binding_path(name, 1)  # its layout-1 path, in a layout-2 log
+    wrong.parent.mkdir(parents=True, exist_ok=True)
+    victim.rename(wrong)
+    run("git", "-C", clone, "add", "-A")
+    run("git", "-C", clone, "commit", "-q", "--amend", "--no-edit")
+    code, report = audit(clone)
+    assert code == 1
+    assert any(f["check"] == "layout" and "wrong shard" in f["message"] and layout.binding_path(name, 1) in f["message"]
+               for f in report["findings"]), report["findings"]
+
+
+def test_a_migration_epoch_that_also_changes_a_plugin(tmp_path):
+    """The migration moves bindings/ and results/ too; what the epoch writes at the new paths
+    wins, the auditor compares each record with its moved parent, and the publisher publishes
+    only the changed plugin's results record for the epoch."""
+    world = World(tmp_path)
+    config_path = world.add_pv("pv4.example", verifiers=FAST, acceptance="safety & side_effects")
+    set_log_layout(config_path, 1)
+    world.push_plugins(dict(list(PLUGINS.items())[:3]), message="three")
+    first = run_epoch(load_config(config_path), EpochOptions(push=False))
+    assert "org.pds.l0.p" in first.added
+    set_log_layout(config_path, None)
+    world.push_plugins({"org.pds.l0.p": "org.pds.examples.state_logger"}, message="one change")
+    second = run_epoch(load_config(config_path), EpochOptions(push=False))
+    assert second.updated == ["org.pds.l0.p"] and not second.added + second.removed
+    config = load_config(config_path)
+    repo = pygit2.Repository(str(config.log_repo))
+    head = repo.revparse_single("main")
+    files = sharded_files(repo, head)
+    assert all(layout.parse_sharded_path(p, 2) for p in files)
+    assert {layout.name_from_record_path(p, 2) for p in files if p.startswith("bindings/")} == set(first.added)
+    result = run(*PDS, "audit", config.log_repo, "--pr", world.pr, "--json", check=False)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["ok"], report["findings"]
+    out = tmp_path / "site"
+    publish(config.log_repo, out, human_site=False)
+    assert sorted(p.name for p in (out / "results" / "2").iterdir()) == ["org.pds.l0.p.json"]
 
 
 def test_auditor_names_a_bad_layout_file(clone):

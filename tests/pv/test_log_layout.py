@@ -17,6 +17,8 @@ from pds_log.pv.epoch import EpochOptions, run_epoch
 from pds_log.pv.publish import publish
 from tests.support import PDS, World, run
 
+pytestmark = pytest.mark.slow  # real PVs and epochs (seconds each)
+
 FAST = {"safety": {"runner": "bytecode_safety"}, "side_effects": {"runner": "side_effects"}}
 PLUGINS = {f"org.pds.l{i}.p": ex for i, ex in enumerate(["org.pds.examples.rtt_monitor", "org.pds.examples.cwin_total",
                                                           "org.pds.examples.local_call", "org.pds.examples.state_logger",

@@ -188,6 +188,14 @@ class World:
         return config
 
 
+def forger_clone(log_repo: Path, path: Path) -> Path:
+    """A clone of a PV's log repository that a forger (mallory) commits to."""
+    run("git", "clone", "-q", log_repo, path)
+    run("git", "-C", path, "config", "user.name", "mallory")
+    run("git", "-C", path, "config", "user.email", "m@example.org")
+    return path
+
+
 def epoch(config: Path, *extra: str, check: bool = True) -> dict:
     """Run `pds pv epoch --json` as a subprocess; returns the summary."""
     import json

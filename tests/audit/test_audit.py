@@ -13,7 +13,7 @@ from pds_log.core.signed_root import TreeHead, open_str, sign_str
 from pds_log.pv.config import load_config
 from pds_log.pv.epoch import EpochOptions, run_epoch
 from pds_log.pv.publish import publish
-from tests.support import PDS, StaticServer, World, forge_epoch, run, write_trust
+from tests.support import PDS, StaticServer, World, forge_epoch, forger_clone, run, write_trust
 
 pytestmark = pytest.mark.slow  # a 30-epoch PV log, audited
 
@@ -52,11 +52,7 @@ def test_honest_30_epochs_audit_clean(honest, capsys):
 
 @pytest.fixture
 def clone(honest, tmp_path):
-    path = tmp_path / "clone"
-    run("git", "clone", "-q", honest["config"].log_repo, path)
-    run("git", "-C", path, "config", "user.name", "mallory")
-    run("git", "-C", path, "config", "user.email", "m@example.org")
-    return path
+    return forger_clone(honest["config"].log_repo, tmp_path / "clone")
 
 
 def audit(path, *extra):

@@ -22,7 +22,7 @@ from pds_log.core.signed_root import TreeHead, open_str, sign_str
 from pds_log.core.tiles import all_tiles
 from pds_log.core.tree import PrefixTree
 from pds_log.pv.config import load_config
-from tests.support import World, run
+from tests.support import World, forger_clone, run
 
 pytestmark = pytest.mark.slow
 
@@ -107,11 +107,7 @@ def test_honest_log_audits_clean_with_the_pr(scenario):
 # ---------------------------------------------------------------------------- a dishonest PV
 @pytest.fixture
 def clone(scenario, tmp_path):
-    path = tmp_path / "clone"
-    run("git", "clone", "-q", scenario["config"].log_repo, path)
-    run("git", "-C", path, "config", "user.name", "mallory")
-    run("git", "-C", path, "config", "user.email", "m@example.org")
-    return path
+    return forger_clone(scenario["config"].log_repo, tmp_path / "clone")
 
 
 def rewrite_last_epoch(clone, signer, ignore: list[str]) -> None:

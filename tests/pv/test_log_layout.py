@@ -15,7 +15,7 @@ from pds_log.core.errors import FormatError
 from pds_log.pv.config import load_config
 from pds_log.pv.epoch import EpochOptions, run_epoch
 from pds_log.pv.publish import publish
-from tests.support import PDS, World, run
+from tests.support import PDS, World, forger_clone, run
 
 pytestmark = pytest.mark.slow  # real PVs and epochs (seconds each)
 
@@ -134,11 +134,7 @@ def test_publication_of_the_migrated_log_is_byte_identical(migrated, tmp_path):
 
 @pytest.fixture
 def clone(migrated, tmp_path):
-    path = tmp_path / "clone"
-    run("git", "clone", "-q", migrated["config"].log_repo, path)
-    run("git", "-C", path, "config", "user.name", "mallory")
-    run("git", "-C", path, "config", "user.email", "m@example.org")
-    return path
+    return forger_clone(migrated["config"].log_repo, tmp_path / "clone")
 
 
 def audit(path):
@@ -146,15 +142,19 @@ def audit(path):
     return result.returncode, json.loads(result.stdout)
 
 
-def test_auditor_names_a_file_in_the_wrong_shard(clone):
-    moved = sorted((clone / "bytecode").rglob("*"))
-    victim = next(p for p in moved if p.is_file())
-    wrong = clone / "bytecode" / victim.name[:2] / victim.name  # its layout-1 path
+def moved_and_audited(clone, victim, wrong) -> tuple[int, dict]:
+    """The audit of the log after the forger moved `victim` to `wrong` in its last epoch."""
     wrong.parent.mkdir(parents=True, exist_ok=True)
     victim.rename(wrong)
     run("git", "-C", clone, "add", "-A")
     run("git", "-C", clone, "commit", "-q", "--amend", "--no-edit")
-    code, report = audit(clone)
+    return audit(clone)
+
+
+def test_auditor_names_a_file_in_the_wrong_shard(clone):
+    moved = sorted((clone / "bytecode").rglob("*"))
+    victim = next(p for p in moved if p.is_file())
+    code, report = moved_and_audited(clone, victim, clone / "bytecode" / victim.name[:2] / victim.name)  # layout-1 path
     assert code == 1
     assert any(f["check"] == "layout" and "wrong shard" in f["message"] and victim.name in f["message"]
                for f in report["findings"]), report["findings"]
@@ -163,12 +163,7 @@ def test_auditor_names_a_file_in_the_wrong_shard(clone):
 def test_auditor_names_a_record_in_the_wrong_shard(clone):
     name = "org.pds.l1.p"
     victim = clone / layout.binding_path(name, 2)
-    wrong = clone / layout.binding_path(name, 1)  # its layout-1 path, in a layout-2 log
-    wrong.parent.mkdir(parents=True, exist_ok=True)
-    victim.rename(wrong)
-    run("git", "-C", clone, "add", "-A")
-    run("git", "-C", clone, "commit", "-q", "--amend", "--no-edit")
-    code, report = audit(clone)
+    code, report = moved_and_audited(clone, victim, clone / layout.binding_path(name, 1))  # layout-1 path, in a layout-2 log
     assert code == 1
     assert any(f["check"] == "layout" and "wrong shard" in f["message"] and layout.binding_path(name, 1) in f["message"]
                for f in report["findings"]), report["findings"]

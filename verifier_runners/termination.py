@@ -35,6 +35,7 @@ that compiled the pluglet did.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,17 +242,24 @@ def nocapture_helpers(kind: str) -> dict[str, NoCapture]:
 _DECLARE = re.compile(rf"^(declare [^\n]*?@(?P<function>{_NAME})\()(?P<params>[^\n]*?)(\)[^\n]*)$", re.M)
 
 
-def _split_params(params: str) -> list[str]:
-    """A declaration's parameter list split at its top-level commas (types may nest {}, [], ())."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(params):
+def _top_level(text: str, sep: str) -> Iterator[int]:
+    """The positions of `sep` in `text` outside any bracket (IR types nest {}, [], (), <>)."""
+    depth = 0
+    for i, ch in enumerate(text):
         if ch in "{[(<":
             depth += 1
         elif ch in "}])>":
             depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(params[start:i].strip())
-            start = i + 1
+        elif ch == sep and depth == 0:
+            yield i
+
+
+def _split_params(params: str) -> list[str]:
+    """A declaration's parameter list split at its top-level commas."""
+    out, start = [], 0
+    for i in _top_level(params, ","):
+        out.append(params[start:i].strip())
+        start = i + 1
     if params.strip():
         out.append(params[start:].strip())
     return out
@@ -263,15 +271,8 @@ _RESULT_OF_CALL = re.compile(
 
 def _split_type(param: str) -> tuple[str, str]:
     """A parameter's type and its attributes: the type ends at the first space outside brackets."""
-    depth = 0
-    for i, ch in enumerate(param):
-        if ch in "{[(<":
-            depth += 1
-        elif ch in "}])>":
-            depth -= 1
-        elif ch == " " and depth == 0:
-            return param[:i], param[i + 1:]
-    return param, ""
+    i = next(_top_level(param, " "), None)
+    return (param, "") if i is None else (param[:i], param[i + 1:])
 
 
 def _result_used(ir: str, function: str) -> bool:

@@ -54,7 +54,12 @@ Figures (store bytes are file sizes in the object stores: loose objects zlib'd, 
                          against the trees the mirror already has
   pr_bytes_per_push      growth of the PR repository's object store per push (same --fix-thin)
   pr_wire_bytes_per_push the pack that push sends (send-pack's own pack-objects --thin call)
-  log_bytes_per_change   growth of the log repository in that epoch, per changed plugin
+  log_bytes_per_change   growth of the log repository in that epoch, per changed plugin: the
+                         loose objects the epoch writes (git keeps them until gc)
+  log_wire_bytes_per_change  the thin pack of that epoch (`pack-objects --revs --thin`, what a
+                         mirror or auditor fetches), per changed plugin
+  log_packed_bytes_per_change  growth of the log once packed (`git repack -a -d` before and after
+                         the epoch, as `git gc` leaves it), per changed plugin
   commit_checks_s        the epoch's commit checks phase (signatures, namespaces, rules)
   tree_load_s            the epoch with its tree cache deleted (tree rebuilt from the log)
   fetch_pds_s / fetch_cli_s / fetch_pygit2_s (and _bytes)
@@ -112,6 +117,23 @@ def store_stats(git_dir: Path) -> tuple[int, int]:
             if len(name) == 38 or name.endswith((".pack", ".idx")):
                 size += os.stat(os.path.join(root, name)).st_size
     return int(fields["count"]) + int(fields["in-pack"]), size
+
+
+def repack_all(git_dir: Path) -> None:
+    """What `git gc` does to the object store: one pack, deltas found across every object. No
+    reachability bitmap: with one, pack-objects skips the search for deltas against what the
+    receiver has (it only reuses deltas already on disk), and epoch_pack_bytes would measure that."""
+    subprocess.run(["git", "--git-dir", str(git_dir), "-c", "repack.writeBitmaps=false", "repack", "-a", "-d", "-q"],
+                   check=True)
+
+
+def epoch_pack_bytes(git_dir: Path) -> int:
+    """The pack a mirror or auditor that holds the previous epoch fetches for the latest one:
+    its objects, thin (deltas against what the previous epoch's commit holds), as git sends it."""
+    out = subprocess.run(["git", "--git-dir", str(git_dir), "-c", "pack.useBitmaps=false", "pack-objects", "--revs",
+                          "--thin", "--stdout", "-q"],
+                         input=b"HEAD\n^HEAD~1\n", capture_output=True, check=True).stdout
+    return len(out)
 
 
 class Developer:
@@ -370,6 +392,9 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
     fetches = fetch_both(config, work)
 
     mirror = config.state_dir / "pr.git"
+    # The log packed as `git gc` leaves it (a full repack; loose objects and earlier packs go),
+    # so that the growth once packed can be measured after the epoch, against the same base
+    repack_all(config.log_repo)
     mirror_before, log_before = store_stats(mirror), store_stats(config.log_repo)
     trace = work / "fetched.pack"
     # The setup's writes (GBs at 1M: the bulk PR, the first epoch, the migration) are flushed
@@ -383,6 +408,9 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
     epoch_s = time.perf_counter() - t
     mirror_after, log_after = store_stats(mirror), store_stats(config.log_repo)
     assert len(second.updated) == len(targets), f"second epoch updated {len(second.updated)} of {len(targets)}"
+    log_wire = epoch_pack_bytes(config.log_repo)
+    repack_all(config.log_repo)
+    log_packed = store_stats(config.log_repo)
 
     row = {
         "n": n, "changed": len(targets), "variant": variant, "layout": layout, "fanout": fanout,
@@ -392,6 +420,8 @@ def measure(n: int, changed: int, work: Path, tree_load: bool = True, variant: s
         "pr_bytes_per_push": (pr_after[1] - pr_before[1]) // max(1, len(targets)),
         "pr_wire_bytes_per_push": push_wire,
         "log_bytes_per_change": (log_after[1] - log_before[1]) // max(1, len(targets)),
+        "log_wire_bytes_per_change": log_wire // max(1, len(targets)),
+        "log_packed_bytes_per_change": (log_packed[1] - log_before[1]) // max(1, len(targets)),
         "fetch_objects": mirror_after[0] - mirror_before[0],
         "pr_objects_per_push": (pr_after[0] - pr_before[0]) / max(1, len(targets)),
         "log_kib_per_epoch": round((log_after[1] - log_before[1]) / 1024, 1),
@@ -475,6 +505,8 @@ TABLE = [("n", "N", "{:>9,}"), ("variant", "PR", "{:>4}"), ("changed", "chg", "{
          ("pr_bytes_per_push", "PR KiB/push", "{:>12,.1f}", 1024),
          ("pr_wire_bytes_per_push", "wire KiB/push", "{:>14,.1f}", 1024),
          ("log_bytes_per_change", "log KiB/chg", "{:>12,.1f}", 1024),
+         ("log_wire_bytes_per_change", "log wire/chg", "{:>13,.1f}", 1024),
+         ("log_packed_bytes_per_change", "log packed/chg", "{:>15,.1f}", 1024),
          ("log_kib_per_epoch", "log KiB/ep", "{:>11,.1f}"), ("idle_epoch_s", "idle s", "{:>7.2f}"),
          ("tree_load_s", "no-cache s", "{:>11.2f}"), ("push_s", "push s", "{:>7.2f}"),
          ("fetch_pds_s", "pds s", "{:>6.2f}"), ("fetch_cli_s", "cli s", "{:>6.2f}"),

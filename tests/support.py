@@ -251,7 +251,7 @@ def forge_epoch(log_clone: Path, signer, mutate) -> None:
     from pds_log.core.binding import Binding
     from pds_log.core.names import name_key
     from pds_log.core.signed_root import TreeHead, open_str, sign_str
-    from pds_log.core.tiles import all_tiles
+    from pds_log.core.tiles import positioned_tiles
     from pds_log.core.tree import PrefixTree
 
     repo = pygit2.Repository(str(log_clone))
@@ -269,8 +269,8 @@ def forge_epoch(log_clone: Path, signer, mutate) -> None:
         target.write_bytes(b.encode())
     tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})
     shutil.rmtree(log_clone / "tiles", ignore_errors=True)
-    for h, tile in all_tiles(tree):
-        target = log_clone / layout.tile_path(tile.level, h, layout.LATEST_LAYOUT)
+    for (level, prefix), h, tile in positioned_tiles(tree):
+        target = log_clone / layout.tile_path(level, h, layout.LATEST_LAYOUT, prefix)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tile.encode())
     h = signed.head

@@ -70,7 +70,7 @@ from pds_log.core.pr_layout import plugin_dir
 from pds_log.core.records import PvDescriptor, ResultRecord
 from pds_log.core.signed_root import SignedTreeRoot, check_chain
 from pds_log.core.strs import SignedStr, TreeHeadV2, open_any, record_of
-from pds_log.core.tiles import tiles_on_paths
+from pds_log.core.tiles import MAX_LEVEL, positioned_tiles, positioned_tiles_on_paths, tile_prefix
 from pds_log.core.tree import PrefixTree
 from pds_log.infra import commit_check
 from pds_log.infra.files import atomic_write_bytes
@@ -303,8 +303,11 @@ class Auditor:
                                                 f"epoch {epoch}: an epoch's files are written once")
             record = self._check_record(commit, epoch, signed, changes)
             results = self._check_results(commit, epoch, changes, record, bindings)
-            self._check_tiles(commit, epoch, tree, [name_key(n) for n in (*changes.added, *changes.modified,
-                                                                           *changes.deleted)])
+            keys = [name_key(n) for n in (*changes.added, *changes.modified, *changes.deleted)]
+            if parent is not None and self._log_layout >= layout.TILES_BY_POSITION > parent_layout:
+                self._check_all_tiles(commit, epoch, tree)
+            else:
+                self._check_tiles(commit, epoch, tree, keys)
             if self.pr is not None:
                 # the PR walk first: it judges this epoch's new commits, which bindings may name
                 self._check_pr_tree(commit, epoch, signed, prev, changes, record, results, bindings)
@@ -364,6 +367,8 @@ class Auditor:
             return
         assert parent is not None
         for top in layout.CONTENT_DIRS:
+            if top == "tiles" and self._log_layout >= layout.TILES_BY_POSITION > parent_layout:
+                continue  # rewritten at their positions, not moved: _check_all_tiles
             for path, oid in self._blobs_under(parent, top):
                 try:
                     target = layout.reshard_path(path, parent_layout, self._log_layout)
@@ -710,10 +715,34 @@ class Auditor:
                                                 f"satisfy '{acceptance}'")
 
     def _check_tiles(self, commit, epoch, tree, keys) -> None:
-        for tile_hash, tile in tiles_on_paths(tree, keys).items():
-            data = self.read(commit, layout.tile_path(tile.level, tile_hash, self._log_layout))
+        """The tiles on the changed paths are in the commit, and (tiles by position) no tile
+        is left at the first position below them, where the tree now has none."""
+        tiles = positioned_tiles_on_paths(tree, keys)
+        for (level, prefix), (tile_hash, tile) in tiles.items():
+            data = self.read(commit, layout.tile_path(level, tile_hash, self._log_layout, prefix))
             if data != tile.encode():
-                self.find(epoch, "tiles", f"tile {tile.level}/{tile_hash.hex()[:16]}... missing or wrong")
+                self.find(epoch, "tiles", f"tile {level}/{tile_hash.hex()[:16]}... missing or wrong")
+        if self._log_layout < layout.TILES_BY_POSITION:
+            return
+        for key in keys:
+            level = next(lv for lv in range(MAX_LEVEL + 2) if (lv, tile_prefix(key, lv)) not in tiles)
+            if level <= MAX_LEVEL:
+                path = layout.tile_path(level, b"", self._log_layout, tile_prefix(key, level))
+                if self.read(commit, path) is not None:
+                    self.find(epoch, "tiles", f"{path}: a tile where the tree has none")
+
+    def _check_all_tiles(self, commit, epoch, tree) -> None:
+        """At the move to tiles by position: every tile of the tree at its position, and
+        nothing else under tiles/."""
+        expected = {layout.tile_path(level, h, self._log_layout, prefix): tile.encode()
+                    for (level, prefix), h, tile in positioned_tiles(tree)}
+        present = dict(self._blobs_under(commit, "tiles"))
+        for path, data in expected.items():
+            oid = present.get(path)
+            if oid is None or blob_at(self.repo, oid) != data:
+                self.find(epoch, "tiles", f"{path}: tile missing or wrong after the move to tiles by position")
+        for path in sorted(set(present) - set(expected))[:20]:
+            self.find(epoch, "tiles", f"{path}: not a tile of the epoch's tree")
 
     # ------------------------------------------------------------------ PR checks
     def _pr_repo(self) -> pygit2.Repository:

@@ -1,11 +1,11 @@
-"""The PV log repository format (log v1 and log layout v2): paths and records, shared by PVs
-and auditors.
+"""The PV log repository format (log v1 and log layouts 1, 2, 3): paths and records, shared by
+PVs and auditors.
 
 A PV's log repo is a git repository whose branch ``main`` has exactly one commit per epoch
 (message ``epoch <E>``; the commit of epoch E has the commit of epoch E-1 as its only parent).
 The tree of the epoch-E commit is the complete state after epoch E:
 
-    layout.json                              {"log":2} (canonical JSON): the layout version;
+    layout.json                              {"log":3} (canonical JSON): the layout version;
                                              absent = layout 1
     pv.json                                  the PV descriptor (origin, verifier key, PR, acceptance)
     latest.note                              the STR of epoch E
@@ -13,12 +13,26 @@ The tree of the epoch-E commit is the complete state after epoch E:
     epochs/<E // 1000>/<E>.json              the epoch record of every epoch so far
     bindings/<k0>/<k1>/<k2>/<k3>/<name>.json           canonical binding of every plugin in the tree
     results/<k0>/<k1>/<k2>/<k3>/<name>.json            the latest verification record of every plugin seen
-    tiles/<level>/<h0>/<h1>/<h2>/<h3>/<hash hex>       the tiles of the current tree (core.tiles format)
+    tiles/<level>/<p0>/.../<position hex>           the tiles of the current tree (core.tiles format), by position
     bytecode/<h0>/<h1>/<h2>/<h3>/<sha256 hex>          validated objects and manifests, content-addressed
     logs/<h0>/<h1>/<h2>/<h3>/<sha256 hex>              verifier logs, content-addressed
 
 where k0..k3 are the first four hex digits of SHA-256(name), one per directory, and h0..h3 the
-first four hex digits of the file's own hash (LAYOUT2_LEVELS). Sharding keeps git tree objects
+first four hex digits of the file's own hash (LAYOUT2_LEVELS). A tile is stored where it sits
+in the tree (layout 3): the tile at level t >= 1 covering the keys whose first 8t bits are P is
+``tiles/<t>/<p0>/.../<pd>/<P as 2t hex digits>``, with one directory per leading hex digit of P,
+min(4, 2t - 1) of them (``tiles/1/a/ab``, ``tiles/2/a/b/c/abcd``, ``tiles/3/a/b/c/d/abcdef``),
+and the root tile is ``tiles/0/root``.
+
+Why tiles by position (layout 3) and not by hash (layouts 1 and 2, ``tiles/<t>/<h0>/../<hash>``):
+a change rewrites every tile on its path, and from ~10^5 plugins on the level-1 tile there has
+~256 entries (~8.7 KiB of hashes, incompressible), so a log stored each change as a new
+8.7 KiB blob under a new name. Git stores and sends a new version of a file as a delta against
+an old one, but finds the old one by the file's path (pack-objects groups objects by a hash of
+their path's name): a tile at its position keeps its path across epochs, so in every pack (git
+gc, a clone, a mirror's fetch) it costs the few entries that changed (~0.1-0.2 KiB), whatever N.
+The name no longer says the content, so readers check every tile against the hash its parent
+(or the STR) gives, as they did, and the publisher names the published file by its hash. Sharding keeps git tree objects
 small, so an epoch that changes k plugins writes O(k * depth) new tree objects of at most 16
 directory entries whatever the number of plugins N (four levels of 16: ~15 files per leaf
 directory at 10^6 files). Why 16 and not 256: every tree on a changed path is
@@ -36,6 +50,9 @@ Layout 1 (logs written before layout 2; no ``layout.json``) shards ``bindings/<k
 content-addressed files one level only: ``tiles/<level>/<h0>/<hash>``, ``bytecode/<h0>/<sha>``,
 ``logs/<h0>/<sha>`` (h0 the first two hex digits; at 1M plugins each shard tree has ~4k
 entries and every change rewrites ~330 KiB of trees).
+Migration to layout 3 (from 1 or 2): as 1 -> 2 for every file but the tiles, which cannot move
+by path (a hash does not say a position): the epoch deletes every tile of the old layout and
+writes every tile of its own tree at its position (all_tiles, ~N/15 files), once.
 Migration 1 -> 2: the first epoch a layout-2 PV runs on a layout-1 log moves every file under
 ``bindings/``, ``results/``, ``tiles/``, ``bytecode/`` and ``logs/`` to its layout-2 path (the
 same blob: no content changes; what the epoch itself writes there wins) and adds
@@ -78,16 +95,26 @@ def epoch_record_path(epoch: int) -> str:
     return f"{epoch_dir(epoch)}/{epoch}.json"
 
 
-LAYOUT2_LEVELS = 4  # layout 2: directory levels of one hex digit each, for every sharded kind
+LAYOUT2_LEVELS = 4  # layouts 2 and 3: directory levels of one hex digit each, for every sharded kind
+TILES_BY_POSITION = 3  # the first layout that stores tiles at their position, not under their hash
+ROOT_TILE_NAME = "root"
 
 
 def _shard_dirs(h: str, layout: int, record: bool) -> str:
     """The shard directories of a file whose hash (SHA-256 of the name for a record) is `h`."""
     if layout == 1:
         return f"{h[:2]}/{h[2:4]}" if record else h[:2]
-    if layout == 2:
+    if layout in (2, 3):
         return "/".join(h[:LAYOUT2_LEVELS])
     raise FormatError(f"unknown log layout {layout!r}")
+
+
+def _tile_position_path(level: int, prefix: int) -> str:
+    """Layout 3: the path of the tile at (level, prefix)."""
+    if level == 0:
+        return f"tiles/0/{ROOT_TILE_NAME}"
+    name = f"{prefix:0{2 * level}x}"
+    return f"tiles/{level}/{'/'.join(name[:min(LAYOUT2_LEVELS, 2 * level - 1)])}/{name}"
 
 
 def _record_path(kind: str, name: str, layout: int) -> str:
@@ -104,8 +131,14 @@ def result_path(name: str, layout: int) -> str:
     return _record_path("results", name, layout)
 
 
-def tile_path(level: int, tile_hash: bytes, layout: int) -> str:
-    """Where the log repo of layout `layout` keeps the tile named `tile_hash`."""
+def tile_path(level: int, tile_hash: bytes, layout: int, prefix: int | None = None) -> str:
+    """Where the log repo of layout `layout` keeps the tile named `tile_hash` at (level,
+    prefix): under its hash in layouts 1 and 2, at its position from layout 3 on (which needs
+    `prefix`, core.tiles.tile_prefix of a key on its path)."""
+    if layout >= TILES_BY_POSITION:
+        if prefix is None or not 0 <= level <= 31 or not 0 <= prefix < 1 << (8 * level):
+            raise FormatError(f"tile {level}/{tile_hash.hex()[:16]}...: no position in the tree")
+        return _tile_position_path(level, prefix)
     h = tile_hash.hex()
     return f"tiles/{level}/{_shard_dirs(h, layout, False)}/{h}"
 
@@ -119,8 +152,9 @@ def blob_path(kind: str, sha256_hex: str, layout: int) -> str:
 
 # ---------------------------------------------------------------------- layout versions
 LAYOUT_FILE = "layout.json"
-LATEST_LAYOUT = 2
-CONTENT_DIRS = ("tiles", "bytecode", "logs")  # content-addressed: a file's name is its hash
+LATEST_LAYOUT = 3
+KNOWN_LAYOUTS = (1, 2, 3)
+CONTENT_DIRS = ("tiles", "bytecode", "logs")  # named by their content (tiles up to layout 2), never by a plugin
 RECORD_DIRS = ("bindings", "results")  # one <name>.json per plugin, sharded by SHA-256(name)
 SHARDED_DIRS = RECORD_DIRS + CONTENT_DIRS  # the directories whose sharding the layout sets
 _MAX_LAYOUT_FILE = 64
@@ -128,7 +162,7 @@ _MAX_LAYOUT_FILE = 64
 
 def layout_file(layout: int) -> bytes:
     """The bytes of layout.json for `layout` (>= 2; layout 1 has no such file)."""
-    if layout != 2:
+    if layout not in KNOWN_LAYOUTS[1:]:
         raise FormatError(f"log layout {layout} has no {LAYOUT_FILE}")
     return canonical_json({"log": layout})
 
@@ -141,11 +175,15 @@ def parse_layout_file(data: bytes | None, where: str = LAYOUT_FILE) -> int:
     if len(data) > _MAX_LAYOUT_FILE:
         raise FormatError(f"{where}: {len(data)} bytes, not a layout file")
     obj = jsondoc.loads(data, where)
-    if not isinstance(obj, dict) or set(obj) != {"log"} or obj["log"] != 2 or isinstance(obj["log"], bool):
-        raise FormatError(f"{where}: not a known log layout (expected {{\"log\":2}})")
-    if data != layout_file(2):
-        raise FormatError(f"{where}: not canonical JSON (expected {layout_file(2).decode()!r})")
-    return 2
+    known = KNOWN_LAYOUTS[1:]
+    if (not isinstance(obj, dict) or set(obj) != {"log"} or isinstance(obj["log"], bool)
+            or obj["log"] not in known):
+        raise FormatError(f"{where}: not a known log layout (expected one of "
+                          f"{', '.join(layout_file(v).decode() for v in known)})")
+    found: int = obj["log"]
+    if data != layout_file(found):
+        raise FormatError(f"{where}: not canonical JSON (expected {layout_file(found).decode()!r})")
+    return found
 
 
 def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
@@ -172,6 +210,16 @@ def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
         except FormatError as exc:
             raise FormatError(f"{path}: {exc}") from None
         expected = _record_path(kind, stem, layout)
+    elif level is not None and layout >= TILES_BY_POSITION:
+        stem = file_name
+        if level == 0 and stem == ROOT_TILE_NAME:
+            expected = _tile_position_path(0, 0)
+        elif level > 0 and re.fullmatch(f"[0-9a-f]{{{2 * level}}}", stem):
+            expected = _tile_position_path(level, int(stem, 16))
+        else:
+            raise FormatError(f"{path}: not a level-{level} tile position (expected "
+                              f"{ROOT_TILE_NAME!r} or {2 * level} hex digits)" if level else
+                              f"{path}: the level-0 tile is {_tile_position_path(0, 0)}")
     else:
         if not _HEX64.fullmatch(file_name):
             raise FormatError(f"{path}: file name is not a 64-digit hex hash")
@@ -188,16 +236,37 @@ def reshard_path(path: str, from_layout: int, to_layout: int) -> str:
     kind, level, stem = parse_sharded_path(path, from_layout)
     if kind in RECORD_DIRS:
         return _record_path(kind, stem, to_layout)
+    if kind == "tiles" and max(from_layout, to_layout) >= TILES_BY_POSITION:
+        # a hash does not say where its tile sits, nor a position which hash it holds: a move
+        # to layout 3 rewrites the tiles from the tree (pv.epoch), and a log never goes back
+        raise FormatError(f"{path}: tiles are not moved between log layouts {from_layout} and {to_layout}")
     prefix = f"{kind}/{level}/" if level is not None else f"{kind}/"
     return f"{prefix}{_shard_dirs(stem, to_layout, False)}/{stem}"
 
 
 def published_path(path: str, layout: int) -> str:
     """The static publication's path (core.static_layout: the layout-1 paths) of the file at
-    `path` in a log of layout `layout`: the peer's wire format does not depend on the layout."""
+    `path` in a log of layout `layout`: the peer's wire format does not depend on the layout.
+    (A layout-3 tile is published under its hash, which only its content says: `published_tile_path`.)"""
     if path.split("/", 1)[0] in CONTENT_DIRS:
         return reshard_path(path, layout, 1)
     return path
+
+
+def published_tile_path(path: str, data: bytes, layout: int) -> str:
+    """The static publication's path of the layout-3 tile file at `path` holding `data`: under
+    the hash its content says (core.static_layout.tile_path). FormatError naming the path on a
+    file that is not a tile of the level its path says."""
+    from .static_layout import tile_path as static_tile_path  # static_layout imports this module
+    from .tiles import Tile
+
+    kind, level, _ = parse_sharded_path(path, layout)
+    if kind != "tiles" or level is None or layout < TILES_BY_POSITION:
+        raise FormatError(f"{path}: not a layout-3 tile path")
+    tile = Tile.decode(data, path)
+    if tile.level != level:
+        raise FormatError(f"{path}: holds a level-{tile.level} tile")
+    return static_tile_path(level, tile.top_hash())
 
 
 def proof_path(epoch: int, name: str) -> str:

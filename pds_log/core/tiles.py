@@ -188,27 +188,40 @@ def tile_at(tree: PrefixTree, level: int, prefix: int) -> tuple[bytes, Tile] | N
     return top, tile
 
 
-def tiles_on_paths(tree: PrefixTree, keys: Iterable[bytes]) -> dict[bytes, Tile]:
-    """Every tile on the paths of `keys` (by hash): what a change to those keys rewrites."""
-    out: dict[bytes, Tile] = {}
-    seen: set[tuple[int, int]] = set()
+TilePosition = tuple[int, int]  # (level, prefix): the tile covering the keys whose first 8*level bits are prefix
+
+
+def tile_prefix(key: bytes, level: int) -> int:
+    """The position (8*level-bit prefix) at `level` of the tile on `key`'s path."""
+    return int.from_bytes(key, "big") >> (256 - level * TILE_HEIGHT) if level else 0
+
+
+def positioned_tiles_on_paths(tree: PrefixTree, keys: Iterable[bytes]) -> dict[TilePosition, tuple[bytes, Tile]]:
+    """Every tile on the paths of `keys`, by position, with its hash: what a change to those
+    keys rewrites."""
+    out: dict[TilePosition, tuple[bytes, Tile]] = {}
+    seen: set[TilePosition] = set()
     for key in keys:
         check_key(key)
-        kint = int.from_bytes(key, "big")
         for level in range(MAX_LEVEL + 1):
-            prefix = kint >> (256 - level * TILE_HEIGHT) if level else 0
+            prefix = tile_prefix(key, level)
             if (level, prefix) in seen:
                 continue
             seen.add((level, prefix))
             found = tile_at(tree, level, prefix)
             if found is None:
                 break
-            out[found[0]] = found[1]
+            out[(level, prefix)] = found
     return out
 
 
-def all_tiles(tree: PrefixTree) -> Iterator[tuple[bytes, Tile]]:
-    """Every tile of the tree, root first (a full publication)."""
+def tiles_on_paths(tree: PrefixTree, keys: Iterable[bytes]) -> dict[bytes, Tile]:
+    """Every tile on the paths of `keys` (by hash): what a change to those keys rewrites."""
+    return dict(positioned_tiles_on_paths(tree, keys).values())
+
+
+def positioned_tiles(tree: PrefixTree) -> Iterator[tuple[TilePosition, bytes, Tile]]:
+    """Every tile of the tree with its position and hash, root first (a full publication)."""
     if len(tree) == 0:
         return
     pending = [(0, 0)]
@@ -217,10 +230,16 @@ def all_tiles(tree: PrefixTree) -> Iterator[tuple[bytes, Tile]]:
         found = tile_at(tree, level, prefix)
         if found is None:
             continue
-        yield found
+        yield (level, prefix), found[0], found[1]
         for e in found[1].entries:
             if e.kind == NODE:
                 pending.append((level + 1, (prefix << TILE_HEIGHT) | e.index))
+
+
+def all_tiles(tree: PrefixTree) -> Iterator[tuple[bytes, Tile]]:
+    """Every tile of the tree, root first (a full publication)."""
+    for _, tile_hash, tile in positioned_tiles(tree):
+        yield tile_hash, tile
 
 
 # ---------------------------------------------------------------------- loading (partial trees)

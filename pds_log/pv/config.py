@@ -30,9 +30,9 @@
         vkey: witness.example/w1+20324abe+BC...   # its cosignature/v1 verifier key
         url: https://witness.example/w1           # submission prefix (POST <url>/add-checkpoint)
     witness_timeout: 5                # seconds per witness request; a witness that is down never blocks an epoch
-    log_layout: 2                     # the log repo's layout (core/log_layout.py; default 2): a layout-1 log
-                                      #   is migrated in its next epoch; 1 keeps a layout-1 log as it is
-                                      #   (a log never goes back from 2 to 1)
+    log_layout: 3                     # the log repo's layout (core/log_layout.py; default 3): an older log
+                                      #   is migrated in its next epoch; 1 or 2 keeps a log of that layout
+                                      #   as it is (a log never goes back)
 
 Relative paths are relative to the directory of pv.yaml.
 """
@@ -49,6 +49,7 @@ import yaml
 from pds_log.core.checkpoint import CosignatureVerifier
 from pds_log.core.errors import FormatError, PdsError
 from pds_log.core.formula import Formula
+from pds_log.core.log_layout import KNOWN_LAYOUTS, LATEST_LAYOUT
 from pds_log.core.note import NoteSigner, validate_key_name
 from pds_log.core.records import PvDescriptor, policy_hash, policy_obj
 from pds_log.core.yamldoc import parse_mapping
@@ -79,7 +80,7 @@ class PvConfig:
     str_version: int = 1
     witnesses: list["WitnessSetting"] = field(default_factory=list)
     witness_timeout: float = 5.0
-    log_layout: int = 2
+    log_layout: int = LATEST_LAYOUT
 
     @property
     def base(self) -> Path:
@@ -138,9 +139,10 @@ MAX_WITNESS_TIMEOUT = 120
 
 
 def _log_layout(doc: dict, where: str) -> int:
-    value = doc.get("log_layout", 2)
-    if isinstance(value, bool) or value not in (1, 2):
-        raise FormatError(f"{where}: 'log_layout' must be 1 or 2, not {str(value)[:20]!r}")
+    value = doc.get("log_layout", LATEST_LAYOUT)
+    if isinstance(value, bool) or value not in KNOWN_LAYOUTS:
+        raise FormatError(f"{where}: 'log_layout' must be one of {', '.join(map(str, KNOWN_LAYOUTS))}, "
+                          f"not {str(value)[:20]!r}")
     return int(value)
 
 

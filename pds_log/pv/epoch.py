@@ -50,6 +50,7 @@ from pds_log.core.names import is_valid_name
 from pds_log.core.records import ResultRecord, VerifierOutcome
 from pds_log.core.signed_root import ZERO_HASH, TreeHead
 from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, sign_any, v2_head
+from pds_log.core.tiles import TilePosition
 from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
 from pds_log.infra.resources import template
 
@@ -171,8 +172,8 @@ def load_tree_state(log: LogRepo, head: pygit2.Commit | None, prev: SignedStr | 
     log_layout = log.layout(head)
     root = prev.head.root
 
-    def fetch_tile(level: int, tile_hash: bytes) -> bytes:
-        return log.tile(head, level, tile_hash, log_layout)
+    def fetch_tile(level: int, tile_hash: bytes, key: bytes) -> bytes:
+        return log.tile(head, level, tile_hash, log_layout, key)
 
     def full_load() -> dict[str, bytes]:
         cached = TreeState.load_values(state_dir / TREE_CACHE, str(head.id), root)
@@ -212,6 +213,11 @@ class EpochContext:
     @property
     def epoch(self) -> int:
         return self.prev.head.epoch + 1 if self.prev else 1
+
+    @property
+    def migrating_tiles(self) -> bool:
+        """This epoch moves the log to a layout that stores tiles by position."""
+        return (self.head is not None and self.log_layout >= layout.TILES_BY_POSITION > self.head_layout)
 
     @property
     def last_pr(self) -> str | None:
@@ -483,15 +489,15 @@ class EpochJob:
             self.say(f"replaying epoch {local.epoch}: its STR was reserved or signed by an earlier run")
         return local
 
-    def _update_tree(self, ctx: EpochContext, changed: list[str], old_tiles: dict[bytes, Any]) -> TreeHead:
+    def _update_tree(self, ctx: EpochContext, changed: list[str], old_tiles: dict[TilePosition, Any]) -> TreeHead:
         """The tiles the plan changed, and the new STR body."""
-        new_tiles = ctx.state.tiles_on_paths(changed)
-        for h, tile in old_tiles.items():
-            if h not in new_tiles:
-                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = None
-        for h, tile in new_tiles.items():
-            if h not in old_tiles:
-                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = tile.encode()
+        if ctx.migrating_tiles:
+            # every tile of the new tree is written at its position, and every old one goes
+            # (_migrate_layout): no tile change of this epoch's own to add
+            for (level, prefix), (h, tile) in ctx.state.all_tiles().items():
+                ctx.changes[layout.tile_path(level, h, ctx.log_layout, prefix)] = tile.encode()
+        else:
+            self._tile_changes(ctx, old_tiles, ctx.state.tiles_on_paths(changed))
         root = ctx.state.tree.root()
         assert ctx.record is not None and ctx.pr_head is not None
         ctx.record.root, ctx.record.size = root.hex(), len(ctx.state.tree)
@@ -566,6 +572,28 @@ class EpochJob:
         pending.unlink(missing_ok=True)
         ctx.state.save(self.config.state_dir / TREE_CACHE, str(commit_id))
 
+    @staticmethod
+    def _tile_changes(ctx: EpochContext, old: dict[TilePosition, Any], new: dict[TilePosition, Any]) -> None:
+        """The log changes from the tiles `old` to the tiles `new` on the changed paths: by
+        position from layout 3 on (a tile's file is rewritten in place), else by hash (a new
+        tile is a new file, an old one goes)."""
+        if ctx.log_layout >= layout.TILES_BY_POSITION:
+            for (level, prefix), (h, _) in old.items():
+                if (level, prefix) not in new:
+                    ctx.changes[layout.tile_path(level, h, ctx.log_layout, prefix)] = None
+            for (level, prefix), (h, tile) in new.items():
+                if old.get((level, prefix), (None,))[0] != h:
+                    ctx.changes[layout.tile_path(level, h, ctx.log_layout, prefix)] = tile.encode()
+            return
+        old_by_hash = dict(old.values())
+        new_by_hash = dict(new.values())
+        for h, tile in old_by_hash.items():
+            if h not in new_by_hash:
+                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = None
+        for h, tile in new_by_hash.items():
+            if h not in old_by_hash:
+                ctx.changes[layout.tile_path(tile.level, h, ctx.log_layout)] = tile.encode()
+
     def _migrate_layout(self, ctx: EpochContext) -> None:
         """A log of an older layout moves to the configured one inside this epoch's commit: every
         file under bindings/, results/, tiles/, bytecode/ and logs/ keeps its blob and moves to its new path (what this
@@ -574,8 +602,10 @@ class EpochJob:
             moves = ctx.log.reshard(ctx.head, ctx.head_layout, ctx.log_layout)
             for path, value in moves.items():
                 ctx.changes.setdefault(path, value)
-            self.say(f"log layout {ctx.head_layout} -> {ctx.log_layout}: {len(moves) // 2} files moved to their "
-                     f"new shards in epoch {ctx.epoch}")
+            moved = sum(1 for v in moves.values() if v is not None)
+            self.say(f"log layout {ctx.head_layout} -> {ctx.log_layout}: {moved} files moved to their new shards"
+                     + (", every tile rewritten at its position" if ctx.migrating_tiles else "")
+                     + f" in epoch {ctx.epoch}")
         if ctx.log_layout >= 2 and (ctx.head is None or ctx.head_layout != ctx.log_layout):
             ctx.changes[layout.LAYOUT_FILE] = layout.layout_file(ctx.log_layout)
 

@@ -12,6 +12,7 @@ import pygit2
 from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding
 from pds_log.core.errors import FormatError, PdsError
+from pds_log.core.tiles import tile_prefix
 from pds_log.infra.gittree import blob_at, commit_at, read_path, tree_at, update_tree, walk_blobs
 
 BRANCH = "refs/heads/main"
@@ -61,9 +62,10 @@ class LogRepo:
         except FormatError as exc:
             raise PdsError(str(exc)) from None
 
-    def tile(self, commit: pygit2.Commit, level: int, tile_hash: bytes, log_layout: int) -> bytes:
-        """The bytes of a tile of the epoch's tree (PdsError if the commit has none by that name)."""
-        data = self.read(commit, layout.tile_path(level, tile_hash, log_layout))
+    def tile(self, commit: pygit2.Commit, level: int, tile_hash: bytes, log_layout: int, key: bytes) -> bytes:
+        """The bytes of the tile `tile_hash` at `level` on `key`'s path in the epoch's tree
+        (PdsError if the commit has none there; the caller checks the hash)."""
+        data = self.read(commit, layout.tile_path(level, tile_hash, log_layout, tile_prefix(key, level)))
         if data is None:
             raise PdsError(f"{self.path}: commit {commit.id} has no tile {level}/{tile_hash.hex()}")
         return data
@@ -78,6 +80,9 @@ class LogRepo:
             except KeyError:
                 continue
             for path, oid in walk_blobs(self.repo, tree_at(self.repo, entry.id), top + "/"):
+                if top == "tiles" and to_layout >= layout.TILES_BY_POSITION > from_layout:
+                    moves[path] = None  # tiles are rewritten at their positions (pv.epoch)
+                    continue
                 try:
                     target = layout.reshard_path(path, from_layout, to_layout)
                 except FormatError as exc:

@@ -34,7 +34,7 @@ from pds_log.core.note import NoteVerifier
 from pds_log.core.proof import make_proof_from_leaf
 from pds_log.core.records import ACCEPTED, PluginStatus, PvDescriptor, ResultRecord
 from pds_log.core.strs import SignedStr, open_any
-from pds_log.core.tiles import prove_from_tiles
+from pds_log.core.tiles import prove_from_tiles, tile_prefix
 from pds_log.infra.files import atomic_write_bytes
 from pds_log.infra.gittree import blob_at, renamed_diff, walk_blobs
 
@@ -156,12 +156,18 @@ class Publisher:
             if path.startswith(_COPIED_PREFIXES):
                 # published at its layout-1 path whatever the log's layout; a file a layout
                 # migration moved is already published there, and written once
+                data = None
                 try:
-                    published = logl.published_path(path, log_layout)
+                    if path.startswith("tiles/") and log_layout >= logl.TILES_BY_POSITION:
+                        # stored at its position: published under the hash its content says
+                        data = blob_at(repo, oid)
+                        published = logl.published_tile_path(path, data, log_layout)
+                    else:
+                        published = logl.published_path(path, log_layout)
                 except FormatError as exc:
                     raise PdsError(f"log epoch {epoch}: {exc}") from None
                 if not (self.out / published).exists():
-                    self.write(published, blob_at(repo, oid))
+                    self.write(published, data if data is not None else blob_at(repo, oid))
             elif path.startswith(logl.TLOG_DIR + "/tile/"):
                 self.write(path[len(logl.TLOG_DIR) + 1:], blob_at(repo, oid))
             elif path.startswith("bindings/"):
@@ -197,14 +203,15 @@ class Publisher:
 def proof_at(log: LogRepo, commit: pygit2.Commit, root: bytes, epoch: int, name: str):
     """A one-file proof for `name` at this epoch, built from the epoch's own tiles."""
     log_layout = log.layout(commit)
+    key = name_key(name)
 
-    def fetch(level: int, tile_hash: bytes) -> bytes:
-        data = log.read(commit, logl.tile_path(level, tile_hash, log_layout))
+    def fetch(level: int, tile_hash: bytes) -> bytes:  # prove_from_tiles checks what it gets
+        data = log.read(commit, logl.tile_path(level, tile_hash, log_layout, tile_prefix(key, level)))
         if data is None:
             raise PdsError(f"log epoch {epoch}: tile {level}/{tile_hash.hex()} missing")
         return data
 
-    siblings, leaf = prove_from_tiles(name_key(name), root, fetch)
+    siblings, leaf = prove_from_tiles(key, root, fetch)
 
     def binding_of(n: str) -> Binding:
         data = log.read(commit, logl.binding_path(n, log_layout))

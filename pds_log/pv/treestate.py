@@ -1,10 +1,11 @@
 """The PV's in-memory tree: loaded from the log's tiles path by path, or in full.
 
 The log repo is the truth. An epoch that changes k plugins needs the tree only on the k paths
-of their keys, and the log already holds the tree cut into tiles (core.tiles), each named by
-its hash; so the state starts as the signed STR root alone (`TreeState.partial`), and the first
-use of a key loads the O(log N) tiles on its path, each checked against the hash its parent
-gave (the root tile against the STR root): O(changed * log N), not O(N).
+of their keys, and the log already holds the tree cut into tiles (core.tiles), each stored at
+its position (by its hash before log layout 3); so the state starts as the signed STR root
+alone (`TreeState.partial`), and the first use of a key loads the O(log N) tiles on its path,
+each checked against the hash its parent gave (the root tile against the STR root):
+O(changed * log N), not O(N).
 
 What needs every name (the planner when the acceptance policy changed) loads the state in full
 (`names`), as does any tile that is missing, malformed or does not hash to what its parent
@@ -21,23 +22,30 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Collection, Iterator
 
 from pds_log.core.errors import PdsError
 from pds_log.core.names import name_key
-from pds_log.core.tiles import Tile, load_path, tiles_on_paths
+from pds_log.core.tiles import Tile, TilePosition, load_path, positioned_tiles, positioned_tiles_on_paths
 from pds_log.core.tree import NotLoaded, PrefixTree
 from pds_log.infra.files import atomic_write_bytes
 
 CACHE_MAGIC = b"PDSTREE1\n"
 
 
+def _on_path(fetch_tile: Callable[[int, bytes, bytes], bytes], key: bytes, level: int, tile_hash: bytes) -> bytes:
+    return fetch_tile(level, tile_hash, key)
+
+
 @dataclass
 class TreeState:
     tree: PrefixTree
     values: dict[str, bytes] | None = field(default_factory=dict)  # name -> leaf value; None: partial
-    fetch_tile: Callable[[int, bytes], bytes] | None = None  # partial: a tile's bytes by (level, hash)
+    # partial: a tile's bytes by (level, hash, a key on its path): the log stores tiles by hash or
+    # by position (log layout 3), and the key gives the position
+    fetch_tile: Callable[[int, bytes, bytes], bytes] | None = None
     full_load: Callable[[], dict[str, bytes]] | None = None  # partial: every value, root checked
     journal: list[tuple[str, bytes | None]] = field(default_factory=list)  # partial: changes so far
     tiles_loaded: int = 0
@@ -48,7 +56,7 @@ class TreeState:
         return cls(PrefixTree.from_items({name_key(n): v for n, v in values.items()}), dict(values))
 
     @classmethod
-    def partial(cls, root: bytes, size: int, fetch_tile: Callable[[int, bytes], bytes],
+    def partial(cls, root: bytes, size: int, fetch_tile: Callable[[int, bytes, bytes], bytes],
                 full_load: Callable[[], dict[str, bytes]]) -> "TreeState":
         """The state of a tree known by its signed root and size, loaded on demand from tiles."""
         return cls(PrefixTree.partial(root, size), None, fetch_tile, full_load)
@@ -78,10 +86,12 @@ class TreeState:
         tile that fails its check, load the state in full instead."""
         if self.values is not None:
             return
-        assert self.fetch_tile is not None
+        fetch_tile = self.fetch_tile
+        assert fetch_tile is not None
         try:
             for name in names:
-                self.tiles_loaded += load_path(self.tree, name_key(name), self.fetch_tile)
+                key = name_key(name)
+                self.tiles_loaded += load_path(self.tree, key, partial(_on_path, fetch_tile, key))
         except PdsError as exc:  # FormatError / VerificationError from a tile, PdsError from the read
             self._load_full(f"tile check failed, tree loaded in full: {exc}")
 
@@ -123,13 +133,18 @@ class TreeState:
         if self.tree.delete(self._key(name)):
             self.journal.append((name, None))
 
-    def tiles_on_paths(self, names: Collection[str]) -> dict[bytes, Tile]:
-        """core.tiles.tiles_on_paths for the keys of `names`, their paths loaded first."""
+    def tiles_on_paths(self, names: Collection[str]) -> dict[TilePosition, tuple[bytes, Tile]]:
+        """core.tiles.positioned_tiles_on_paths for the keys of `names`, their paths loaded first."""
         self.load_paths(names)
         try:
-            return tiles_on_paths(self.tree, [name_key(n) for n in names])
+            return positioned_tiles_on_paths(self.tree, [name_key(n) for n in names])
         except NotLoaded as exc:  # load_paths loaded every path: a bug, never a hostile log
             raise PdsError(f"tree state: {exc}") from None
+
+    def all_tiles(self) -> dict[TilePosition, tuple[bytes, Tile]]:
+        """Every tile of the tree by position (loads the state in full)."""
+        self.all_values()
+        return {position: (h, tile) for position, h, tile in positioned_tiles(self.tree)}
 
     # ------------------------------------------------------------------ the cache
     def save(self, path: Path, commit: str) -> None:

@@ -19,7 +19,7 @@ from pds_log.core import log_layout as layout
 from pds_log.core.binding import Binding, canonical_json
 from pds_log.core.names import name_key
 from pds_log.core.signed_root import TreeHead, open_str, sign_str
-from pds_log.core.tiles import all_tiles
+from pds_log.core.tiles import positioned_tiles
 from pds_log.core.tree import PrefixTree
 from pds_log.pv.config import load_config
 from tests.support import World, forger_clone, run
@@ -132,8 +132,8 @@ def rewrite_last_epoch(clone, signer, ignore: list[str]) -> None:
         bindings[binding.name] = binding
     tree = PrefixTree.from_items({name_key(n): b.value() for n, b in bindings.items()})
     shutil.rmtree(clone / "tiles")
-    for h, tile in all_tiles(tree):
-        target = clone / layout.tile_path(tile.level, h, layout.LATEST_LAYOUT)
+    for (level, prefix), h, tile in positioned_tiles(tree):
+        target = clone / layout.tile_path(level, h, layout.LATEST_LAYOUT, prefix)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(tile.encode())
     signed = open_str((clone / layout.LATEST_STR).read_bytes(), signer.verifier())

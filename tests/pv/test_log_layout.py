@@ -1,4 +1,4 @@
-"""Log layout 2 (core/log_layout.py): new PVs write it; a layout-1 log made by real epochs is
+"""Log layout 2 (core/log_layout.py): a PV set to it writes it; a layout-1 log made by real epochs is
 migrated inside its next epoch (same root, same blobs at their new paths); the auditor passes
 it and names a file in the wrong shard or a bad layout.json; publication is byte-identical;
 and the epoch's tree loads from the log's tiles, falling back to a full load on a bad tile."""
@@ -73,7 +73,7 @@ def migrated(tmp_path_factory):
     before_site = root / "site-v1"
     publish(config.log_repo, before_site, human_site=False)
     before = site_files(before_site)
-    set_log_layout(config_path, None)  # the default: layout 2
+    set_log_layout(config_path, 2)  # the move 1 -> 2 (the default, 3: test_log_layout3.py)
     lines = []
     third = run_epoch(load_config(config_path), EpochOptions(push=False, progress=lines.append))
     v2_head = repo.revparse_single("main")
@@ -179,7 +179,7 @@ def test_a_migration_epoch_that_also_changes_a_plugin(tmp_path):
     world.push_plugins(dict(list(PLUGINS.items())[:3]), message="three")
     first = run_epoch(load_config(config_path), EpochOptions(push=False))
     assert "org.pds.l0.p" in first.added
-    set_log_layout(config_path, None)
+    set_log_layout(config_path, 2)
     world.push_plugins({"org.pds.l0.p": "org.pds.examples.state_logger"}, message="one change")
     second = run_epoch(load_config(config_path), EpochOptions(push=False))
     assert second.updated == ["org.pds.l0.p"] and not second.added + second.removed
@@ -212,22 +212,22 @@ def test_a_layout_2_log_never_goes_back(migrated):
         result = run(*PDS, "pv", "epoch", "--config", config_path, check=False)
         assert result.returncode != 0 and "never goes back" in result.stderr
     finally:
-        set_log_layout(config_path, None)
+        set_log_layout(config_path, 2)
 
 
-def test_new_pvs_write_layout_2(tmp_path):
+def test_new_pvs_write_layout_3(tmp_path):
     world = World(tmp_path)
     config_path = world.add_pv("pv2.example", verifiers=FAST, acceptance="safety")
     world.push_plugins({"org.pds.n.p": "org.pds.examples.rtt_monitor"})
     run_epoch(load_config(config_path), EpochOptions(push=False))
     repo = pygit2.Repository(str(load_config(config_path).log_repo))
     head = repo.revparse_single("main")
-    assert repo[head.tree[layout.LAYOUT_FILE].id].data == layout.layout_file(2)
-    assert all(layout.parse_sharded_path(p, 2) for p in sharded_files(repo, head))
+    assert repo[head.tree[layout.LAYOUT_FILE].id].data == layout.layout_file(3) == b'{"log":3}'
+    assert all(layout.parse_sharded_path(p, 3) for p in sharded_files(repo, head))
 
 
-@pytest.mark.parametrize("value", [0, 3, "2", True, None, [2]])
-def test_pv_yaml_log_layout_refuses_anything_but_1_or_2(value):
+@pytest.mark.parametrize("value", [0, 4, "2", True, None, [2]])
+def test_pv_yaml_log_layout_refuses_anything_but_1_2_or_3(value):
     from pathlib import Path
 
     import yaml
@@ -236,9 +236,9 @@ def test_pv_yaml_log_layout_refuses_anything_but_1_or_2(value):
 
     base = {"version": 1, "origin": "pv1.example", "pr": {"url": "/srv/pr.git"}, "keys": {"note": "keys/note.key"},
             "verifiers": {"safety": {"runner": "bytecode_safety"}}, "acceptance": "safety"}
-    assert parse_config(yaml.safe_dump(base).encode(), Path("/srv/pv.yaml")).log_layout == 2
+    assert parse_config(yaml.safe_dump(base).encode(), Path("/srv/pv.yaml")).log_layout == 3
     assert parse_config(yaml.safe_dump({**base, "log_layout": 1}).encode(), Path("/srv/pv.yaml")).log_layout == 1
-    with pytest.raises(FormatError, match="'log_layout' must be 1 or 2"):
+    with pytest.raises(FormatError, match="'log_layout' must be one of 1, 2, 3"):
         parse_config(yaml.safe_dump({**base, "log_layout": value}).encode(), Path("/srv/pv.yaml"))
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from pds_log.core.errors import PdsError
-from pds_log.core.tiles import all_tiles
+from pds_log.core.tiles import all_tiles, positioned_tiles, tile_prefix
 from pds_log.pv.treestate import TreeState
 
 H = lambda data: hashlib.sha256(data).digest()  # noqa: E731
@@ -25,7 +25,7 @@ def world(n: int, seed: int = 3):
 def partial(values, full, tiles, bad: set[bytes] = frozenset(), calls: list | None = None):
     loads: list[int] = []
 
-    def fetch(level, h):
+    def fetch(level, h, key):
         if calls is not None:
             calls.append(h)
         if h in bad:
@@ -59,8 +59,8 @@ def test_partial_state_matches_the_full_state_and_loads_few_tiles():
     calls: list[bytes] = []
     state, loads = partial(values, full, tiles, calls=calls)
     names = [n for n, _ in CHANGES]
-    assert {h: t.encode() for h, t in state.tiles_on_paths(names).items()} == \
-        {h: t.encode() for h, t in full.tiles_on_paths(names).items()}
+    assert {p: (h, t.encode()) for p, (h, t) in state.tiles_on_paths(names).items()} == \
+        {p: (h, t.encode()) for p, (h, t) in full.tiles_on_paths(names).items()}
     assert [state.get(n) for n in names] == [full.get(n) for n in names]
     apply(state, CHANGES)
     apply(full, CHANGES)
@@ -74,7 +74,7 @@ def test_partial_state_matches_the_full_state_and_loads_few_tiles():
 def test_a_bad_tile_falls_back_to_the_full_load_and_keeps_the_changes(when):
     """A tampered tile on the path of the last change: met before any change, or after some."""
     values, full, tiles = world(3000)
-    bad = {h for h, t in full.tiles_on_paths(["org.t.p900"]).items() if t.level == 1}
+    bad = {h for (level, _), (h, _) in full.tiles_on_paths(["org.t.p900"]).items() if level == 1}
     assert bad  # the level-1 tile over org.t.p900's key
     state, loads = partial(values, full, tiles, bad)
     changes = list(CHANGES)
@@ -87,6 +87,26 @@ def test_a_bad_tile_falls_back_to_the_full_load_and_keeps_the_changes(when):
     assert loads == [1] and not state.is_partial
     assert "tile check failed" in state.fallback and "hashes to" in state.fallback
     assert state.tree.root() == full.tree.root() and state.values == full.values
+
+
+def test_tiles_are_fetched_by_a_key_on_their_path():
+    """Log layout 3 stores a tile at its position: the fetch is given a key on the tile's path,
+    and that key's prefix at the tile's level is the tile's position."""
+    values, full, tiles = world(3000)
+    by_position = {(level, prefix): (h, t.encode()) for (level, prefix), h, t in positioned_tiles(full.tree)}
+    seen: list[tuple[int, int]] = []
+
+    def fetch(level, h, key):
+        position = (level, tile_prefix(key, level))
+        seen.append(position)
+        stored_hash, data = by_position[position]
+        return data
+
+    state = TreeState.partial(full.tree.root(), len(full.tree), fetch, lambda: dict(values))
+    apply(state, CHANGES)
+    apply(full, CHANGES)
+    assert state.is_partial and state.fallback is None and state.tree.root() == full.tree.root()
+    assert seen and {lv for lv, _ in seen} == {0, 1}
 
 
 def test_a_missing_tile_falls_back_too():

@@ -41,7 +41,7 @@ import z3
 # ---------------------------------------------------------------------------------- limits
 MAX_PATHS = 256  # paths from the header back to it (or through an inner loop to its exits)
 MAX_CANDIDATES = 64  # ranking functions tried
-SOLVER_BUDGET_SECONDS = 10.0  # per loop, every query together: hostile IR cannot hang the PV
+SOLVER_BUDGET_SECONDS = 20.0  # per loop, every query together: hostile IR cannot hang the PV
 
 _NAME = r'(?:"(?:[^"\\\n]|\\[0-9A-Fa-f]{2}|\\\\)*"|[-A-Za-z0-9$._]+)'
 _VALUE = re.compile(rf"^%(?P<name>{_NAME})$")
@@ -652,6 +652,12 @@ class LoopModel:
             for token in tokens:
                 for relation in ("ult", "ule", "ugt", "uge", "slt", "sle", "sgt", "sge"):
                     out.append(Invariant(self, name, width, relation, token, loop))
+            # what remains of a bound: `len - i >=u c`, `len` a bound and `c` a constant compared
+            constants = [t for t in tokens if re.fullmatch(r"-?\d+", t)]
+            for remaining in (t for t in tokens if t.startswith("%")):
+                for constant in constants:
+                    out += [Invariant(self, name, width, relation, constant, loop, remaining)
+                            for relation in ("ugt", "uge")]
         return out
 
     def prune(self, candidates: list[Invariant], facts: list[z3.BoolRef],
@@ -733,7 +739,7 @@ class LoopModel:
     def solver(self) -> z3.Solver:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise GiveUp(f"the solver budget of {SOLVER_BUDGET_SECONDS:g} s is spent")
+            raise GiveUp("the solver's time budget is spent")
         # bit-blasting after simplification: far faster than the default on these path queries
         solver = z3.Then("simplify", "propagate-values", "solve-eqs", "simplify", "bit-blast", "sat").solver()
         solver.set("timeout", max(1, int(remaining * 1000)))
@@ -765,20 +771,26 @@ _NO_LOOP = Loop("", set())
 
 @dataclass
 class Invariant:
+    """`%phi <relation> bound`, or with `remaining`, `(remaining - %phi) <relation> bound` (what is
+    left of a length: `len - i >=u 5` when a rotated loop tests the next value only)."""
+
     model: LoopModel
     phi: str
     width: int
     relation: str
     bound: str
     loop: Loop
+    remaining: str | None = None
 
     def key(self) -> tuple[str, str, str]:
-        return self.phi, self.relation, self.bound
+        return self.phi, self.relation, self.bound + (f" from {self.remaining}" if self.remaining else "")
 
     def formula(self, env: dict[str, z3.BitVecRef]) -> z3.BoolRef:
         value = env.get(self.phi)
         if value is None:
             value = z3.BitVec(f"%{self.phi}", self.width)
+        if self.remaining is not None:
+            value = self.model.value(State(env, []), self.remaining, self.width, _NO_LOOP) - value
         bound = self.model.value(State(env, []), self.bound, self.width, _NO_LOOP)
         return _PREDICATES[self.relation](value, bound)
 
@@ -799,15 +811,16 @@ class Ranking:
         return bound - value if self.increasing else value - bound
 
 
-def prove_ranking(body: str, params: str, header: str) -> tuple[str | None, str]:
+def prove_ranking(body: str, params: str, header: str,
+                  budget: float = SOLVER_BUDGET_SECONDS) -> tuple[str | None, str]:
     """(the ranking function, why) when one decreases on every path back to `header`, else
-    (None, why not)."""
+    (None, why not). `budget`: the seconds the solver may take, all queries together."""
     try:
         model = LoopModel(body, params)
         loop = model.loops.get(header)
         if loop is None:
             return None, f"no natural loop with header %{header} in the IR"
-        model.deadline = time.monotonic() + SOLVER_BUDGET_SECONDS
+        model.deadline = time.monotonic() + budget
         facts = model.entry_facts(loop)
         invariants = model.entry_invariants(loop, facts)
         start = State({}, list(facts))

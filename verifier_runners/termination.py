@@ -24,7 +24,7 @@ every path from the loop's header back to it, under invariants of the header's v
 first (``%i <u %len``) and branch conditions that hold on entry (``if (len > UINT16_MAX)
 return``). Loads and calls in the loop are fresh unknowns each time; inner loops' values are
 fresh unknowns under their own proved invariants; anything it cannot read, too many paths, or
-its solver budget spent (10 s per loop) gives no proof. Such a loop passes with
+its solver budget spent (20 s per loop, 60 s per plugin) gives no proof. Such a loop passes with
 ``terminates: ranking function (%len - %i) decreases (unsigned) on every path back to the
 header``.
 
@@ -49,6 +49,7 @@ happen.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,12 @@ from pds_log.core.recipe import BuildRecipe, plugin_defines
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
-from .ranking import prove_ranking
+from .ranking import SOLVER_BUDGET_SECONDS, prove_ranking
 from .sandbox import tool_version
+
+# All ranking proofs of one plugin together (each loop has SOLVER_BUDGET_SECONDS): a plugin of
+# many hostile loops cannot hold the PV for long
+RANKING_BUDGET_SECONDS = 60.0
 
 # ------------------------------------------------------------------ opt's ScalarEvolution output
 # An LLVM name as printed by printAsOperand: bare, or quoted with \XX escapes (never a newline).
@@ -506,6 +511,7 @@ class Termination(LoopVerifier):
     version = "5"
     options = {"recipe": None, "max_trip_count": None}  # the latter only to say where it went
     property_text = "terminates"
+    ranking_budget = RANKING_BUDGET_SECONDS  # seconds left for this plugin's ranking proofs
 
     def setup(self) -> None:
         super().setup()
@@ -513,6 +519,10 @@ class Termination(LoopVerifier):
             raise FormatError(f"verifier {self.name}: max_trip_count is an option of the `bounded` runner now "
                               f"(termination passes every loop that ends); for a limit, add "
                               f"'bounded: {{runner: bounded, max_trip_count: N}}' and name it in the acceptance")
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        self.ranking_budget = RANKING_BUDGET_SECONDS
+        return super().check(plugin, workdir)
 
     def judge(self, loop: LoopCount, index: IrIndex | None = None) -> tuple[str, str]:
         if loop.exact:
@@ -526,7 +536,13 @@ class Termination(LoopVerifier):
         if index is None or loop.function not in index.bodies:
             return FAIL, "ScalarEvolution cannot count its iterations"
         params, body = index.bodies[loop.function]
-        ranking, why = prove_ranking(body, params, loop.loop)
+        budget = min(SOLVER_BUDGET_SECONDS, self.ranking_budget)
+        if budget <= 0:
+            return FAIL, f"ScalarEvolution cannot count its iterations and no ranking function found: the ranking " \
+                         f"proofs' budget for this plugin ({RANKING_BUDGET_SECONDS:g} s) is spent"
+        started = time.monotonic()
+        ranking, why = prove_ranking(body, params, loop.loop, budget)
+        self.ranking_budget -= time.monotonic() - started
         if ranking is None:
             return FAIL, f"ScalarEvolution cannot count its iterations and no ranking function found: {why}"
         return PASS, f"terminates: ranking function {ranking} decreases (unsigned) on every path back to the " \

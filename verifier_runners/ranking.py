@@ -811,10 +811,16 @@ class Ranking:
         return bound - value if self.increasing else value - bound
 
 
+NEVER_ENTERED = "it is never entered"
+
+
 def prove_ranking(body: str, params: str, header: str,
                   budget: float = SOLVER_BUDGET_SECONDS) -> tuple[str | None, str]:
-    """(the ranking function, why) when one decreases on every path back to `header`, else
-    (None, why not). `budget`: the seconds the solver may take, all queries together."""
+    """(what proves the loop at `header` ends, how it was checked): "ranking function (%n - %i)
+    decreases (unsigned) on every path back to the header", or NEVER_ENTERED when the branch
+    conditions leading to it cannot all hold (dead code, e.g. a vectorised loop behind a test
+    the masks of its operands decide); else (None, why not). `budget`: the seconds the solver
+    may take, all queries together."""
     try:
         model = LoopModel(body, params)
         loop = model.loops.get(header)
@@ -822,6 +828,8 @@ def prove_ranking(body: str, params: str, header: str,
             return None, f"no natural loop with header %{header} in the IR"
         model.deadline = time.monotonic() + budget
         facts = model.entry_facts(loop)
+        if never_entered(model, facts):
+            return NEVER_ENTERED, "the branch conditions on the way into it contradict each other"
         invariants = model.entry_invariants(loop, facts)
         start = State({}, list(facts))
         phis = model.header_phis(loop)
@@ -837,13 +845,27 @@ def prove_ranking(body: str, params: str, header: str,
         candidates = ranking_candidates(model, loop, phis)
         for ranking, width in candidates[:MAX_CANDIDATES]:
             if all(decreases(model, ranking, width, start.env, state, nxt) for state, nxt in backs):
-                return ranking.text, f"{len(backs)} path(s) back to the header"
+                return f"ranking function {ranking.text} decreases (unsigned) on every path back to the header", \
+                    f"{len(backs)} path(s) back to the header"
         return None, f"no candidate of {min(len(candidates), MAX_CANDIDATES)} decreases on all " \
                      f"{len(backs)} path(s) back to the header"
     except GiveUp as exc:
         return None, str(exc)
     except z3.Z3Exception as exc:
         return None, f"the solver failed: {exc}"
+
+
+def never_entered(model: LoopModel, facts: list[z3.BoolRef]) -> bool:
+    """Whether the conditions that hold whenever the loop runs are contradictory: no execution
+    reaches it (every candidate would pass vacuously; this says so instead)."""
+    if not facts:
+        return False
+    solver = model.solver()
+    solver.add(*facts)
+    result = solver.check()
+    if result == z3.unknown:
+        raise GiveUp("the solver timed out")
+    return result == z3.unsat
 
 
 def ranking_candidates(model: LoopModel, loop: Loop, phis: list[tuple[str, int]]) -> list[tuple[Ranking, int]]:

@@ -3,8 +3,8 @@
 A ranking function is an unsigned value computed from the loop header's state that strictly
 decreases (``<u``) on every path from the header back to it: unsigned N-bit values cannot
 decrease forever, so the loop ends. The candidates come from the loop's comparisons: for a
-header phi ``%i`` and a value ``%b`` fixed during the loop that some ``icmp`` in the loop compares
-against, ``%b - %i`` and ``%i - %b`` (also ``%i`` and ``-%i``). Each candidate is checked with
+header phi ``%i`` and a value ``%b`` fixed during the loop that some ``icmp`` or ``sub`` in the
+loop uses (``i < len``, ``len - i``), ``%b - %i`` and ``%i - %b`` (also ``%i`` and ``0 - %i``). Each candidate is checked with
 Z3 in bit-vector semantics, so wrapping arithmetic is exactly as the machine does it.
 
 The loop's blocks are read from the LLVM IR text by this module (a small hand-written reader:
@@ -19,14 +19,15 @@ it is a security control). What it knows of a path is exactly what the IR says:
 - a load, a call or any other instruction gives a fresh unknown value each time it runs (so a
   bound re-read from memory in the loop is never a fixed bound: no candidate uses it);
 - an inner loop is not unrolled: its header's values are fresh unknowns, constrained only by
-  invariants proved of it (e.g. ``%j >=u`` its initial value, ``%j <u %n``), each proved
-  inductive over the inner loop's own paths;
+  invariants proved of it (e.g. ``%j >=u`` its initial value, ``%j <u %n``, ``%n - %j >=u 5``):
+  true of its initial values on the path that enters it, and inductive over its own paths;
 - the header's own values satisfy invariants proved the same way (true on entry, kept by every
   path back), which the ranking check assumes.
 
 Anything this reader does not know (a terminator other than br/switch/ret/unreachable,
 irreducible control flow, too many paths, a solver timeout) makes it give up: the loop stays
-unproven, never passes.
+unproven, never passes. A loop whose entry conditions contradict each other is reported as
+never entered (rather than "proved" by a vacuous ranking function).
 """
 
 from __future__ import annotations
@@ -581,7 +582,8 @@ class LoopModel:
     def through_inner(self, child: Loop, pred: str, state: State,
                       scope: Loop) -> Iterator[tuple[str, str, str, State]]:
         """The ways out of inner loop `child` entered from `pred`: its header's values are fresh,
-        and its invariants hold of them when they held of its initial values."""
+        under the candidate invariants true of its initial values on this path and kept by every
+        path back to its header."""
         initial = State(dict(state.env), list(state.facts), state.visited)
         self.enter(initial, pred, child.header, scope)
         candidates = self.prune(self.candidate_invariants(child), initial.facts, [initial.env])

@@ -3,9 +3,10 @@
 A ranking function is an unsigned value computed from the loop header's state that strictly
 decreases (``<u``) on every path from the header back to it: unsigned N-bit values cannot
 decrease forever, so the loop ends. The candidates come from the loop's comparisons: for a
-header phi ``%i`` and a value ``%b`` fixed during the loop that some ``icmp`` or ``sub`` in the
-loop uses (``i < len``, ``len - i``), ``%b - %i`` and ``%i - %b`` (also ``%i`` and ``0 - %i``). Each candidate is checked with
-Z3 in bit-vector semantics, so wrapping arithmetic is exactly as the machine does it.
+header phi ``%i`` and a value ``%b`` fixed during the loop that some ``icmp`` or ``sub`` in
+the loop uses (``i < len``, ``len - i``), ``%b - %i`` and ``%i - %b`` (also ``%i``, ``0 - %i``).
+Each candidate is checked with Z3 in bit-vector semantics, so wrapping arithmetic is exactly
+as the machine does it.
 
 The loop's blocks are read from the LLVM IR text by this module (a small hand-written reader:
 it is a security control). What it knows of a path is exactly what the IR says:

@@ -53,6 +53,11 @@ _ASSIGN = re.compile(rf"^%(?P<name>{_NAME}) = (?P<rest>.*)$")
 _INT_TYPE = re.compile(r"^i(\d+)$")
 
 
+def z3_version() -> str:
+    """The solver's version, for the verdict's tool versions (another solver may prove more)."""
+    return f"z3 {z3.get_version_string()}"
+
+
 class GiveUp(Exception):
     """The route cannot judge this loop (the message says why): the loop stays unproven."""
 

@@ -60,7 +60,7 @@ from pds_log.core.recipe import BuildRecipe, plugin_defines
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
-from .ranking import SOLVER_BUDGET_SECONDS, prove_ranking
+from .ranking import SOLVER_BUDGET_SECONDS, prove_ranking, z3_version
 from .sandbox import tool_version
 
 # All ranking proofs of one plugin together (each loop has SOLVER_BUDGET_SECONDS): a plugin of
@@ -383,6 +383,10 @@ class LoopVerifier(Verifier):
     def judge(self, loop: LoopCount, index: IrIndex | None = None) -> tuple[str, str]:  # pragma: no cover
         raise NotImplementedError
 
+    def solver_versions(self) -> dict[str, str]:
+        """Tools besides clang and opt whose answers the verdicts depend on."""
+        return {}
+
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         log: list[str] = []
         loopy: dict[str, dict[str, list[str]]] = {}  # pluglet -> function -> its back edges
@@ -399,7 +403,8 @@ class LoopVerifier(Verifier):
                 loopy[pluglet] = edges
         if not loopy:
             return self.result(PASS, "no loops in any pluglet", "\n".join(log))
-        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt")}
+        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt"),
+                    **self.solver_versions()}
         verdicts: list[LoopVerdict] = []
         for pluglet, edges in loopy.items():
             verdicts.extend(self.pluglet_verdicts(plugin, pluglet, edges, workdir, log))
@@ -520,6 +525,9 @@ class Termination(LoopVerifier):
             raise FormatError(f"verifier {self.name}: max_trip_count is an option of the `bounded` runner now "
                               f"(termination passes every loop that ends); for a limit, add "
                               f"'bounded: {{runner: bounded, max_trip_count: N}}' and name it in the acceptance")
+
+    def solver_versions(self) -> dict[str, str]:
+        return {"z3": z3_version()}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         self.ranking_budget = RANKING_BUDGET_SECONDS

@@ -529,3 +529,9 @@ def test_a_loop_behind_contradictory_conditions_is_never_entered_and_one_that_is
 
 def test_the_ranking_route_gives_up_when_its_budget_is_spent():
     assert ranking_of(RANKED_IR, budget=0) == (None, "the solver's time budget is spent")
+
+
+def test_the_solver_version_is_recorded_with_the_verdict(tmp_path):
+    got = verdicts(build_example("org.pds.examples.path_sum", tmp_path))
+    assert re.fullmatch(r"z3 \d+\.\d+\.\d+(\.\d+)?", got["termination"].tool_versions["z3"])
+    assert "z3" not in got["bounded"].tool_versions  # bounded asks no solver

@@ -105,6 +105,14 @@ def _split_top(text: str) -> list[str]:
     return out
 
 
+def _operands(text: str, count: int, what: str) -> list[str]:
+    """`count` operands of an instruction, else give up naming it."""
+    parts = _split_top(text)
+    if len(parts) != count:
+        raise GiveUp(f"unreadable {what}: expected {count} operands in {text[:80]!r}")
+    return parts
+
+
 def _label_of(token: str) -> str:
     m = re.fullmatch(rf"label %({_NAME})", token.strip())
     if not m:
@@ -129,12 +137,23 @@ def _instruction_lines(body: str) -> list[str]:
 
 
 def _instruction(text: str) -> Inst:
+    """One instruction line; a line of another shape gives up (a value it defined unread would
+    pass for one fixed during the loop)."""
     assign = _ASSIGN.match(text)
+    if text.startswith("%") and not assign:
+        raise GiveUp(f"unreadable instruction {text[:80]!r}")
     name, rest = (assign.group("name"), assign.group("rest")) if assign else (None, text)
     op, _, operands = rest.partition(" ")
     if op in ("tail", "musttail", "notail"):
         op, _, operands = operands.partition(" ")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", op):
+        raise GiveUp(f"unreadable instruction {text[:80]!r}")
     return Inst(name, op, operands, text)
+
+
+def parameters(params: str) -> set[str]:
+    """The names of a function's parameters (each parameter ends with its name)."""
+    return {m.group(1) for p in _split_top(params) if (m := re.search(rf"%({_NAME})$", p.strip()))}
 
 
 def parse_function(body: str, params: str) -> tuple[dict[str, Block], str]:
@@ -188,12 +207,23 @@ def _check_blocks(blocks: dict[str, Block]) -> None:
 def _successors(inst: Inst) -> list[str]:
     if inst.op == "br":
         parts = _split_top(inst.rest)
+        if len(parts) not in (1, 3):
+            raise GiveUp(f"unreadable br: {inst.line[:80]!r}")
         return [_label_of(parts[0])] if len(parts) == 1 else [_label_of(p) for p in parts[1:]]
     if inst.op == "switch":
         head, _, cases = inst.rest.partition("[")
-        default = _split_top(head)[1]
-        return [_label_of(default)] + [_label_of(t) for t in re.findall(rf"label %{_NAME}", cases)]
+        default = _operands(head, 2, "switch")[1]
+        targets = [_label_of(t) for t in re.findall(rf"label %{_NAME}", cases)]
+        # every case must be read (a case skipped would be a path never checked)
+        if len(_switch_cases(cases)) != len(targets) or not cases.rstrip().endswith("]"):
+            raise GiveUp(f"unreadable switch cases: {inst.line[:80]!r}")
+        return [_label_of(default)] + targets
     return []
+
+
+def _switch_cases(cases: str) -> list[tuple[str, str]]:
+    """(value, target) of each case of a switch (the text after its `[`)."""
+    return re.findall(rf"i\d+ (-?\d+|true|false), label %({_NAME})", cases)
 
 
 # ---------------------------------------------------------------------------------- control flow
@@ -320,6 +350,7 @@ class LoopModel:
 
     def __init__(self, body: str, params: str) -> None:
         self.blocks, self.entry = parse_function(body, params)
+        self.parameters = parameters(params)
         self.dom = dominators(self.blocks, self.entry)
         self.loops = natural_loops(self.blocks, self.dom)
         self.preds = predecessors(self.blocks)
@@ -365,6 +396,8 @@ class LoopModel:
                 # its instruction ran on this path but is not modelled (getelementptr, bitcast,
                 # a non-integer type): a fresh unknown, the same for every use on this path
                 term = state.env[name] = self.fresh(name, width)
+            elif block is None and name not in self.parameters:
+                raise GiveUp(f"%{name} is defined nowhere in the function")
             else:
                 term = self.outside(name, width)  # fixed during the loop (an argument, a value before it)
         if term.size() != width:
@@ -426,7 +459,7 @@ class LoopModel:
         flags = set()
         while words and words[0] in ("nuw", "nsw", "exact", "disjoint"):
             flags.add(words.pop(0))
-        first, second = _split_top(" ".join(words))
+        first, second = _operands(" ".join(words), 2, inst.op)
         a_typed = self.typed(state, first, scope)
         if a_typed is None:
             return None
@@ -439,7 +472,7 @@ class LoopModel:
         predicate, _, operands = inst.rest.partition(" ")
         if predicate not in _PREDICATES:
             raise GiveUp(f"icmp predicate {predicate!r}")
-        first, second = _split_top(operands)
+        first, second = _operands(operands, 2, "icmp")
         a_typed = self.typed(state, first, scope)
         if a_typed is None:
             return None
@@ -461,7 +494,7 @@ class LoopModel:
         return a if to == width else (z3.ZeroExt if inst.op == "zext" else z3.SignExt)(to - width, a)
 
     def select(self, inst: Inst, state: State, scope: Loop) -> z3.BitVecRef | None:
-        cond, if_true, if_false = _split_top(inst.rest)
+        cond, if_true, if_false = _operands(inst.rest, 3, "select")
         c_typed = self.typed(state, cond, scope)
         t_typed = self.typed(state, if_true, scope)
         if c_typed is None or t_typed is None or c_typed[1] != 1:
@@ -530,12 +563,12 @@ class LoopModel:
                 yield target, State(dict(state.env), state.facts + [holds], state.visited)
         elif inst.op == "switch":
             head, _, cases = inst.rest.partition("[")
-            selector, default = _split_top(head)
+            selector, default = _operands(head, 2, "switch")
             s_typed = self.typed(state, selector, scope)
             if s_typed is None:
                 raise GiveUp(f"switch on a type this proof does not read in %{label}")
             s, width = s_typed
-            pairs = re.findall(rf"i\d+ (-?\d+|true|false), label %({_NAME})", cases)
+            pairs = _switch_cases(cases)
             values = [self.value(state, v, width, scope) for v, _ in pairs]
             for (_, target), v in zip(pairs, values, strict=True):
                 yield target, State(dict(state.env), state.facts + [s == v], state.visited)
@@ -581,9 +614,8 @@ class LoopModel:
                 yield "back", src, dst, after
             elif dst not in loop.blocks:
                 yield "exit", src, dst, after
-            else:
-                self.enter(after, src, dst, scope)
-                stack.append((dst, after))
+            else:  # a block of this loop, or the header of another inner loop
+                yield from self.inside(loop, src, dst, after, scope, stack)
 
     def through_inner(self, child: Loop, pred: str, state: State,
                       scope: Loop) -> Iterator[tuple[str, str, str, State]]:

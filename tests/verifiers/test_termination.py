@@ -495,6 +495,11 @@ def ranking_of(ir: str, header: str = "2", budget: float = 20.0):
     (RANKED_IR.replace("br label %2\n", "br label %9\n"), None, "branch from %1 to unknown block %9"),
     (RANKED_IR.replace("  br i1 %6, label %2, label %7\n", ""), None, "block %2 has no terminator"),
     (RANKED_IR, None, "no natural loop with header %7"),
+    # a line of no known shape: what it defines would pass for a value fixed during the loop
+    (RANKED_IR.replace("  %5 = add", "  1 %5 = add"), None, "unreadable instruction '1 %5 = add"),
+    (RANKED_IR.replace("%6 = icmp ugt i32 %0, %5", "%6 = icmp ugt i32 %0, %9"), None, "%9 is defined nowhere"),
+    (RANKED_IR.replace("br i1 %6, label %2, label %7", "switch i32 %5, label %7 [ i32 0, label %2 i32 x, label %2 ]"),
+     None, "unreadable switch cases"),
 ])
 def test_the_ranking_route_on_ir(ir, ranking, why):
     header = "7" if "header %7" in why else "2"

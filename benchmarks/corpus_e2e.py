@@ -125,6 +125,10 @@ def rejection_rows(log_git: Path, rejected: list[dict], acceptance: str) -> list
     decisive = set(re.findall(r"[A-Za-z_][\w-]*", acceptance))
     listing = subprocess.run(["git", "--git-dir", str(log_git), "ls-tree", "-r", "--name-only", "HEAD", "results/"],
                              capture_output=True, text=True, check=True).stdout.split()
+    # a log's path depends on the log's layout (its shard depth): found by its name, the digest
+    logs = {p.rsplit("/", 1)[-1]: p for p in subprocess.run(
+        ["git", "--git-dir", str(log_git), "ls-tree", "-r", "--name-only", "HEAD", "logs/"],
+        capture_output=True, text=True, check=True).stdout.split()}
     rows = []
     for entry in sorted(rejected, key=lambda e: e["name"]):
         path = next((p for p in listing if p.endswith(f"/{entry['name']}.json")), None)
@@ -138,7 +142,7 @@ def rejection_rows(log_git: Path, rejected: list[dict], acceptance: str) -> list
             if result["status"] == "pass":
                 continue
             sha = result.get("log_sha256") or ""
-            log = git_show(log_git, f"HEAD:logs/{sha[:2]}/{sha}") if sha else ""
+            log = git_show(log_git, f"HEAD:{logs[sha]}") if sha in logs else ""
             failed[verifier] = {"decisive": verifier in decisive, "reason": result["reason"],
                                 "status": result["status"],
                                 "items": judged(verifier, failure_items(verifier, result["reason"], log))}

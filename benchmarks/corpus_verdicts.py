@@ -91,13 +91,13 @@ RULES: tuple[Rule, ...] = (
          "fec_recover reads repair_symbols[first_notnull_rs] where first_notnull_rs stays -1 when the block "
          "has no repair symbol"),
     # ------------------------------------------------------------------ loops (termination)
+    # Pass since termination 5 (no rule): no_pacing's `pc < 3` loop (line 251), xBGP's filter_odd_as
+    # (line 55) and as_path_count (line 76) by a ranking function; fec_recover's and
+    # fec_generate_repair_symbols' vectorised self-loops (line 24/25) as never entered (the test
+    # before them is decided by the 15-bit masks of its operands).
     Rule("termination", r"schedule_next_stream, loop %\d+ \(line (25|37)\)", PLUGIN, _LIST_WALK + " (streams)"),
     Rule("termination", r"\(line 123\).*set_next_wake_time|set_next_wake_time, loop %\d+ \(line 123\)", PLUGIN,
          _LIST_WALK + " (packets: `while (p != NULL && ...) p = get_pkt(p, AK_PKT_NEXT_PACKET)`)"),
-    Rule("termination", r"set_next_wake_time, loop %\d+ \(line 251\)", LIMITATION,
-         "`for (pc = 0; pc < 3; pc++) { ... if (...) break; }` ends (pc grows by 1 on every path); clang "
-         "duplicated the increment and its test into two exiting blocks, neither dominating the latch, and "
-         "LLVM 14's ScalarEvolution counts neither"),
     Rule("termination", r"prepare_packet_ready, loop %\d+ \(line 157 of [^)]*fec_protoops\.h\)", PLUGIN,
          _LIST_WALK + " (the retransmit queue, `while (b->size > 0 && current_packet)`)"),
     Rule("termination", r"packet_payload_to_source_symbol, loop %\d+ \(line 26\)", PLUGIN,
@@ -107,10 +107,6 @@ RULES: tuple[Rule, ...] = (
          r"\(line 151 of [^)]*window_framework_sender\.h\)", PLUGIN,
          "reserve_fec_frames' `while (wff->repair_symbols_queue_length != 0)`: progress depends on what the "
          "queue functions do with the plugin's heap; the authors mark it `//TODO: currently unprovable`"),
-    Rule("termination", r"(fec_recover|fec_generate_repair_symbols), loop %\d+ \(line 2[45]\): .*several exits",
-         PLUGIN,
-         "in the IR clang -O2 makes of the inlined xor() (line 24/25), this loop is an unconditional "
-         "self-loop with no exit: once entered, the pluglet as built spins forever"),
     Rule("termination", r"state_changed, loop %\d+ \(line (159|294) of bpf\.h\)", PLUGIN,
          _LIST_WALK + " (monitoring's unknown transport parameters)"),
     Rule("termination", r"log_event, loop %\d+ \(line 99 of bpf\.h\)", PLUGIN,
@@ -165,15 +161,6 @@ XBGP_RULES: tuple[Rule, ...] = (
          "(xbgp_plugins' Makefile objects make the same call, corpus.py checks): the pluglet would not load"),
     Rule("side_effects", r"calls bcmp, a helper with no libxbgp attributes", PLUGIN,
          "the same bcmp call: not a libxbgp helper, so no permission can cover it"),
-    Rule("termination", r"as_path_count, loop %\d+ \(line 76\)", LIMITATION,
-         "`while (i < max_len && j < max_len) { j += 6; ... i += 4 * seg + 2; }` after `if (max_len > "
-         "UINT16_MAX) return`: it ends (the authors added j for T2), but j's stride-6 unsigned add may wrap "
-         "as far as LLVM 14's ScalarEvolution knows (it does not use the guard), so it counts no exit"),
-    Rule("termination", r"filter_odd_as, loop %\d+ \(line 55\)", LIMITATION,
-         "`while (i < as_path->length && i >= 0)` (unsigned i): every iteration adds 2 + 4 * segment_length "
-         "to i, each addition after a test that as_path->length - i exceeds it, so i grows, stays below the "
-         "length without wrapping, and the loop ends; ScalarEvolution counts no induction whose stride is "
-         "read from the data"),
 )
 
 

@@ -16,8 +16,21 @@ reports:
   at most `max_trip_count` iterations (maximum + 1). Each loop is judged alone: the limit is
   per loop, not the product of nested loops.
 
-A loop that ScalarEvolution cannot count (``while (p) p = p->next``, a loop on state re-read
-every iteration) fails both, with its reason. An IR that cannot be produced, an opt that
+For a loop ScalarEvolution cannot count, `termination` (not `bounded`: a ranking function
+gives no bound) tries a second proof (ranking.py): a ranking function built from the loop's
+comparisons, e.g. ``(%len - %i)`` for ``while (i < len) { if (len - i <= 2) return; i += 2 +
+4 * seg; }``, checked with the Z3 SMT solver in bit-vector semantics to decrease (unsigned) on
+every path from the loop's header back to it, under invariants of the header's values it proves
+first (``%i <u %len``) and branch conditions that hold on entry (``if (len > UINT16_MAX)
+return``). Loads and calls in the loop are fresh unknowns each time; inner loops' values are
+fresh unknowns under their own proved invariants; anything it cannot read, too many paths, or
+its solver budget spent (20 s per loop, 60 s per plugin) gives no proof. Such a loop passes with
+``terminates: ranking function (%len - %i) decreases (unsigned) on every path back to the
+header``. A loop behind branch conditions that contradict each other (dead code the
+vectoriser left) passes as ``terminates: it is never entered``.
+
+A loop neither proof covers (``while (p) p = p->next``, a loop on state re-read every
+iteration, a stride that may be 0) fails both, with its reason. An IR that cannot be produced, an opt that
 fails, and opt output this module cannot read (a line it does not know, a loop without its
 count line, a function missing, truncated output) are `error`: the verifier could not judge,
 and never a pass. Every loop's verdict goes to the log with its place: pluglet, function,
@@ -29,12 +42,15 @@ of a local that only such a helper saw (a frame copied with my_memcpy) is then c
 
 Soundness is ScalarEvolution's (and the helper list's nocapture entries'): it counts assuming the
 C code has no undefined behaviour (signed overflow, out-of-bounds accesses), as the optimiser
-that compiled the pluglet did.
+that compiled the pluglet did. The ranking proof rests on the same basis: it takes the IR's
+``nuw``/``nsw`` flags to mean no overflow, and divisions by zero and over-wide shifts not to
+happen.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +60,12 @@ from pds_log.core.recipe import BuildRecipe, plugin_defines
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
+from .ranking import SOLVER_BUDGET_SECONDS, prove_ranking, z3_version
 from .sandbox import tool_version
+
+# All ranking proofs of one plugin together (each loop has SOLVER_BUDGET_SECONDS): a plugin of
+# many hostile loops cannot hold the PV for long
+RANKING_BUDGET_SECONDS = 60.0
 
 # ------------------------------------------------------------------ opt's ScalarEvolution output
 # An LLVM name as printed by printAsOperand: bare, or quoted with \XX escapes (never a newline).
@@ -169,6 +190,16 @@ _DIFILE = re.compile(r'^!(\d+) = !DIFile\(filename: "((?:[^"\\\n]|\\.)*)"', re.M
 _DICOMPILE_UNIT = re.compile(r"^!\d+ = distinct !DICompileUnit\([^\n]*?\bfile: !(\d+)", re.M)
 
 
+def _parameters(after_open: str) -> str:
+    """The parameter list that `after_open` (a define's text after its opening bracket) starts with."""
+    depth = 1
+    for i, ch in enumerate(after_open):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return after_open[:i]
+    return ""
+
+
 class IrIndex:
     """The functions an IR text defines and the source line of each block (one pass each)."""
 
@@ -182,6 +213,7 @@ class IrIndex:
         self.files = {ref: files[scope_file[scope]].removeprefix("./") for ref, _, scope in _DILOCATION.findall(ir)
                       if scope in scope_file and scope_file[scope] != main and scope_file[scope] in files}
         self.blocks: dict[tuple[str, str], str] = {}  # (function, block) -> its text
+        self.bodies: dict[str, tuple[str, str]] = {}  # function -> (its parameter list, its body)
         self.functions: list[str] = []
         defines = list(_DEFINE.finditer(ir))
         for define in defines:
@@ -189,6 +221,8 @@ class IrIndex:
             self.functions.append(name)
             body_end = ir.find("\n}", define.end())
             body = ir[define.end(): body_end if body_end >= 0 else None]
+            params = _parameters(body)
+            self.bodies[name] = (params, body[body.find("\n") + 1:] if "\n" in body else "")
             # the entry block has no label in clang's output: it is numbered by the arguments
             labels = list(_LABEL.finditer(body))
             for j, label in enumerate(labels):
@@ -346,8 +380,12 @@ class LoopVerifier(Verifier):
         self.recipe = BuildRecipe.from_obj(self.config["recipe"])
         self.nocapture = {kind: nocapture_helpers(kind) for kind in ("pquic", "xbgp")}
 
-    def judge(self, loop: LoopCount) -> tuple[str, str]:  # pragma: no cover - abstract
+    def judge(self, loop: LoopCount, index: IrIndex | None = None) -> tuple[str, str]:  # pragma: no cover
         raise NotImplementedError
+
+    def solver_versions(self) -> dict[str, str]:
+        """Tools besides clang and opt whose answers the verdicts depend on."""
+        return {}
 
     def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
         log: list[str] = []
@@ -365,7 +403,8 @@ class LoopVerifier(Verifier):
                 loopy[pluglet] = edges
         if not loopy:
             return self.result(PASS, "no loops in any pluglet", "\n".join(log))
-        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt")}
+        versions = {self.recipe.compiler: tool_version(self.recipe.compiler), "opt": tool_version("opt"),
+                    **self.solver_versions()}
         verdicts: list[LoopVerdict] = []
         for pluglet, edges in loopy.items():
             verdicts.extend(self.pluglet_verdicts(plugin, pluglet, edges, workdir, log))
@@ -455,7 +494,7 @@ class LoopVerifier(Verifier):
         verdicts = []
         for loop in report.loops:
             loop.line = index.source_line(loop.function, loop.loop)
-            status, why = self.judge(loop)
+            status, why = self.judge(loop, index)
             verdicts.append(LoopVerdict(pluglet, loop.where, status, f"{why} [{loop.facts()}]"))
         in_ir = {loop.function for loop in report.loops}
         for function, back_edges in edges.items():
@@ -468,14 +507,17 @@ class LoopVerifier(Verifier):
 
 class Termination(LoopVerifier):
     """Every loop ends: ScalarEvolution computes its backedge-taken count (an expression of
-    values fixed at loop entry) or a maximum."""
+    values fixed at loop entry) or a maximum; failing that, a ranking function decreases on
+    every path back to the loop's header (ranking.py)."""
 
     runner = "termination"
     # 3: a symbolic count proves termination; the limit moved to `bounded`. 4: pointer arguments
-    # the protocol's helpers never keep are marked nocapture before counting
-    version = "4"
+    # the protocol's helpers never keep are marked nocapture before counting. 5: a loop
+    # ScalarEvolution cannot count passes with a ranking function proved by Z3 (ranking.py)
+    version = "5"
     options = {"recipe": None, "max_trip_count": None}  # the latter only to say where it went
     property_text = "terminates"
+    ranking_budget = RANKING_BUDGET_SECONDS  # seconds left for this plugin's ranking proofs
 
     def setup(self) -> None:
         super().setup()
@@ -484,7 +526,14 @@ class Termination(LoopVerifier):
                               f"(termination passes every loop that ends); for a limit, add "
                               f"'bounded: {{runner: bounded, max_trip_count: N}}' and name it in the acceptance")
 
-    def judge(self, loop: LoopCount) -> tuple[str, str]:
+    def solver_versions(self) -> dict[str, str]:
+        return {"z3": z3_version()}
+
+    def check(self, plugin: PluginInput, workdir: Path) -> VerifierResult:
+        self.ranking_budget = RANKING_BUDGET_SECONDS
+        return super().check(plugin, workdir)
+
+    def judge(self, loop: LoopCount, index: IrIndex | None = None) -> tuple[str, str]:
         if loop.exact:
             return PASS, f"terminates after {loop.exact} backedges"
         if loop.max:
@@ -493,7 +542,19 @@ class Termination(LoopVerifier):
             return PASS, f"terminates: at most {shown} backedges"
         if loop.symbolic_max:
             return PASS, f"terminates: at most {loop.symbolic_max} backedges"
-        return FAIL, "ScalarEvolution cannot count its iterations"
+        if index is None or loop.function not in index.bodies:
+            return FAIL, "ScalarEvolution cannot count its iterations"
+        params, body = index.bodies[loop.function]
+        budget = min(SOLVER_BUDGET_SECONDS, self.ranking_budget)
+        if budget <= 0:
+            return FAIL, f"ScalarEvolution cannot count its iterations and no ranking function found: the ranking " \
+                         f"proofs' budget for this plugin ({RANKING_BUDGET_SECONDS:g} s) is spent"
+        started = time.monotonic()
+        ranking, why = prove_ranking(body, params, loop.loop, budget)
+        self.ranking_budget -= time.monotonic() - started
+        if ranking is None:
+            return FAIL, f"ScalarEvolution cannot count its iterations and no ranking function found: {why}"
+        return PASS, f"terminates: {ranking} ({why})"
 
 
 class Bounded(LoopVerifier):
@@ -511,7 +572,7 @@ class Bounded(LoopVerifier):
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise FormatError(f"verifier {self.name}: max_trip_count must be a positive integer")
 
-    def judge(self, loop: LoopCount) -> tuple[str, str]:
+    def judge(self, loop: LoopCount, index: IrIndex | None = None) -> tuple[str, str]:
         limit = self.config["max_trip_count"]
         most = loop.constant_max()
         if most is not None:

@@ -59,8 +59,10 @@ def test_loop_without_a_count_fails_both_with_its_reason(tmp_path, example, line
     got = verdicts(build_example(example, tmp_path))
     for name, result in got.items():
         assert result.status == "fail", (name, result.reason)
+        # termination tried a ranking function too, and says why none was found
+        ranking = r" and no ranking function found: [^\[]+" if name == "termination" else ""
         assert re.search(rf"^unproven loop at \w+, loop %\d+ \(line {line}\) in \w+\.o: ScalarEvolution cannot "
-                         r"count its iterations \[backedge-taken count unpredictable; max unpredictable\]",
+                         rf"count its iterations{ranking} \[backedge-taken count unpredictable; max unpredictable\]",
                          result.reason), (name, result.reason)
 
 
@@ -346,3 +348,195 @@ declare i64 @get_cnx(i8* noundef, i16 noundef zeroext, i16 noundef zeroext)
     text, marked = mark_nocapture(used, helpers)
     assert "@my_memcpy(i8* noundef, i8* nocapture noundef, i64 noundef)" in text
     assert marked[0] == "my_memcpy: argument(s) 2 nocapture"
+
+
+# ---------------------------------------------------------------------- the ranking-function route
+# Loops ScalarEvolution cannot count (LLVM 14 says "Unpredictable" for each of them): the
+# `termination` verifier then looks for a ranking function; `bounded` stays constant-max only.
+BUFFER = """#include "pquic.h"
+protoop_arg_t pluglet(picoquic_cnx_t *cnx)
+{
+    const uint8_t *buf = (const uint8_t *) get_cnx(cnx, AK_CNX_INPUT, 0);
+    uint32_t length = (uint32_t) get_cnx(cnx, AK_CNX_INPUT, 1);
+    uint32_t i = 0, j = 0, total = 0;
+%s
+    set_cnx(cnx, AK_CNX_OUTPUT, 0, total);
+    return 0;
+}
+"""
+# segments of 2 + 4 * n bytes, each checked against what remains before it is skipped
+GUARDED_STRIDE = """    while (i < length) {
+        if (length - i <= 2)
+            return 1;
+        uint32_t step = 2 + 4 * (uint32_t) buf[i + 1];
+        if (length - i < step)
+            return 1;
+        i += step;
+        total++;
+    }"""
+# i may stand still on a zero byte; the dummy counter j advances by 6, under a 16-bit length
+DUMMY_COUNTER = """    if (length > 0xffff)
+        return 1;
+    while (i < length && j < length) {
+        j += 6;
+        total += buf[i];
+        i += buf[i];
+    }"""
+# a count byte, then that many 4-byte items read by an inner loop that advances i
+INNER_LOOP = """    while (i < length) {
+        if (length - i <= 2)
+            return 1;
+        i++;
+        uint8_t items = buf[i++];
+        for (uint32_t k = 0; k < items && items > 0; k++) {
+            if (length - i <= 4)
+                return 1;
+            total += *(const uint32_t *) (buf + i);
+            i += 4;
+        }
+    }"""
+RANKED = r"terminates: ranking function \(%\d+ - %\d+\) decreases \(unsigned\) on every path back to the header"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", [GUARDED_STRIDE, DUMMY_COUNTER, INNER_LOOP],
+                         ids=["guarded-stride", "stride-6-under-uint16-guard", "inner-loop-advances-i"])
+def test_a_loop_scalar_evolution_cannot_count_terminates_by_a_ranking_function(tmp_path, loop):
+    got = verdicts(plugin_with_source(tmp_path, BUFFER % loop))
+    result = got["termination"]
+    assert result.status == "pass", result.reason
+    # the loop's verdict names the ranking function and the source line, and keeps the counts
+    assert re.search(rf"pluglet, loop %\d+ \(line \d+\): pass: {RANKED} \(\d+ path\(s\) back to the header\) "
+                     r"\[backedge-taken count unpredictable; max unpredictable", result.log), result.log
+    # a ranking function bounds nothing: bounded still fails the loop
+    assert got["bounded"].status == "fail"
+    assert "ranking" not in got["bounded"].reason and "ranking" not in got["bounded"].log
+
+
+# What must stay unproven: each of these loops can run forever (or the route cannot know).
+NOT_RANKED = {
+    # i += a byte of the data: a zero byte and i stands still
+    "stride-may-be-0": """    while (i < length) {
+        if (length - i <= 2)
+            return 1;
+        uint32_t step = buf[i + 1];
+        if (length - i < step)
+            return 1;
+        i += step;
+        total++;
+    }""",
+    # the dummy counter without the 16-bit guard: j += 6 wraps past a length near 2^32
+    "wrapping-counter-without-guard": DUMMY_COUNTER.replace("if (length > 0xffff)\n        return 1;", ""),
+    # the bound is a field the loop itself grows
+    "bound-reloaded-from-memory-the-loop-writes": """    uint32_t *record = (uint32_t *) buf;
+    while (i < record[0]) {
+        if (record[0] - i <= 2)
+            return 1;
+        uint32_t step = 2 + 4 * (uint32_t) buf[4 + (i & 63)];
+        if (record[0] - i < step)
+            return 1;
+        i += step;
+        record[0] += buf[4 + ((i + 1) & 63)];
+    }""",
+    # a list walk: the next node is read from memory
+    "list-walk": """    struct node { struct node *next; uint32_t value; } *node = (struct node *) buf;
+    while (node != NULL) {
+        total += node->value;
+        node = node->next;
+    }""",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", NOT_RANKED.values(), ids=NOT_RANKED.keys())
+def test_a_loop_without_a_ranking_function_stays_unproven(tmp_path, loop):
+    result = verdicts(plugin_with_source(tmp_path, BUFFER % loop))["termination"]
+    assert result.status == "fail", result.reason
+    assert re.search(r"^unproven loop at pluglet, loop %\d+ \(line \d+\) in pluglet\.o: ScalarEvolution cannot count "
+                     r"its iterations and no ranking function found: no candidate of \d+ decreases on all \d+ "
+                     r"path\(s\) back to the header \[backedge-taken count unpredictable", result.reason), result.reason
+
+
+# The route on IR text directly: what it cannot read gives no proof, never a pass.
+RANKED_IR = """(i32 %0) {
+  br label %2
+
+2:
+  %3 = phi i32 [ 0, %1 ], [ %5, %2 ]
+  %4 = sub i32 %0, %3
+  %5 = add nuw i32 %3, 2
+  %6 = icmp ugt i32 %0, %5
+  br i1 %6, label %2, label %7
+
+7:
+  ret i32 0
+}
+"""
+
+
+def ranking_of(ir: str, header: str = "2", budget: float = 20.0):
+    from verifier_runners.ranking import prove_ranking
+
+    index = IrIndex("define i32 @f" + ir)
+    params, body = index.bodies["f"]
+    return prove_ranking(body, params, header, budget)
+
+
+@pytest.mark.parametrize("ir, ranking, why", [
+    (RANKED_IR, "ranking function (%0 - %3) decreases (unsigned) on every path back to the header",
+     "1 path(s) back to the header"),
+    # the stride is read from memory each time: it may be 0
+    (RANKED_IR.replace("%5 = add nuw i32 %3, 2", "%8 = load i32, i32* null\n  %5 = add nuw i32 %3, %8"), None,
+     "no candidate of 4 decreases on all 1 path(s)"),
+    # `i += 2` without nuw: i may wrap from 2^32 - 2 to 0 below a bound of 2^32 - 1, and loop forever
+    (RANKED_IR.replace("add nuw i32 %3, 2", "add i32 %3, 2"), None, "no candidate"),
+    (RANKED_IR.replace("br i1 %6, label %2, label %7", "indirectbr i8* null, [label %2, label %7]"), None,
+     "terminator indirectbr in %2 is not read by this proof"),
+    (RANKED_IR.replace("br label %2\n", "br label %9\n"), None, "branch from %1 to unknown block %9"),
+    (RANKED_IR.replace("  br i1 %6, label %2, label %7\n", ""), None, "block %2 has no terminator"),
+    (RANKED_IR, None, "no natural loop with header %7"),
+    # a line of no known shape: what it defines would pass for a value fixed during the loop
+    (RANKED_IR.replace("  %5 = add", "  1 %5 = add"), None, "unreadable instruction '1 %5 = add"),
+    (RANKED_IR.replace("%6 = icmp ugt i32 %0, %5", "%6 = icmp ugt i32 %0, %9"), None, "%9 is defined nowhere"),
+    (RANKED_IR.replace("br i1 %6, label %2, label %7", "switch i32 %5, label %7 [ i32 0, label %2 i32 x, label %2 ]"),
+     None, "unreadable switch cases"),
+])
+def test_the_ranking_route_on_ir(ir, ranking, why):
+    header = "7" if "header %7" in why else "2"
+    got, reason = ranking_of(ir, header)
+    assert got == ranking and why in reason, (got, reason)
+
+
+# a self-loop with no exit (what the vectoriser left of PQUIC's xor(), behind a test on masked bits)
+DEAD_SELF_LOOP = """(i16 %0) {
+  %2 = and i16 %0, 7
+  %3 = icmp ugt i16 %2, 8
+  br i1 %3, label %4, label %7
+
+4:
+  %5 = phi i64 [ 0, %1 ], [ %6, %4 ]
+  %6 = add nuw i64 %5, 8
+  br label %4
+
+7:
+  ret i32 0
+}
+"""
+
+
+def test_a_loop_behind_contradictory_conditions_is_never_entered_and_one_that_is_entered_never_passes():
+    assert ranking_of(DEAD_SELF_LOOP, "4") == ("it is never entered",
+                                               "the branch conditions on the way into it contradict each other")
+    # the same loop behind a test that can hold: it runs forever, and no ranking function is found
+    got, why = ranking_of(DEAD_SELF_LOOP.replace("icmp ugt i16 %2, 8", "icmp ult i16 %2, 8"), "4")
+    assert got is None and why == "no candidate of 2 decreases on all 1 path(s) back to the header", why
+
+
+def test_the_ranking_route_gives_up_when_its_budget_is_spent():
+    assert ranking_of(RANKED_IR, budget=0) == (None, "the solver's time budget is spent")
+
+
+def test_the_solver_version_is_recorded_with_the_verdict(tmp_path):
+    got = verdicts(build_example("org.pds.examples.path_sum", tmp_path))
+    assert re.fullmatch(r"z3 \d+\.\d+\.\d+(\.\d+)?", got["termination"].tool_versions["z3"])
+    assert "z3" not in got["bounded"].tool_versions  # bounded asks no solver

@@ -33,7 +33,6 @@ Safety properties, and what provides each:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from pds_log.core.records import ResultRecord, VerifierOutcome
 from pds_log.core.signed_root import ZERO_HASH, TreeHead
 from pds_log.core.strs import SignedStr, TreeHeadV2, head_version, open_any, record_of, sign_any, v2_head
 from pds_log.core.tiles import TilePosition
-from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock
+from pds_log.infra.files import atomic_write_bytes, clear_stale_git_locks, exclusive_lock, sync_new_loose_objects
 from pds_log.infra.resources import template
 
 from . import authority, epochlog, verification
@@ -410,8 +409,9 @@ class EpochJob:
 
     def run(self) -> EpochSummary:
         config = self.config
-        # Objects are written without an fsync each (thousands per big epoch); one os.sync()
-        # before the branch moves makes them durable, and the ref update is fsynced by git.
+        # libgit2 writes objects without an fsync each; before the branch moves, the epoch syncs
+        # the loose objects it wrote (one os.sync() past thousands: infra.files), and git fsyncs
+        # the ref update.
         pygit2.settings.enable_fsync_gitdir(False)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(config.state_dir / "epoch.lock", wait=self.options.wait_lock):
@@ -559,8 +559,10 @@ class EpochJob:
         message = (f"epoch {epoch}\n\nroot {record.root}\npr {record.pr_to}\nsize {record.size}\n"
                    f"added {len(record.added)} updated {len(record.updated)} removed {len(record.removed)} "
                    f"rejected {len(record.rejected)}\n")
+        written_since = time.time_ns()
         commit_id = ctx.log.write_epoch_commit(head, ctx.changes, epoch, self.config.origin, ctx.now, message)
-        os.sync()  # every object of the epoch is on disk before anything points at it
+        # every object of the epoch is on disk before anything points at it
+        sync_new_loose_objects(ctx.log.path, written_since)
         pending = self.config.state_dir / PENDING
         self.pending_doc["commit"] = str(commit_id)
         atomic_write_bytes(pending, json.dumps(self.pending_doc).encode())

@@ -304,7 +304,7 @@ class Auditor:
             record = self._check_record(commit, epoch, signed, changes)
             results = self._check_results(commit, epoch, changes, record, bindings)
             keys = [name_key(n) for n in (*changes.added, *changes.modified, *changes.deleted)]
-            if parent is not None and self._log_layout >= layout.TILES_BY_POSITION > parent_layout:
+            if parent is not None and layout.rewrites_tiles(parent_layout, self._log_layout):
                 self._check_all_tiles(commit, epoch, tree)
             else:
                 self._check_tiles(commit, epoch, tree, keys)
@@ -367,7 +367,7 @@ class Auditor:
             return
         assert parent is not None
         for top in layout.CONTENT_DIRS:
-            if top == "tiles" and self._log_layout >= layout.TILES_BY_POSITION > parent_layout:
+            if top == "tiles" and layout.rewrites_tiles(parent_layout, self._log_layout):
                 continue  # rewritten at their positions, not moved: _check_all_tiles
             for path, oid in self._blobs_under(parent, top):
                 try:
@@ -727,7 +727,7 @@ class Auditor:
         for key in keys:
             level = next(lv for lv in range(MAX_LEVEL + 2) if (lv, tile_prefix(key, lv)) not in tiles)
             if level <= MAX_LEVEL:
-                path = layout.tile_path(level, b"", self._log_layout, tile_prefix(key, level))
+                path = layout.tile_position_path(level, tile_prefix(key, level))
                 if self.read(commit, path) is not None:
                     self.find(epoch, "tiles", f"{path}: a tile where the tree has none")
 

@@ -109,7 +109,13 @@ def _shard_dirs(h: str, layout: int, record: bool) -> str:
     raise FormatError(f"unknown log layout {layout!r}")
 
 
-def _tile_position_path(level: int, prefix: int) -> str:
+def rewrites_tiles(from_layout: int, to_layout: int) -> bool:
+    """A move from `from_layout` to `to_layout` rewrites the tiles at their positions (they
+    cannot move by path: a hash does not say a position)."""
+    return to_layout >= TILES_BY_POSITION > from_layout
+
+
+def tile_position_path(level: int, prefix: int) -> str:
     """Layout 3: the path of the tile at (level, prefix)."""
     if level == 0:
         return f"tiles/0/{ROOT_TILE_NAME}"
@@ -138,7 +144,7 @@ def tile_path(level: int, tile_hash: bytes, layout: int, prefix: int | None = No
     if layout >= TILES_BY_POSITION:
         if prefix is None or not 0 <= level <= 31 or not 0 <= prefix < 1 << (8 * level):
             raise FormatError(f"tile {level}/{tile_hash.hex()[:16]}...: no position in the tree")
-        return _tile_position_path(level, prefix)
+        return tile_position_path(level, prefix)
     h = tile_hash.hex()
     return f"tiles/{level}/{_shard_dirs(h, layout, False)}/{h}"
 
@@ -213,13 +219,13 @@ def parse_sharded_path(path: str, layout: int) -> tuple[str, int | None, str]:
     elif level is not None and layout >= TILES_BY_POSITION:
         stem = file_name
         if level == 0 and stem == ROOT_TILE_NAME:
-            expected = _tile_position_path(0, 0)
+            expected = tile_position_path(0, 0)
         elif level > 0 and re.fullmatch(f"[0-9a-f]{{{2 * level}}}", stem):
-            expected = _tile_position_path(level, int(stem, 16))
+            expected = tile_position_path(level, int(stem, 16))
         else:
             raise FormatError(f"{path}: not a level-{level} tile position (expected "
                               f"{ROOT_TILE_NAME!r} or {2 * level} hex digits)" if level else
-                              f"{path}: the level-0 tile is {_tile_position_path(0, 0)}")
+                              f"{path}: the level-0 tile is {tile_position_path(0, 0)}")
     else:
         if not _HEX64.fullmatch(file_name):
             raise FormatError(f"{path}: file name is not a 64-digit hex hash")

@@ -216,7 +216,7 @@ class EpochContext:
     @property
     def migrating_tiles(self) -> bool:
         """This epoch moves the log to a layout that stores tiles by position."""
-        return (self.head is not None and self.log_layout >= layout.TILES_BY_POSITION > self.head_layout)
+        return self.head is not None and layout.rewrites_tiles(self.head_layout, self.log_layout)
 
     @property
     def last_pr(self) -> str | None:

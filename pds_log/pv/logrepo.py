@@ -80,7 +80,7 @@ class LogRepo:
             except KeyError:
                 continue
             for path, oid in walk_blobs(self.repo, tree_at(self.repo, entry.id), top + "/"):
-                if top == "tiles" and to_layout >= layout.TILES_BY_POSITION > from_layout:
+                if top == "tiles" and layout.rewrites_tiles(from_layout, to_layout):
                     moves[path] = None  # tiles are rewritten at their positions (pv.epoch)
                     continue
                 try:

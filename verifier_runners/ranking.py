@@ -40,12 +40,14 @@ from dataclasses import dataclass, field
 
 import z3
 
+from .ir_text import NAME as _NAME
+from .ir_text import top_level
+
 # ---------------------------------------------------------------------------------- limits
 MAX_PATHS = 256  # paths from the header back to it (or through an inner loop to its exits)
 MAX_CANDIDATES = 64  # ranking functions tried
 SOLVER_BUDGET_SECONDS = 20.0  # per loop, every query together: hostile IR cannot hang the PV
 
-_NAME = r'(?:"(?:[^"\\\n]|\\[0-9A-Fa-f]{2}|\\\\)*"|[-A-Za-z0-9$._]+)'
 _VALUE = re.compile(rf"^%(?P<name>{_NAME})$")
 _METADATA = re.compile(r",\s*!(?:[A-Za-z_][\w.]*)\s+!\d+")
 _LABEL_LINE = re.compile(rf"^(?P<label>{_NAME}):")
@@ -91,16 +93,11 @@ def _width(type_text: str) -> int | None:
 
 
 def _split_top(text: str) -> list[str]:
-    """`text` split at commas outside brackets."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "{[(<":
-            depth += 1
-        elif ch in "}])>":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
+    """`text` split at commas outside brackets (one empty part for an empty text)."""
+    out, start = [], 0
+    for i in top_level(text, ","):
+        out.append(text[start:i].strip())
+        start = i + 1
     out.append(text[start:].strip())
     return out
 

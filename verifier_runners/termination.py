@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +59,8 @@ from pds_log.core.recipe import BuildRecipe, plugin_defines
 
 from . import ebpf
 from .base import ERROR, FAIL, PASS, PluginInput, Verifier, VerifierResult
+from .ir_text import NAME as _NAME
+from .ir_text import top_level
 from .ranking import SOLVER_BUDGET_SECONDS, prove_ranking, z3_version
 from .sandbox import tool_version
 
@@ -68,8 +69,6 @@ from .sandbox import tool_version
 RANKING_BUDGET_SECONDS = 60.0
 
 # ------------------------------------------------------------------ opt's ScalarEvolution output
-# An LLVM name as printed by printAsOperand: bare, or quoted with \XX escapes (never a newline).
-_NAME = r'(?:"(?:[^"\\\n]|\\[0-9A-Fa-f]{2}|\\\\)*"|[-A-Za-z0-9$._]+)'
 _SCEV_FUNCTION = re.compile(rf"^Determining loop execution counts for: @(?P<function>{_NAME})\s*$")
 # Every line printed for a loop starts with "Loop %<header>: " (ScalarEvolution.cpp,
 # PrintLoopInfo); "<multiple exits> " precedes the first when the loop has several exits.
@@ -276,22 +275,10 @@ def nocapture_helpers(kind: str) -> dict[str, NoCapture]:
 _DECLARE = re.compile(rf"^(declare [^\n]*?@(?P<function>{_NAME})\()(?P<params>[^\n]*?)(\)[^\n]*)$", re.M)
 
 
-def _top_level(text: str, sep: str) -> Iterator[int]:
-    """The positions of `sep` in `text` outside any bracket (IR types nest {}, [], (), <>)."""
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch in "{[(<":
-            depth += 1
-        elif ch in "}])>":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            yield i
-
-
 def _split_params(params: str) -> list[str]:
     """A declaration's parameter list split at its top-level commas."""
     out, start = [], 0
-    for i in _top_level(params, ","):
+    for i in top_level(params, ","):
         out.append(params[start:i].strip())
         start = i + 1
     if params.strip():
@@ -305,7 +292,7 @@ _RESULT_OF_CALL = re.compile(
 
 def _split_type(param: str) -> tuple[str, str]:
     """A parameter's type and its attributes: the type ends at the first space outside brackets."""
-    i = next(_top_level(param, " "), None)
+    i = next(top_level(param, " "), None)
     return (param, "") if i is None else (param[:i], param[i + 1:])
 
 

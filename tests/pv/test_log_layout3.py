@@ -146,3 +146,16 @@ def test_the_auditor_names_a_tile_off_its_position(clone):
     assert code == 1
     assert any(f["check"] == "layout" and "tiles/0/rooot" in f["message"] for f in report["findings"])
     assert any(f["check"] == "tiles" and "missing or wrong" in f["message"] for f in report["findings"])
+
+
+def test_publishing_a_log_whose_positioned_tile_is_junk_fails_with_its_path(clone, tmp_path):
+    """A hostile log clone: the file at a tile's position is not a tile. The publisher names the
+    epoch and the file, serves no STR, and does not crash."""
+    (clone / "tiles" / "0" / "root").write_bytes(b"PDT1" + b"\xff" * 5000)
+    run("git", "-C", clone, "add", "-A")
+    run("git", "-C", clone, "commit", "-q", "--amend", "--no-edit")
+    out = tmp_path / "site"
+    result = run(*PDS, "pv", "publish", "--log", clone, "--out", out, "--no-site", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "log epoch 4: tiles/0/root" in result.stderr, result.stderr
+    assert not (out / "latest.note").exists()  # written last: no reader sees an STR whose files are missing
